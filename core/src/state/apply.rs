@@ -1,0 +1,496 @@
+//! Applying a proposal to a shard's records.
+
+use super::kv::{KvRead, Overlay, StateError};
+use super::schema::{self, decode, encode};
+use crate::audit::AuditRecord;
+use crate::command::{Command, CommandOutcome, LinkCommand, Proposal, ProposalOutcome};
+use crate::diff;
+use crate::event::KubeEventRecord;
+use crate::ids;
+use crate::key::ObjectKey;
+use crate::model::{
+    EventSource, EventSpanRecord, LinkRecord, LinkRole, LogRecord, ObjectSpanRecord, PatchRecord,
+    VersionRecord, LINK_CLASS_CHILDREN, LOG_DIFF, LOG_EVENT_MESSAGE, LOG_REAL_ERROR,
+    LOG_REAL_VERBOSE, LOG_SNAPSHOT,
+};
+use crate::owner::controller_owners;
+use crate::version::ObjectVersionRecord;
+use crate::window::Window;
+use serde::Deserialize;
+
+/// Which shard is applying, so that links to objects of the same shard are written
+/// directly and links to other shards go through the outbox.
+#[derive(Clone, Copy, Debug)]
+pub struct ShardContext {
+    /// This shard's number.
+    pub shard: u32,
+    /// Total number of shards (fixed at bootstrap).
+    pub shards: u32,
+}
+
+/// Duration of a Kubernetes Event span, which has no end time of its own.
+const EVENT_SPAN_US: i64 = 1_000_000;
+
+/// Applies every command of `proposal` to `kv` and reports what each did.
+pub fn apply_proposal(
+    kv: &mut Overlay<'_>,
+    ctx: &ShardContext,
+    proposal: &Proposal,
+) -> Result<ProposalOutcome, StateError> {
+    let mut applier = Applier {
+        kv,
+        ctx: *ctx,
+        ttl: proposal.span_ttl_us,
+        outbox_added: 0,
+    };
+    let mut outcomes = Vec::with_capacity(proposal.commands.len());
+    for command in &proposal.commands {
+        outcomes.push(applier.apply(command)?);
+    }
+    Ok(ProposalOutcome {
+        outcomes,
+        outbox_added: applier.outbox_added,
+    })
+}
+
+struct Applier<'k, 'a> {
+    kv: &'k mut Overlay<'a>,
+    ctx: ShardContext,
+    ttl: i64,
+    outbox_added: u32,
+}
+
+/// The parts of an object's JSON the state machine looks at.
+#[derive(Deserialize, Default)]
+struct ObjectHead {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    metadata: HeadMeta,
+}
+
+#[derive(Deserialize, Default)]
+struct HeadMeta {
+    #[serde(default, rename = "resourceVersion")]
+    resource_version: String,
+}
+
+fn head(json: &str) -> ObjectHead {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+/// Whether resourceVersion `a` is older than `b`. Resource versions are opaque strings,
+/// but every real API server uses etcd revisions; when either is not a number they are
+/// treated as unordered (not older).
+fn rv_older(a: &str, b: &str) -> bool {
+    matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(x), Ok(y)) if x < y)
+}
+
+impl Applier<'_, '_> {
+    fn apply(&mut self, command: &Command) -> Result<CommandOutcome, StateError> {
+        match command {
+            Command::Audit(a) => self.audit(a),
+            Command::KubeEvent(e) => self.kube_event(e),
+            Command::ObjectVersion(v) => self.object_version(v),
+            Command::Link(l) => self.link(l),
+            Command::AckOutbox { seq } => {
+                let key = schema::outbox_key(*seq);
+                if self.kv.get(&key)?.is_none() {
+                    return Ok(CommandOutcome::Duplicate);
+                }
+                self.kv.delete(key);
+                Ok(CommandOutcome::Applied)
+            }
+            Command::Expire { before_us, limit } => self.expire(*before_us, *limit),
+        }
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StateError> {
+        self.kv.get(key)?.map(|b| decode(key, &b)).transpose()
+    }
+
+    /// Marks a dedupe id as seen at `time_us`; returns false if it was seen before.
+    fn first_time(&mut self, parts: &[&str], time_us: i64) -> Result<bool, StateError> {
+        let key = schema::dedupe_key(parts);
+        if self.kv.get(&key)?.is_some() {
+            return Ok(false);
+        }
+        self.kv.put(schema::expiry_key(time_us, &key), Vec::new());
+        self.kv.put(key, Vec::new());
+        Ok(true)
+    }
+
+    fn ensure_object_span(
+        &mut self,
+        key: &ObjectKey,
+        version: &str,
+        window: Window,
+    ) -> Result<ObjectSpanRecord, StateError> {
+        let okey = schema::window_prefix(schema::OBJECT, key, window.start_us);
+        if let Some(existing) = self.get::<ObjectSpanRecord>(&okey)? {
+            return Ok(existing);
+        }
+        let record = ObjectSpanRecord {
+            key: key.clone(),
+            version: version.to_string(),
+            window,
+            trace_id: ids::trace_id(key, self.ctx.shard, &window),
+            span_id: ids::span_id(&["object", &key.to_string(), &window.start_us.to_string()]),
+        };
+        self.kv.put(schema::trace_index_key(record.trace_id), okey.clone());
+        self.kv.put(schema::window_index_key(window.start_us, key), Vec::new());
+        self.kv.put(okey, encode(&record));
+        Ok(record)
+    }
+
+    fn put_event(&mut self, key: &ObjectKey, window: Window, span: &EventSpanRecord) {
+        self.kv.put(
+            schema::event_key(key, window.start_us, span.span_id),
+            encode(span),
+        );
+    }
+
+    fn audit(&mut self, a: &AuditRecord) -> Result<CommandOutcome, StateError> {
+        if !self.first_time(&["a", &a.audit_id, &a.stage], a.start_us)? {
+            return Ok(CommandOutcome::Duplicate);
+        }
+        let window = Window::containing(a.start_us, self.ttl);
+        self.ensure_object_span(&a.key, &a.version, window)?;
+        let mut tags = a.tags.clone();
+        let mut logs = Vec::new();
+        let last: Option<VersionRecord> = self.get(&schema::version_key(&a.key))?;
+        // The response is the object itself only when its kind matches what we know of
+        // the object (a `scale` subresource answers with a Scale, a delete often with a
+        // Status).
+        let response = a.response_object.as_deref().and_then(|json| {
+            let h = head(json);
+            let same_kind = last.as_ref().is_none_or(|l| l.kind == h.kind);
+            (h.kind != "Status" && !h.kind.is_empty() && same_kind).then_some((json, h))
+        });
+        if a.response_code >= 300 {
+            logs.extend(a.error_logs.iter().map(|m| log(LOG_REAL_ERROR, m.clone())));
+        } else {
+            match a.verb.as_str() {
+                "create" if a.subresource.is_empty() => {
+                    if let Some((json, h)) = &response {
+                        logs.push(log(LOG_SNAPSHOT, json.to_string()));
+                        self.store_version(&a.key, json, h, false, last.as_ref());
+                    }
+                }
+                "update" | "patch" => {
+                    self.audit_change(a, response.as_ref(), last.as_ref(), &mut tags, &mut logs)?
+                }
+                "delete" if a.subresource.is_empty() => {
+                    let snapshot = match &response {
+                        Some((json, _)) => Some(json.to_string()),
+                        None => last.as_ref().map(|l| l.object_json.clone()),
+                    };
+                    if let Some(snapshot) = snapshot {
+                        logs.push(log(LOG_SNAPSHOT, snapshot.clone()));
+                        let h = head(&snapshot);
+                        self.store_version(&a.key, &snapshot, &h, true, None);
+                        self.kv.put(
+                            schema::expiry_key(a.start_us, &schema::version_key(&a.key)),
+                            Vec::new(),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        let owners_json = response
+            .as_ref()
+            .map(|(json, _)| json.to_string())
+            .or_else(|| last.map(|l| l.object_json));
+        if let Some(json) = owners_json {
+            self.link_owners(&a.key, window, a.start_us, &json)?;
+        }
+        let span = EventSpanRecord {
+            span_id: ids::span_id(&["audit", &a.audit_id, &a.stage]),
+            source: EventSource::Audit,
+            title: a.title.clone(),
+            start_us: a.start_us,
+            end_us: a.end_us.max(a.start_us),
+            version: a.version.clone(),
+            tags,
+            logs,
+        };
+        self.put_event(&a.key, window, &span);
+        Ok(CommandOutcome::Applied)
+    }
+
+    /// Diff (or no-op note) of an update or patch, SPEC 3.5.
+    fn audit_change(
+        &mut self,
+        a: &AuditRecord,
+        response: Option<&(&str, ObjectHead)>,
+        last: Option<&VersionRecord>,
+        tags: &mut Vec<(String, String)>,
+        logs: &mut Vec<LogRecord>,
+    ) -> Result<(), StateError> {
+        let Some((json, h)) = response else {
+            return Ok(());
+        };
+        let rv = h.metadata.resource_version.as_str();
+        if !a.request_rv.is_empty() && rv == a.request_rv {
+            logs.push(log(LOG_REAL_VERBOSE, "No-op update".into()));
+            return Ok(());
+        }
+        if !rv.is_empty() {
+            tags.push(("newResourceVersion".into(), rv.to_string()));
+        }
+        let patch_key = schema::patch_key(&a.key, rv);
+        let lines = match self.get::<PatchRecord>(&patch_key)? {
+            Some(p) => Some(p.lines),
+            None => match last.filter(|l| !rv_older(rv, &l.resource_version) && l.resource_version != rv) {
+                Some(l) => {
+                    let lines = diff_lines(&l.object_json, json);
+                    self.store_patch(&a.key, rv, &lines, a.start_us);
+                    Some(lines)
+                }
+                None => None,
+            },
+        };
+        if let Some(lines) = lines.filter(|l| !l.is_empty()) {
+            logs.push(log(LOG_DIFF, lines));
+        }
+        self.store_version(&a.key, json, h, false, last);
+        Ok(())
+    }
+
+    fn store_patch(&mut self, key: &ObjectKey, rv: &str, lines: &str, time_us: i64) {
+        if rv.is_empty() {
+            return;
+        }
+        let pkey = schema::patch_key(key, rv);
+        self.kv.put(schema::expiry_key(time_us, &pkey), Vec::new());
+        self.kv.put(
+            pkey,
+            encode(&PatchRecord {
+                lines: lines.to_string(),
+                observed_us: time_us,
+            }),
+        );
+    }
+
+    /// Replaces the last known version unless `json` is older than it.
+    fn store_version(
+        &mut self,
+        key: &ObjectKey,
+        json: &str,
+        h: &ObjectHead,
+        deleted: bool,
+        last: Option<&VersionRecord>,
+    ) {
+        if last.is_some_and(|l| rv_older(&h.metadata.resource_version, &l.resource_version)) {
+            return;
+        }
+        let record = VersionRecord {
+            resource_version: h.metadata.resource_version.clone(),
+            kind: h.kind.clone(),
+            object_json: json.to_string(),
+            deleted,
+        };
+        self.kv.put(schema::version_key(key), encode(&record));
+    }
+
+    fn link_owners(
+        &mut self,
+        child: &ObjectKey,
+        window: Window,
+        time_us: i64,
+        json: &str,
+    ) -> Result<(), StateError> {
+        for owner in controller_owners(child, json) {
+            let lkey = schema::link_key(child, window.start_us, &owner.key);
+            if self.kv.get(&lkey)?.is_some() {
+                continue;
+            }
+            self.kv.put(lkey, encode(&link_record(child, window, &owner.key, LinkRole::Parent)));
+            let far = LinkCommand {
+                target: owner.key.clone(),
+                target_version: owner.version.clone(),
+                linked: child.clone(),
+                role: LinkRole::Child,
+                class: LINK_CLASS_CHILDREN.to_string(),
+                time_us,
+            };
+            if ids::shard_of(&owner.key, self.ctx.shards) == self.ctx.shard {
+                self.link(&far)?;
+            } else {
+                self.push_outbox(&far)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn push_outbox(&mut self, command: &LinkCommand) -> Result<(), StateError> {
+        let seq = match self.kv.get(schema::OUTBOX_SEQ_KEY)? {
+            Some(b) => decode::<u64>(schema::OUTBOX_SEQ_KEY, &b)?,
+            None => 0,
+        };
+        self.kv.put(schema::outbox_key(seq), encode(command));
+        self.kv.put(schema::OUTBOX_SEQ_KEY.to_vec(), encode(&(seq + 1)));
+        self.outbox_added += 1;
+        Ok(())
+    }
+
+    fn link(&mut self, l: &LinkCommand) -> Result<CommandOutcome, StateError> {
+        let window = Window::containing(l.time_us, self.ttl);
+        let lkey = schema::link_key(&l.target, window.start_us, &l.linked);
+        if self.kv.get(&lkey)?.is_some() {
+            return Ok(CommandOutcome::Duplicate);
+        }
+        self.ensure_object_span(&l.target, &l.target_version, window)?;
+        let mut record = link_record(&l.target, window, &l.linked, l.role);
+        record.class = l.class.clone();
+        self.kv.put(lkey, encode(&record));
+        Ok(CommandOutcome::Applied)
+    }
+
+    fn kube_event(&mut self, e: &KubeEventRecord) -> Result<CommandOutcome, StateError> {
+        let time = e.time_us.to_string();
+        let id: [&str; 3] = if e.uid.is_empty() {
+            ["k", &e.reason, &time]
+        } else {
+            ["k", &e.uid, &e.resource_version]
+        };
+        if !self.first_time(&id, e.time_us)? {
+            return Ok(CommandOutcome::Duplicate);
+        }
+        let window = Window::containing(e.time_us, self.ttl);
+        self.ensure_object_span(&e.key, &e.version, window)?;
+        let span = EventSpanRecord {
+            span_id: ids::span_id(&id),
+            source: EventSource::Event,
+            title: e.reason.clone(),
+            start_us: e.time_us,
+            end_us: e.time_us + EVENT_SPAN_US,
+            version: e.version.clone(),
+            tags: vec![
+                ("source".into(), e.source.clone()),
+                ("action".into(), e.action.clone()),
+            ],
+            logs: vec![log(LOG_EVENT_MESSAGE, e.message.clone())],
+        };
+        self.put_event(&e.key, window, &span);
+        Ok(CommandOutcome::Applied)
+    }
+
+    fn object_version(&mut self, v: &ObjectVersionRecord) -> Result<CommandOutcome, StateError> {
+        let key_text = v.key.to_string();
+        if !self.first_time(&["v", &key_text, &v.resource_version], v.observed_us)? {
+            return Ok(CommandOutcome::Duplicate);
+        }
+        let last: Option<VersionRecord> = self.get(&schema::version_key(&v.key))?;
+        let h = head(&v.object_json);
+        if let Some(l) = last.as_ref().filter(|l| {
+            !l.deleted && l.kind == h.kind && rv_older(&l.resource_version, &v.resource_version)
+        }) {
+            let patch_key = schema::patch_key(&v.key, &v.resource_version);
+            if self.kv.get(&patch_key)?.is_none() {
+                let lines = diff_lines(&l.object_json, &v.object_json);
+                self.store_patch(&v.key, &v.resource_version, &lines, v.observed_us);
+            }
+        }
+        self.store_version(&v.key, &v.object_json, &h, v.deleted, last.as_ref());
+        Ok(CommandOutcome::Applied)
+    }
+
+    /// Deletes windows that ended before `before_us` and expired markers, at most
+    /// `limit` records; the retention worker repeats until nothing is left.
+    fn expire(&mut self, before_us: i64, limit: u32) -> Result<CommandOutcome, StateError> {
+        let limit = limit as usize;
+        let mut windows = Vec::new();
+        let start = [schema::WINDOW];
+        let mut end = vec![schema::WINDOW];
+        end.extend_from_slice(&schema::time_bytes(before_us.saturating_sub(self.ttl)));
+        self.kv.scan(&start, &end, &mut |k, _| {
+            windows.push(k.to_vec());
+            windows.len() < limit
+        })?;
+        let mut removed = 0u64;
+        for wkey in &windows {
+            let start_us = schema::time_from(&wkey[1..9]);
+            let Some(key) = std::str::from_utf8(&wkey[9..]).ok().and_then(ObjectKey::parse) else {
+                continue;
+            };
+            removed += self.delete_window(&key, start_us)?;
+            self.kv.delete(wkey.clone());
+        }
+        let mut expired = Vec::new();
+        let mut end = vec![schema::EXPIRY];
+        end.extend_from_slice(&schema::time_bytes(before_us));
+        self.kv.scan(&[schema::EXPIRY], &end, &mut |k, _| {
+            expired.push(k.to_vec());
+            expired.len() < limit
+        })?;
+        for ekey in expired {
+            let target = &ekey[9..];
+            let still_deleted = match target.first() {
+                Some(&schema::VERSION) => self
+                    .get::<VersionRecord>(target)?
+                    .is_some_and(|v| v.deleted),
+                _ => true,
+            };
+            if still_deleted {
+                self.kv.delete(target.to_vec());
+            }
+            self.kv.delete(ekey);
+            removed += 1;
+        }
+        Ok(CommandOutcome::Removed(removed))
+    }
+
+    fn delete_window(&mut self, key: &ObjectKey, start_us: i64) -> Result<u64, StateError> {
+        let okey = schema::window_prefix(schema::OBJECT, key, start_us);
+        if let Some(o) = self.get::<ObjectSpanRecord>(&okey)? {
+            self.kv.delete(schema::trace_index_key(o.trace_id));
+        }
+        self.kv.delete(okey);
+        let mut doomed = Vec::new();
+        for kind in [schema::EVENT, schema::LINK] {
+            let prefix = schema::window_prefix(kind, key, start_us);
+            self.kv.scan(&prefix, &schema::prefix_end(&prefix), &mut |k, _| {
+                doomed.push(k.to_vec());
+                true
+            })?;
+        }
+        let n = doomed.len() as u64 + 1;
+        for k in doomed {
+            self.kv.delete(k);
+        }
+        Ok(n)
+    }
+}
+
+fn log(log_type: &str, message: String) -> LogRecord {
+    LogRecord {
+        log_type: log_type.to_string(),
+        message,
+    }
+}
+
+fn link_record(owner_of_trace: &ObjectKey, window: Window, linked: &ObjectKey, role: LinkRole) -> LinkRecord {
+    LinkRecord {
+        span_id: ids::span_id(&[
+            "link",
+            &owner_of_trace.to_string(),
+            &linked.to_string(),
+            &window.start_us.to_string(),
+        ]),
+        linked: linked.clone(),
+        role,
+        class: LINK_CLASS_CHILDREN.to_string(),
+    }
+}
+
+fn diff_lines(old_json: &str, new_json: &str) -> String {
+    match (
+        serde_json::from_str::<serde_json::Value>(old_json),
+        serde_json::from_str::<serde_json::Value>(new_json),
+    ) {
+        (Ok(old), Ok(new)) => diff::render(&diff::compare(&old, &new)),
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,19 @@
+//! The shard state machine: how commands change a shard's records, and how those
+//! records are read back.
+//!
+//! Apply is deterministic: it reads only the shard's own records and the proposal,
+//! derives every ID by hashing, and takes time from the events or the proposal. The
+//! storage behind it is abstract ([`KvRead`]) so the Raft crate can put it on RocksDB
+//! and tests can put it on a map.
+
+mod apply;
+mod kv;
+mod read;
+pub mod schema;
+
+pub use apply::{apply_proposal, ShardContext};
+pub use kv::{KvRead, MemKv, Overlay, StateError, WriteOp};
+pub use read::{find_trace_by_id, find_traces, list_outbox, load_trace, StoredTrace, TraceQuery};
+
+#[cfg(test)]
+mod tests;

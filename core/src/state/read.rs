@@ -1,0 +1,151 @@
+//! Reading stored traces back: by time range and tags, by trace ID, and the outbox.
+
+use super::kv::{KvRead, StateError};
+use super::schema::{self, decode};
+use crate::command::LinkCommand;
+use crate::key::ObjectKey;
+use crate::model::{EventSource, EventSpanRecord, LinkRecord, ObjectSpanRecord};
+
+/// One object's trace in one window, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredTrace {
+    /// The object span.
+    pub object: ObjectSpanRecord,
+    /// Event spans in span-ID order.
+    pub events: Vec<EventSpanRecord>,
+    /// Link spans in linked-key order.
+    pub links: Vec<LinkRecord>,
+}
+
+/// A search over stored traces.
+#[derive(Clone, Debug, Default)]
+pub struct TraceQuery {
+    /// Keep only traces with an event span of this source; `None` keeps all.
+    pub source: Option<EventSource>,
+    /// Identity tags that must match exactly.
+    pub tags: Vec<(String, String)>,
+    /// Range start, microseconds.
+    pub start_us: i64,
+    /// Range end, microseconds.
+    pub end_us: i64,
+    /// Most traces to return, newest windows first.
+    pub limit: usize,
+    /// Longest window length in use, so windows that began before `start_us` but
+    /// overlap it are found.
+    pub max_window_us: i64,
+}
+
+impl TraceQuery {
+    fn matches_key(&self, key: &ObjectKey) -> bool {
+        self.tags
+            .iter()
+            .all(|(t, v)| key.tag(t).is_some_and(|have| have == v))
+    }
+}
+
+/// Loads the trace of `key` in the window starting at `start_us`.
+pub fn load_trace(
+    kv: &dyn KvRead,
+    key: &ObjectKey,
+    start_us: i64,
+) -> Result<Option<StoredTrace>, StateError> {
+    let okey = schema::window_prefix(schema::OBJECT, key, start_us);
+    let Some(bytes) = kv.get(&okey)? else {
+        return Ok(None);
+    };
+    let object: ObjectSpanRecord = decode(&okey, &bytes)?;
+    let events = scan_records(kv, &schema::window_prefix(schema::EVENT, key, start_us))?;
+    let links = scan_records(kv, &schema::window_prefix(schema::LINK, key, start_us))?;
+    Ok(Some(StoredTrace {
+        object,
+        events,
+        links,
+    }))
+}
+
+fn scan_records<T: serde::de::DeserializeOwned>(
+    kv: &dyn KvRead,
+    prefix: &[u8],
+) -> Result<Vec<T>, StateError> {
+    let mut out = Vec::new();
+    let mut err = None;
+    kv.scan(prefix, &schema::prefix_end(prefix), &mut |k, v| match decode(k, v) {
+        Ok(r) => {
+            out.push(r);
+            true
+        }
+        Err(e) => {
+            err = Some(e);
+            false
+        }
+    })?;
+    err.map_or(Ok(out), Err)
+}
+
+/// Finds the trace with the given ID.
+pub fn find_trace_by_id(kv: &dyn KvRead, trace_id: u128) -> Result<Option<StoredTrace>, StateError> {
+    let Some(okey) = kv.get(&schema::trace_index_key(trace_id))? else {
+        return Ok(None);
+    };
+    let Some((key, rest)) = schema::split_object_key(&okey) else {
+        return Ok(None);
+    };
+    if rest.len() < 8 {
+        return Ok(None);
+    }
+    load_trace(kv, &key, schema::time_from(rest))
+}
+
+/// Finds traces whose window overlaps the query range and whose object matches the
+/// tags, newest windows first.
+pub fn find_traces(kv: &dyn KvRead, q: &TraceQuery) -> Result<Vec<StoredTrace>, StateError> {
+    let mut start = vec![schema::WINDOW];
+    start.extend_from_slice(&schema::time_bytes(q.start_us.saturating_sub(q.max_window_us)));
+    let mut end = vec![schema::WINDOW];
+    end.extend_from_slice(&schema::time_bytes(q.end_us.saturating_add(1)));
+    let mut candidates = Vec::new();
+    kv.scan(&start, &end, &mut |k, _| {
+        let start_us = schema::time_from(&k[1..9]);
+        if let Some(key) = std::str::from_utf8(&k[9..]).ok().and_then(ObjectKey::parse) {
+            if q.matches_key(&key) {
+                candidates.push((start_us, key));
+            }
+        }
+        true
+    })?;
+    let mut out = Vec::new();
+    for (start_us, key) in candidates.into_iter().rev() {
+        if out.len() >= q.limit {
+            break;
+        }
+        let Some(trace) = load_trace(kv, &key, start_us)? else {
+            continue;
+        };
+        if !trace.object.window.overlaps(q.start_us, q.end_us) {
+            continue;
+        }
+        if let Some(source) = q.source {
+            if !trace.events.iter().any(|e| e.source == source) {
+                continue;
+            }
+        }
+        out.push(trace);
+    }
+    Ok(out)
+}
+
+/// Up to `limit` undelivered outbox entries, oldest first.
+pub fn list_outbox(kv: &dyn KvRead, limit: usize) -> Result<Vec<(u64, LinkCommand)>, StateError> {
+    let mut out = Vec::new();
+    let mut err = None;
+    kv.scan(&[schema::OUTBOX], &[schema::OUTBOX + 1], &mut |k, v| {
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&k[1..9]);
+        match decode(k, v) {
+            Ok(cmd) => out.push((u64::from_be_bytes(seq), cmd)),
+            Err(e) => err = Some(e),
+        }
+        err.is_none() && out.len() < limit
+    })?;
+    err.map_or(Ok(out), Err)
+}

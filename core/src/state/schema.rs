@@ -1,0 +1,179 @@
+//! Key layout of a shard's records.
+//!
+//! One prefix byte per record kind; object keys are followed by a 0 byte (which no
+//! Kubernetes name contains) so that one object's records sort together; times and
+//! sequence numbers are big-endian so that byte order is time order.
+
+use super::kv::StateError;
+use crate::key::ObjectKey;
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Object span of (object, window).
+pub const OBJECT: u8 = b'o';
+/// Event span under (object, window).
+pub const EVENT: u8 = b'e';
+/// Link span under (object, window).
+pub const LINK: u8 = b'l';
+/// Window index: window start, then object key.
+pub const WINDOW: u8 = b'w';
+/// Trace-ID index to the object span.
+pub const TRACE: u8 = b'i';
+/// Last known version of an object.
+pub const VERSION: u8 = b'v';
+/// Diff keyed by the newer resourceVersion.
+pub const PATCH: u8 = b'p';
+/// Dedupe markers of commands already applied.
+pub const DEDUPE: u8 = b'd';
+/// Expiry index: time, then a key to delete when the time passes the retention.
+pub const EXPIRY: u8 = b't';
+/// Outbox of commands for other shards.
+pub const OUTBOX: u8 = b'x';
+/// Counters.
+pub const META: u8 = b'm';
+
+/// Encodes a signed time so that byte order equals numeric order.
+pub fn time_bytes(t: i64) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// Decodes [`time_bytes`].
+pub fn time_from(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    (u64::from_be_bytes(a) ^ (1 << 63)) as i64
+}
+
+/// `kind | object key | 0`.
+pub fn object_prefix(kind: u8, key: &ObjectKey) -> Vec<u8> {
+    let s = key.to_string();
+    let mut v = Vec::with_capacity(s.len() + 18);
+    v.push(kind);
+    v.extend_from_slice(s.as_bytes());
+    v.push(0);
+    v
+}
+
+/// `kind | object key | 0 | window start`: everything of one object in one window.
+pub fn window_prefix(kind: u8, key: &ObjectKey, start_us: i64) -> Vec<u8> {
+    let mut v = object_prefix(kind, key);
+    v.extend_from_slice(&time_bytes(start_us));
+    v
+}
+
+/// Key of the event span `span_id` in (object, window).
+pub fn event_key(key: &ObjectKey, start_us: i64, span_id: u64) -> Vec<u8> {
+    let mut v = window_prefix(EVENT, key, start_us);
+    v.extend_from_slice(&span_id.to_be_bytes());
+    v
+}
+
+/// Key of the link to `linked` in (object, window).
+pub fn link_key(key: &ObjectKey, start_us: i64, linked: &ObjectKey) -> Vec<u8> {
+    let mut v = window_prefix(LINK, key, start_us);
+    v.extend_from_slice(linked.to_string().as_bytes());
+    v
+}
+
+/// Window index key.
+pub fn window_index_key(start_us: i64, key: &ObjectKey) -> Vec<u8> {
+    let mut v = vec![WINDOW];
+    v.extend_from_slice(&time_bytes(start_us));
+    v.extend_from_slice(key.to_string().as_bytes());
+    v
+}
+
+/// Trace-ID index key.
+pub fn trace_index_key(trace_id: u128) -> Vec<u8> {
+    let mut v = vec![TRACE];
+    v.extend_from_slice(&trace_id.to_be_bytes());
+    v
+}
+
+/// Key of an object's last version.
+pub fn version_key(key: &ObjectKey) -> Vec<u8> {
+    let mut v = object_prefix(VERSION, key);
+    v.pop();
+    v
+}
+
+/// Key of the diff that produced version `rv`.
+pub fn patch_key(key: &ObjectKey, rv: &str) -> Vec<u8> {
+    let mut v = object_prefix(PATCH, key);
+    v.extend_from_slice(rv.as_bytes());
+    v
+}
+
+/// Key of a dedupe marker.
+pub fn dedupe_key(parts: &[&str]) -> Vec<u8> {
+    let mut v = vec![DEDUPE];
+    v.extend_from_slice(parts.join("\0").as_bytes());
+    v
+}
+
+/// Expiry index key: delete `target` once `time_us` is older than the retention.
+pub fn expiry_key(time_us: i64, target: &[u8]) -> Vec<u8> {
+    let mut v = vec![EXPIRY];
+    v.extend_from_slice(&time_bytes(time_us));
+    v.extend_from_slice(target);
+    v
+}
+
+/// Outbox entry key.
+pub fn outbox_key(seq: u64) -> Vec<u8> {
+    let mut v = vec![OUTBOX];
+    v.extend_from_slice(&seq.to_be_bytes());
+    v
+}
+
+/// Key of the next outbox sequence number.
+pub const OUTBOX_SEQ_KEY: &[u8] = b"moutbox_seq";
+
+/// The first key after every key starting with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
+}
+
+/// Serialises a record.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising plain data structs into a Vec cannot fail; postcard only errors on
+    // unsupported serde features (maps with unknown length), which records do not use.
+    postcard::to_stdvec(value).expect("record types are postcard-serialisable")
+}
+
+/// Deserialises a record, naming the key on failure.
+pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StateError> {
+    postcard::from_bytes(bytes).map_err(|e| StateError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Splits `kind | object key | 0 | ...` into the key and the rest.
+pub fn split_object_key(key: &[u8]) -> Option<(ObjectKey, &[u8])> {
+    let zero = key.iter().position(|&b| b == 0)?;
+    let k = ObjectKey::parse(std::str::from_utf8(&key[1..zero]).ok()?)?;
+    Some((k, &key[zero + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_order_is_byte_order() {
+        let ts = [-5i64, 0, 7, 1_700_000_000_000_000];
+        for w in ts.windows(2) {
+            assert!(time_bytes(w[0]) < time_bytes(w[1]));
+        }
+        assert_eq!(time_from(&time_bytes(-5)), -5);
+        assert_eq!(prefix_end(b"ab"), b"ac");
+        assert_eq!(prefix_end(&[1, 0xff]), vec![2]);
+    }
+}

@@ -1,0 +1,49 @@
+//! Watched object versions as commands: the input of watch-based diffs.
+
+use crate::key::ObjectKey;
+use crate::kinds::{group_of_api_version, resource_of_kind, version_of_api_version};
+use serde::{Deserialize, Serialize};
+
+/// One version of an object as a watcher saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectVersionRecord {
+    /// The object.
+    pub key: ObjectKey,
+    /// API version.
+    pub version: String,
+    /// `metadata.resourceVersion`; the dedupe key.
+    pub resource_version: String,
+    /// The object as JSON text.
+    pub object_json: String,
+    /// Whether this is the final (deleted) state.
+    pub deleted: bool,
+    /// When the watcher saw it, microseconds.
+    pub observed_us: i64,
+}
+
+impl ObjectVersionRecord {
+    /// Builds the record from an object's JSON (which must carry `apiVersion`, `kind`,
+    /// `metadata.name` and `metadata.resourceVersion`).
+    pub fn from_json(cluster: &str, json: &str, deleted: bool, observed_us: i64) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        let api_version = v.get("apiVersion")?.as_str()?;
+        let kind = v.get("kind")?.as_str()?;
+        let meta = v.get("metadata")?;
+        let name = meta.get("name")?.as_str()?;
+        let namespace = meta.get("namespace").and_then(|n| n.as_str()).unwrap_or("");
+        Some(Self {
+            key: ObjectKey::new(
+                cluster,
+                group_of_api_version(api_version),
+                resource_of_kind(kind),
+                namespace,
+                name,
+            ),
+            version: version_of_api_version(api_version).to_string(),
+            resource_version: meta.get("resourceVersion")?.as_str()?.to_string(),
+            object_json: json.to_string(),
+            deleted,
+            observed_us,
+        })
+    }
+}
