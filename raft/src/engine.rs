@@ -1,0 +1,175 @@
+//! The storage engine: the only module that talks to RocksDB.
+//!
+//! Everything above sees ordered keys, atomic batches and prefix views, so the RocksDB
+//! binding (Debian's 7.8 through `rocksdb 0.20`, chosen for build time) can change here
+//! alone.
+
+use kelemetry_core::state::{KvRead, StateError};
+use rocksdb::{Options, ReadOptions, WriteBatch, WriteOptions, DB};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A failure of the storage engine.
+#[derive(Debug, thiserror::Error)]
+#[error("rocksdb: {0}")]
+pub struct EngineError(String);
+
+impl EngineError {
+    /// An engine error that did not come from RocksDB itself.
+    pub fn other(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl From<rocksdb::Error> for EngineError {
+    fn from(e: rocksdb::Error) -> Self {
+        Self(e.into_string())
+    }
+}
+
+/// One operation of an atomic batch.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Set a key.
+    Put(Vec<u8>, Vec<u8>),
+    /// Remove a key.
+    Delete(Vec<u8>),
+    /// Remove every key in `[start, end)`.
+    DeleteRange(Vec<u8>, Vec<u8>),
+}
+
+/// A handle to the node's database; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    db: Arc<DB>,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the database in `path`.
+    pub fn open(path: &Path) -> Result<Self, EngineError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.increase_parallelism(2);
+        opts.set_max_background_jobs(2);
+        opts.set_write_buffer_size(64 << 20);
+        // Group commit across threads: concurrent synced writes share one WAL fsync.
+        opts.set_enable_pipelined_write(true);
+        let db = DB::open(&opts, path)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Reads one key.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.db.get(key)?)
+    }
+
+    /// Applies `ops` atomically; with `sync` the call returns only after the WAL is on disk.
+    pub fn write(&self, ops: impl IntoIterator<Item = Op>, sync: bool) -> Result<(), EngineError> {
+        let mut batch = WriteBatch::default();
+        for op in ops {
+            match op {
+                Op::Put(k, v) => batch.put(k, v),
+                Op::Delete(k) => batch.delete(k),
+                Op::DeleteRange(s, e) => batch.delete_range(s, e),
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        Ok(self.db.write_opt(batch, &wo)?)
+    }
+
+    /// Visits keys in `[start, end)` in order until `visit` returns false.
+    pub fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(end.to_vec());
+        let mut it = self.db.raw_iterator_opt(ro);
+        it.seek(start);
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            if !visit(k, v) {
+                return Ok(());
+            }
+            it.next();
+        }
+        Ok(it.status()?)
+    }
+
+    /// The last key in `[start, end)`.
+    pub fn last_key(&self, start: &[u8], end: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, EngineError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(start.to_vec());
+        ro.set_iterate_upper_bound(end.to_vec());
+        let mut it = self.db.raw_iterator_opt(ro);
+        it.seek_to_last();
+        let found = match (it.key(), it.value()) {
+            (Some(k), Some(v)) if it.valid() => Some((k.to_vec(), v.to_vec())),
+            _ => None,
+        };
+        it.status()?;
+        Ok(found)
+    }
+
+    /// Flushes memtables to SST files (used on graceful shutdown).
+    pub fn flush(&self) -> Result<(), EngineError> {
+        Ok(self.db.flush()?)
+    }
+
+    /// A read view of the keys under `prefix`, with the prefix stripped.
+    pub fn view(&self, prefix: Vec<u8>) -> PrefixView {
+        PrefixView {
+            engine: self.clone(),
+            prefix,
+        }
+    }
+}
+
+/// Reads of one key space (a shard's state machine) inside the database.
+#[derive(Clone)]
+pub struct PrefixView {
+    engine: Engine,
+    prefix: Vec<u8>,
+}
+
+impl PrefixView {
+    fn full(&self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.prefix.len() + key.len());
+        k.extend_from_slice(&self.prefix);
+        k.extend_from_slice(key);
+        k
+    }
+
+    /// The batch operation that writes `key` (relative to the prefix).
+    pub fn op(&self, key: Vec<u8>, value: Option<Vec<u8>>) -> Op {
+        match value {
+            Some(v) => Op::Put(self.full(&key), v),
+            None => Op::Delete(self.full(&key)),
+        }
+    }
+}
+
+fn storage(e: EngineError) -> StateError {
+    StateError::Storage(e.0)
+}
+
+impl KvRead for PrefixView {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.engine.get(&self.full(key)).map_err(storage)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StateError> {
+        let n = self.prefix.len();
+        self.engine
+            .scan(&self.full(start), &self.full(end), &mut |k, v| visit(&k[n..], v))
+            .map_err(storage)
+    }
+}

@@ -1,0 +1,66 @@
+//! Key layout of Raft data inside the node's single RocksDB.
+//!
+//! Every key starts with the 4-byte big-endian group id, then a tag byte. The node's own
+//! metadata uses the reserved group `u32::MAX`.
+
+/// A Raft group id: shard `n` is group `n + 1`; 0 is reserved for cluster metadata.
+pub type GroupId = u32;
+
+/// The group of shard `shard`.
+pub fn shard_group(shard: u32) -> GroupId {
+    shard + 1
+}
+
+const LOG: u8 = b'L';
+const VOTE: u8 = b'V';
+const COMMITTED: u8 = b'C';
+const PURGED: u8 = b'P';
+const APPLIED: u8 = b'A';
+const STATE: u8 = b'S';
+const NODE_GROUP: u32 = u32::MAX;
+
+fn tagged(group: GroupId, tag: u8) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(&group.to_be_bytes());
+    v.push(tag);
+    v
+}
+
+/// Key of log entry `index`.
+pub fn log(group: GroupId, index: u64) -> Vec<u8> {
+    let mut v = tagged(group, LOG);
+    v.extend_from_slice(&index.to_be_bytes());
+    v
+}
+
+/// Key of the saved vote.
+pub fn vote(group: GroupId) -> Vec<u8> {
+    tagged(group, VOTE)
+}
+
+/// Key of the saved committed log id.
+pub fn committed(group: GroupId) -> Vec<u8> {
+    tagged(group, COMMITTED)
+}
+
+/// Key of the last purged log id.
+pub fn purged(group: GroupId) -> Vec<u8> {
+    tagged(group, PURGED)
+}
+
+/// Key of the state machine's applied log id and membership.
+pub fn applied(group: GroupId) -> Vec<u8> {
+    tagged(group, APPLIED)
+}
+
+/// Prefix of the state machine's records.
+pub fn state_prefix(group: GroupId) -> Vec<u8> {
+    tagged(group, STATE)
+}
+
+/// Key of a node-level setting.
+pub fn node_meta(name: &str) -> Vec<u8> {
+    let mut v = tagged(NODE_GROUP, b'M');
+    v.extend_from_slice(name.as_bytes());
+    v
+}

@@ -1,0 +1,184 @@
+//! openraft log storage for one group, in the shared RocksDB.
+
+use crate::engine::{Engine, EngineError, Op};
+use crate::keys::{self, GroupId};
+use crate::types::{NodeId, TypeConfig};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{Entry, LogId, RaftLogReader, StorageError, StorageIOError, Vote};
+use serde::{de::DeserializeOwned, Serialize};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+
+/// The Raft log, vote and commit index of one group.
+#[derive(Clone)]
+pub struct LogStore {
+    engine: Engine,
+    group: GroupId,
+}
+
+fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    // Raft's own types are plain serde data; postcard only fails on unsupported serde
+    // features, which they do not use.
+    postcard::to_stdvec(v).expect("openraft types are postcard-serialisable")
+}
+
+fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, StorageError<NodeId>> {
+    postcard::from_bytes(b).map_err(|e| StorageIOError::read_logs(&e).into())
+}
+
+fn read_err(e: EngineError) -> StorageError<NodeId> {
+    StorageIOError::read_logs(&e).into()
+}
+
+fn write_err(e: EngineError) -> StorageError<NodeId> {
+    StorageIOError::write_logs(&e).into()
+}
+
+impl LogStore {
+    /// The log store of `group`.
+    pub fn new(engine: Engine, group: GroupId) -> Self {
+        Self { engine, group }
+    }
+
+    fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
+        self.engine.get(key).map_err(read_err)?.map(|b| dec(&b)).transpose()
+    }
+
+    /// Writes synchronously on a blocking thread, so that an fsync never stalls the
+    /// async runtime.
+    async fn write_sync(&self, ops: Vec<Op>) -> Result<(), EngineError> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.write(ops, true))
+            .await
+            .map_err(|e| EngineError::from_join(&e))?
+    }
+}
+
+impl EngineError {
+    fn from_join(e: &tokio::task::JoinError) -> Self {
+        Self::other(format!("write task failed: {e}"))
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&e) => keys::log(self.group, e.saturating_add(1)),
+            Bound::Excluded(&e) => keys::log(self.group, e),
+            Bound::Unbounded => keys::log(self.group, u64::MAX),
+        };
+        let mut out = Vec::new();
+        let mut err = None;
+        self.engine
+            .scan(&keys::log(self.group, start), &end, &mut |_, v| match dec(v) {
+                Ok(e) => {
+                    out.push(e);
+                    true
+                }
+                Err(e) => {
+                    err = Some(e);
+                    false
+                }
+            })
+            .map_err(read_err)?;
+        err.map_or(Ok(out), Err)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
+        let last_purged: Option<LogId<NodeId>> = self.read(&keys::purged(self.group))?;
+        let last = self
+            .engine
+            .last_key(&keys::log(self.group, 0), &keys::log(self.group, u64::MAX))
+            .map_err(read_err)?;
+        let last_log_id = match last {
+            Some((_, v)) => Some(dec::<Entry<TypeConfig>>(&v)?.log_id),
+            None => last_purged,
+        };
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.write_sync(vec![Op::Put(keys::vote(self.group), enc(vote))])
+            .await
+            .map_err(|e| StorageIOError::write_vote(&e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        self.read(&keys::vote(self.group))
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeId>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        self.engine
+            .write([Op::Put(keys::committed(self.group), enc(&committed))], false)
+            .map_err(write_err)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        Ok(self.read::<Option<LogId<NodeId>>>(&keys::committed(self.group))?.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let ops: Vec<Op> = entries
+            .into_iter()
+            .map(|e| Op::Put(keys::log(self.group, e.log_id.index), enc(&e)))
+            .collect();
+        let result = self.write_sync(ops).await;
+        let io = result
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| std::io::Error::other(e.to_string()));
+        callback.log_io_completed(io);
+        result.map_err(write_err)
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.write_sync(vec![Op::DeleteRange(
+            keys::log(self.group, log_id.index),
+            keys::log(self.group, u64::MAX),
+        )])
+        .await
+        .map_err(write_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.write_sync(vec![
+            Op::Put(keys::purged(self.group), enc(&log_id)),
+            Op::DeleteRange(
+                keys::log(self.group, 0),
+                keys::log(self.group, log_id.index + 1),
+            ),
+        ])
+        .await
+        .map_err(write_err)
+    }
+}

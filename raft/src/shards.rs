@@ -1,0 +1,245 @@
+//! The set of shard groups a node runs, opened over one engine.
+
+use crate::engine::{Engine, EngineError, PrefixView};
+use crate::keys::{self, GroupId};
+use crate::log_store::LogStore;
+use crate::network::SingleNodeNetwork;
+use crate::state_machine::ShardStateMachine;
+use crate::types::{NodeId, TypeConfig};
+use kelemetry_core::state::ShardContext;
+use kelemetry_core::{Proposal, ProposalOutcome};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of the node's Raft groups.
+#[derive(Clone, Debug)]
+pub struct RaftSettings {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// Address peers use to reach this node.
+    pub advertise_addr: String,
+    /// Number of shards; fixed when the data directory is first initialised.
+    pub shards: u32,
+}
+
+/// Why the shard set could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardSetError {
+    /// The storage engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// `--shards` differs from the count the data directory was created with.
+    #[error("--shards {requested} does not match the {stored} shards this data directory was initialised with; start with --shards {stored} or use a new --data-dir")]
+    ShardCountMismatch {
+        /// Count stored at initialisation.
+        stored: u32,
+        /// Count asked for now.
+        requested: u32,
+    },
+    /// openraft refused the configuration or failed to start.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Why a proposal was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    /// This node does not lead the shard; retry at the leader.
+    #[error("not the leader of shard {shard} (leader: {leader:?})")]
+    NotLeader {
+        /// The shard.
+        shard: u32,
+        /// The current leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// The group stopped (shutdown or a storage failure).
+    #[error("shard {shard} is unavailable: {message}")]
+    Unavailable {
+        /// The shard.
+        shard: u32,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// One shard's Raft group on this node.
+#[derive(Clone)]
+pub struct ShardRaft {
+    shard: u32,
+    node_id: NodeId,
+    raft: Raft<TypeConfig>,
+    view: PrefixView,
+}
+
+impl ShardRaft {
+    /// The shard number.
+    pub fn shard(&self) -> u32 {
+        self.shard
+    }
+
+    /// Replicates and applies a proposal; returns once it is committed and applied.
+    pub async fn propose(&self, proposal: Proposal) -> Result<ProposalOutcome, ProposeError> {
+        match self.raft.client_write(proposal).await {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    shard: self.shard,
+                    leader: f.leader_id,
+                })
+            }
+            Err(e) => Err(ProposeError::Unavailable {
+                shard: self.shard,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Whether this node currently leads the shard.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.node_id)
+    }
+
+    /// Whether the shard has a known leader.
+    pub fn has_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader.is_some()
+    }
+
+    /// Reads of the shard's applied state.
+    pub fn reader(&self) -> &PrefixView {
+        &self.view
+    }
+}
+
+/// Every shard group of this node.
+pub struct ShardSet {
+    shards: Vec<ShardRaft>,
+    engine: Engine,
+}
+
+const SHARD_COUNT_KEY: &str = "shards";
+
+fn raft_config(shard: u32) -> Result<Arc<Config>, ShardSetError> {
+    let config = Config {
+        cluster_name: format!("kelemetry-shard-{shard}"),
+        heartbeat_interval: 250,
+        election_timeout_min: 750,
+        election_timeout_max: 1500,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(5_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        ..Default::default()
+    };
+    config
+        .validate()
+        .map(Arc::new)
+        .map_err(|e| ShardSetError::Raft(e.to_string()))
+}
+
+impl ShardSet {
+    /// Opens every shard group, initialising a fresh data directory with this node as
+    /// the single voter of each group.
+    pub async fn open(engine: Engine, settings: &RaftSettings) -> Result<Self, ShardSetError> {
+        let count_key = keys::node_meta(SHARD_COUNT_KEY);
+        match engine.get(&count_key)? {
+            Some(b) if b.len() == 4 => {
+                let stored = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                if stored != settings.shards {
+                    return Err(ShardSetError::ShardCountMismatch {
+                        stored,
+                        requested: settings.shards,
+                    });
+                }
+            }
+            _ => engine.write(
+                [crate::engine::Op::Put(count_key, settings.shards.to_be_bytes().to_vec())],
+                true,
+            )?,
+        }
+        let mut shards = Vec::with_capacity(settings.shards as usize);
+        for shard in 0..settings.shards {
+            shards.push(Self::open_shard(&engine, settings, shard).await?);
+        }
+        Ok(Self { shards, engine })
+    }
+
+    async fn open_shard(
+        engine: &Engine,
+        settings: &RaftSettings,
+        shard: u32,
+    ) -> Result<ShardRaft, ShardSetError> {
+        let group: GroupId = keys::shard_group(shard);
+        let ctx = ShardContext {
+            shard,
+            shards: settings.shards,
+        };
+        let raft = Raft::new(
+            settings.node_id,
+            raft_config(shard)?,
+            SingleNodeNetwork,
+            LogStore::new(engine.clone(), group),
+            ShardStateMachine::new(engine.clone(), group, ctx),
+        )
+        .await
+        .map_err(|e| ShardSetError::Raft(e.to_string()))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| ShardSetError::Raft(e.to_string()))?;
+        if !initialized {
+            let members = BTreeMap::from([(
+                settings.node_id,
+                BasicNode::new(settings.advertise_addr.clone()),
+            )]);
+            raft.initialize(members)
+                .await
+                .map_err(|e| ShardSetError::Raft(e.to_string()))?;
+        }
+        Ok(ShardRaft {
+            shard,
+            node_id: settings.node_id,
+            raft,
+            view: engine.view(keys::state_prefix(group)),
+        })
+    }
+
+    /// The group of shard `shard`.
+    pub fn shard(&self, shard: u32) -> &ShardRaft {
+        &self.shards[shard as usize]
+    }
+
+    /// All groups, in shard order.
+    pub fn iter(&self) -> impl Iterator<Item = &ShardRaft> {
+        self.shards.iter()
+    }
+
+    /// Number of shards.
+    pub fn count(&self) -> u32 {
+        self.shards.len() as u32
+    }
+
+    /// Waits until every shard has a leader or `timeout` passes; returns whether all do.
+    pub async fn wait_for_leaders(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.shards.iter().all(ShardRaft::has_leader) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops every group and flushes the engine.
+    pub async fn shutdown(&self) -> Result<(), EngineError> {
+        for s in &self.shards {
+            if let Err(e) = s.raft.shutdown().await {
+                tracing::warn!(shard = s.shard, error = %e, "raft shutdown failed");
+            }
+        }
+        self.engine.flush()
+    }
+}

@@ -1,0 +1,192 @@
+//! openraft state machine of one shard: applies proposals through the core state
+//! machine and commits their writes together with the applied log id.
+
+use crate::engine::{Engine, EngineError, Op, PrefixView};
+use crate::keys::{self, GroupId};
+use crate::types::{NodeId, TypeConfig};
+use kelemetry_core::state::{apply_proposal, KvRead, Overlay, ShardContext};
+use kelemetry_core::ProposalOutcome;
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+
+/// What the state machine has applied, stored atomically with the data it produced.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct AppliedState {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+}
+
+/// Snapshot payload: every state record of the shard.
+#[derive(Serialize, Deserialize)]
+struct SnapshotData {
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The state machine of one shard group.
+pub struct ShardStateMachine {
+    engine: Engine,
+    group: GroupId,
+    ctx: ShardContext,
+}
+
+fn sm_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(&e).into()
+}
+
+impl ShardStateMachine {
+    /// The state machine of `ctx.shard`, stored under `group`.
+    pub fn new(engine: Engine, group: GroupId, ctx: ShardContext) -> Self {
+        Self { engine, group, ctx }
+    }
+
+    fn view(&self) -> PrefixView {
+        self.engine.view(keys::state_prefix(self.group))
+    }
+
+    fn applied(&self) -> Result<AppliedState, StorageError<NodeId>> {
+        match self.engine.get(&keys::applied(self.group)).map_err(sm_err)? {
+            Some(b) => postcard::from_bytes(&b).map_err(sm_err),
+            None => Ok(AppliedState::default()),
+        }
+    }
+
+    fn snapshot_now(&self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        let applied = self.applied()?;
+        let mut records = Vec::new();
+        self.view()
+            .scan(&[], &[0xff; 8], &mut |k, v| {
+                records.push((k.to_vec(), v.to_vec()));
+                true
+            })
+            .map_err(sm_err)?;
+        let data = postcard::to_stdvec(&SnapshotData { records }).map_err(sm_err)?;
+        let snapshot_id = match applied.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, self.group),
+            None => format!("empty-{}", self.group),
+        };
+        Ok(Snapshot {
+            meta: SnapshotMeta {
+                last_log_id: applied.last_applied,
+                last_membership: applied.membership,
+                snapshot_id,
+            },
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+/// Applies entries and commits their writes plus the new applied state in one batch.
+/// Runs on a blocking thread: it reads and writes RocksDB.
+fn apply_entries(
+    engine: &Engine,
+    group: GroupId,
+    ctx: &ShardContext,
+    mut applied: AppliedState,
+    entries: Vec<Entry<TypeConfig>>,
+) -> Result<Vec<ProposalOutcome>, EngineError> {
+    let view = engine.view(keys::state_prefix(group));
+    let mut overlay = Overlay::new(&view);
+    let mut responses = Vec::with_capacity(entries.len());
+    for entry in entries {
+        applied.last_applied = Some(entry.log_id);
+        match entry.payload {
+            EntryPayload::Blank => responses.push(ProposalOutcome::default()),
+            EntryPayload::Normal(proposal) => responses.push(
+                apply_proposal(&mut overlay, ctx, &proposal)
+                    .map_err(|e| EngineError::other(e.to_string()))?,
+            ),
+            EntryPayload::Membership(m) => {
+                applied.membership = StoredMembership::new(Some(entry.log_id), m);
+                responses.push(ProposalOutcome::default());
+            }
+        }
+    }
+    let mut ops: Vec<Op> = overlay
+        .into_writes()
+        .into_iter()
+        .map(|(k, v)| view.op(k, v))
+        .collect();
+    let applied_bytes = postcard::to_stdvec(&applied).map_err(|e| EngineError::other(e.to_string()))?;
+    ops.push(Op::Put(keys::applied(group), applied_bytes));
+    // Not synced: the log is durable, and on restart openraft re-applies every committed
+    // entry after `last_applied`, which is written in the same atomic batch.
+    engine.write(ops, false)?;
+    Ok(responses)
+}
+
+impl RaftStateMachine<TypeConfig> for ShardStateMachine {
+    type SnapshotBuilder = BuiltSnapshot;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
+        let a = self.applied()?;
+        Ok((a.last_applied, a.membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ProposalOutcome>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<_> = entries.into_iter().collect();
+        let applied = self.applied()?;
+        let (engine, group, ctx) = (self.engine.clone(), self.group, self.ctx);
+        tokio::task::spawn_blocking(move || apply_entries(&engine, group, &ctx, applied, entries))
+            .await
+            .map_err(sm_err)?
+            .map_err(sm_err)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // The builder runs concurrently with later applies, so the data is captured now,
+        // while apply cannot run (both take `&mut self`).
+        BuiltSnapshot(self.snapshot_now())
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let data: SnapshotData = postcard::from_bytes(snapshot.get_ref()).map_err(sm_err)?;
+        let prefix = keys::state_prefix(self.group);
+        let view = self.view();
+        let mut ops = vec![Op::DeleteRange(prefix.clone(), kelemetry_core::state::schema::prefix_end(&prefix))];
+        ops.extend(data.records.into_iter().map(|(k, v)| view.op(k, Some(v))));
+        let applied = AppliedState {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        ops.push(Op::Put(keys::applied(self.group), postcard::to_stdvec(&applied).map_err(sm_err)?));
+        self.engine.write(ops, true).map_err(sm_err)
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        self.snapshot_now().map(Some)
+    }
+}
+
+/// A snapshot captured when the builder was requested.
+pub struct BuiltSnapshot(Result<Snapshot<TypeConfig>, StorageError<NodeId>>);
+
+impl RaftSnapshotBuilder<TypeConfig> for BuiltSnapshot {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        match &self.0 {
+            Ok(s) => Ok(Snapshot {
+                meta: s.meta.clone(),
+                snapshot: Box::new(Cursor::new(s.snapshot.get_ref().clone())),
+            }),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
