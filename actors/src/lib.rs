@@ -1,1 +1,13 @@
-//! placeholder
+//! The actors of a node: one shard actor per shard (group commit into Raft), the
+//! outbox worker that delivers cross-shard links, and the retention worker; plus the
+//! ingest router that sends each command to its shard's actor.
+
+pub mod metrics;
+mod outbox;
+mod pipeline;
+mod retention;
+mod router;
+mod shard;
+
+pub use pipeline::{Pipeline, PipelineSettings};
+pub use router::{IngestRouter, SubmitError};

@@ -1,0 +1,64 @@
+//! Prometheus metrics of the write path (registered in the default registry).
+
+use prometheus::{register_histogram, register_int_counter_vec, register_int_gauge_vec, Histogram, IntCounterVec, IntGaugeVec};
+use std::sync::LazyLock;
+
+/// Time from proposing a batch to its commit and apply.
+pub static COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "kelemetry_commit_duration_seconds",
+        "Time from proposing a batch to a shard's Raft group until it is committed and applied.",
+        vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]
+    )
+    .expect("metric names are unique")
+});
+
+/// Commands per proposed batch.
+pub static BATCH_COMMANDS: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "kelemetry_proposal_batch_commands",
+        "Commands carried by one Raft proposal (group commit batch size).",
+        vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0]
+    )
+    .expect("metric names are unique")
+});
+
+/// Commands waiting in each shard actor.
+pub static QUEUE_DEPTH: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "kelemetry_shard_queue_depth",
+        "Commands waiting in a shard actor to be proposed.",
+        &["shard"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Submissions refused because a shard queue was full.
+pub static REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "kelemetry_shard_rejected_total",
+        "Submissions a shard actor refused, by reason.",
+        &["reason"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Outbox entries delivered to their target shard.
+pub static OUTBOX_DELIVERED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "kelemetry_outbox_delivered_total",
+        "Cross-shard link commands delivered from an outbox, by result.",
+        &["result"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Records removed by retention.
+pub static RETENTION_REMOVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "kelemetry_retention_removed_total",
+        "Records deleted because they are older than the retention.",
+        &["shard"]
+    )
+    .expect("metric names are unique")
+});

@@ -1,0 +1,123 @@
+//! Delivers cross-shard link commands from each led shard's outbox to their target
+//! shards, and acknowledges them on the source shard once the target committed.
+//!
+//! Entries live in replicated shard state, so a crash or leader change loses none:
+//! the next leader finds them and delivers again, and the link command is idempotent.
+
+use crate::metrics;
+use crate::router::IngestRouter;
+use kelemetry_core::state::list_outbox;
+use kelemetry_core::Command;
+use kelemetry_raft::ShardSet;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Entries read from an outbox per round.
+const ROUND: usize = 256;
+
+/// Messages of the outbox worker.
+pub enum OutboxMsg {
+    /// A commit on this shard added outbox entries.
+    Kick(u32),
+    /// Periodic sweep of every led shard (catches entries left by a previous leader).
+    Tick,
+    /// A delivery round finished (internal).
+    Done,
+}
+
+/// Start-up arguments.
+pub struct OutboxArgs {
+    /// The node's shard groups.
+    pub shards: Arc<ShardSet>,
+    /// Where link commands are submitted.
+    pub router: IngestRouter,
+}
+
+/// The actor.
+pub struct OutboxActor;
+
+/// State of the outbox worker.
+pub struct OutboxState {
+    shards: Arc<ShardSet>,
+    router: IngestRouter,
+    dirty: BTreeSet<u32>,
+    running: bool,
+}
+
+impl Actor for OutboxActor {
+    type Msg = OutboxMsg;
+    type State = OutboxState;
+    type Arguments = OutboxArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<OutboxMsg>,
+        args: OutboxArgs,
+    ) -> Result<OutboxState, ActorProcessingErr> {
+        Ok(OutboxState {
+            shards: args.shards,
+            router: args.router,
+            dirty: BTreeSet::new(),
+            running: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<OutboxMsg>,
+        message: OutboxMsg,
+        state: &mut OutboxState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            OutboxMsg::Kick(shard) => {
+                state.dirty.insert(shard);
+            }
+            OutboxMsg::Tick => state.dirty.extend(state.shards.iter().filter(|s| s.is_leader()).map(|s| s.shard())),
+            OutboxMsg::Done => state.running = false,
+        }
+        if !state.running && !state.dirty.is_empty() {
+            state.running = true;
+            let work = std::mem::take(&mut state.dirty);
+            let (shards, router) = (state.shards.clone(), state.router.clone());
+            tokio::spawn(async move {
+                for shard in work {
+                    deliver(&shards, &router, shard).await;
+                }
+                let _ = myself.cast(OutboxMsg::Done);
+            });
+        }
+        Ok(())
+    }
+}
+
+async fn deliver(shards: &ShardSet, router: &IngestRouter, shard: u32) {
+    let source = shards.shard(shard);
+    loop {
+        if !source.is_leader() {
+            return;
+        }
+        let entries = match list_outbox(source.reader(), ROUND) {
+            Ok(e) if e.is_empty() => return,
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(shard, error = %e, "cannot read outbox");
+                return;
+            }
+        };
+        let (seqs, links): (Vec<u64>, Vec<Command>) =
+            entries.into_iter().map(|(seq, l)| (seq, Command::Link(l))).unzip();
+        let n = links.len() as u64;
+        if let Err(e) = router.submit(links).await {
+            metrics::OUTBOX_DELIVERED.with_label_values(&["retry"]).inc_by(n);
+            tracing::warn!(shard, error = %e, "outbox delivery failed; will retry");
+            return;
+        }
+        let acks = seqs.into_iter().map(|seq| Command::AckOutbox { seq }).collect();
+        if let Err(e) = router.submit_to_shard(shard, acks).await {
+            tracing::warn!(shard, error = %e, "outbox acknowledgement failed; will redeliver");
+            return;
+        }
+        metrics::OUTBOX_DELIVERED.with_label_values(&["delivered"]).inc_by(n);
+    }
+}

@@ -1,0 +1,133 @@
+//! Starts and stops every actor of a node's write path.
+
+use crate::outbox::{OutboxActor, OutboxArgs, OutboxMsg};
+use crate::retention::{RetentionActor, RetentionArgs, RetentionMsg};
+use crate::router::IngestRouter;
+use crate::shard::{ShardActor, ShardArgs, ShardLimits};
+use kelemetry_raft::ShardSet;
+use ractor::{Actor, ActorRef, SpawnErr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Tunables of the write path.
+#[derive(Clone, Debug)]
+pub struct PipelineSettings {
+    /// Window length (span TTL).
+    pub span_ttl: Duration,
+    /// How long data is kept.
+    pub retention: Duration,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+    /// How often every outbox is swept.
+    pub outbox_interval: Duration,
+    /// Commands a shard may queue before refusing more.
+    pub max_queued_commands: usize,
+    /// Commands per proposal.
+    pub max_batch_commands: usize,
+    /// Proposals per shard being committed at once.
+    pub max_in_flight: usize,
+    /// How long a submission may wait for its commit.
+    pub submit_timeout: Duration,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        Self {
+            span_ttl: Duration::from_secs(30 * 60),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            retention_interval: Duration::from_secs(60),
+            outbox_interval: Duration::from_secs(1),
+            max_queued_commands: 20_000,
+            max_batch_commands: 2_000,
+            max_in_flight: 2,
+            submit_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The running actors.
+pub struct Pipeline {
+    router: IngestRouter,
+    shard_actors: Vec<(ActorRef<crate::shard::ShardMsg>, JoinHandle<()>)>,
+    outbox: (ActorRef<OutboxMsg>, JoinHandle<()>),
+    retention: (ActorRef<RetentionMsg>, JoinHandle<()>),
+}
+
+impl Pipeline {
+    /// Spawns one actor per shard, the outbox worker and the retention worker.
+    pub async fn start(shards: Arc<ShardSet>, settings: &PipelineSettings) -> Result<Self, SpawnErr> {
+        let limits = ShardLimits {
+            max_queued_commands: settings.max_queued_commands,
+            max_batch_commands: settings.max_batch_commands,
+            max_in_flight: settings.max_in_flight.max(1),
+            span_ttl_us: settings.span_ttl.as_micros() as i64,
+        };
+        let outbox_ref: Arc<OnceLock<ActorRef<OutboxMsg>>> = Arc::new(OnceLock::new());
+        let mut shard_actors = Vec::new();
+        for raft in shards.iter() {
+            let kick = outbox_ref.clone();
+            let args = ShardArgs {
+                raft: raft.clone(),
+                limits,
+                on_outbox: Box::new(move |shard| {
+                    if let Some(o) = kick.get() {
+                        let _ = o.cast(OutboxMsg::Kick(shard));
+                    }
+                }),
+            };
+            shard_actors.push(Actor::spawn(None, ShardActor, args).await?);
+        }
+        let router = IngestRouter::new(
+            shard_actors.iter().map(|(a, _)| a.clone()).collect(),
+            settings.submit_timeout,
+        );
+        let outbox = Actor::spawn(
+            None,
+            OutboxActor,
+            OutboxArgs {
+                shards: shards.clone(),
+                router: router.clone(),
+            },
+        )
+        .await?;
+        let _ = outbox_ref.set(outbox.0.clone());
+        outbox.0.send_interval(settings.outbox_interval, || OutboxMsg::Tick);
+        let retention = Actor::spawn(
+            None,
+            RetentionActor,
+            RetentionArgs {
+                shards,
+                router: router.clone(),
+                retention: settings.retention,
+            },
+        )
+        .await?;
+        retention.0.send_interval(settings.retention_interval, || RetentionMsg::Tick);
+        Ok(Self {
+            router,
+            shard_actors,
+            outbox,
+            retention,
+        })
+    }
+
+    /// The router that submits commands to the shard actors.
+    pub fn router(&self) -> IngestRouter {
+        self.router.clone()
+    }
+
+    /// Stops the workers, then the shard actors after their queued work is handled.
+    pub async fn stop(self) {
+        let (outbox, outbox_done) = self.outbox;
+        let (retention, retention_done) = self.retention;
+        outbox.stop(None);
+        retention.stop(None);
+        let _ = outbox_done.await;
+        let _ = retention_done.await;
+        for (actor, handle) in self.shard_actors {
+            actor.drain().ok();
+            let _ = handle.await;
+        }
+    }
+}

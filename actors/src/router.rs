@@ -1,0 +1,137 @@
+//! Sends commands to the shard actors that own them and gathers the outcomes.
+//!
+//! Routing is a pure function of the object key (jump hash over the fixed shard
+//! count), so the router holds no state beyond the actor references and is a plain
+//! cloneable value rather than an actor: an actor would serialise every request
+//! through one mailbox for nothing.
+
+use crate::shard::ShardMsg;
+use kelemetry_core::ids::shard_of;
+use kelemetry_core::{Command, CommandOutcome};
+use ractor::concurrency::{oneshot, OneshotReceiver};
+use ractor::{ActorRef, RpcReplyPort};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a submission was not (wholly) committed. Every variant is retryable: a retry of
+/// the same commands is deduplicated by the state machine.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SubmitError {
+    /// A shard queue is full; back off and retry.
+    #[error("shard {shard} is overloaded ({queued} commands queued)")]
+    Overloaded {
+        /// The shard.
+        shard: u32,
+        /// Its queue depth.
+        queued: usize,
+    },
+    /// A shard cannot commit right now (no leader, shutting down, storage failure).
+    #[error("shard {shard} is unavailable: {message}")]
+    Unavailable {
+        /// The shard.
+        shard: u32,
+        /// Why.
+        message: String,
+    },
+    /// The commit did not finish within the deadline; it may still complete.
+    #[error("timed out waiting for shard {shard} to commit")]
+    Timeout {
+        /// The shard.
+        shard: u32,
+    },
+}
+
+/// Cloneable handle that routes commands to shard actors.
+#[derive(Clone)]
+pub struct IngestRouter {
+    shards: Arc<Vec<ActorRef<ShardMsg>>>,
+    timeout: Duration,
+}
+
+type Reply = Result<Vec<CommandOutcome>, SubmitError>;
+
+impl IngestRouter {
+    pub(crate) fn new(shards: Vec<ActorRef<ShardMsg>>, timeout: Duration) -> Self {
+        Self {
+            shards: Arc::new(shards),
+            timeout,
+        }
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> u32 {
+        self.shards.len() as u32
+    }
+
+    /// Commits object-scoped commands, each on its object's shard, and returns their
+    /// outcomes in input order. Returns only after every shard has committed its part.
+    ///
+    /// # Panics
+    /// If a command has no routing key (maintenance commands go through
+    /// [`IngestRouter::submit_to_shard`]).
+    pub async fn submit(&self, commands: Vec<Command>) -> Reply {
+        let n = self.shard_count();
+        let mut groups: Vec<(Vec<usize>, Vec<Command>)> = vec![(Vec::new(), Vec::new()); n as usize];
+        let total = commands.len();
+        for (i, c) in commands.into_iter().enumerate() {
+            let key = c
+                .routing_key()
+                .expect("submit takes object-scoped commands only");
+            let g = &mut groups[shard_of(key, n) as usize];
+            g.0.push(i);
+            g.1.push(c);
+        }
+        let mut waits = Vec::new();
+        for (shard, (positions, cmds)) in groups.into_iter().enumerate() {
+            if cmds.is_empty() {
+                continue;
+            }
+            let rx = self.send(shard as u32, cmds)?;
+            waits.push((shard as u32, positions, rx));
+        }
+        let mut outcomes = vec![CommandOutcome::Duplicate; total];
+        let mut first_error = None;
+        for (shard, positions, rx) in waits {
+            match self.wait(shard, rx).await {
+                Ok(outs) => {
+                    for (p, o) in positions.into_iter().zip(outs) {
+                        outcomes[p] = o;
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(outcomes), Err)
+    }
+
+    /// Commits commands on one given shard.
+    pub async fn submit_to_shard(&self, shard: u32, commands: Vec<Command>) -> Reply {
+        let rx = self.send(shard, commands)?;
+        self.wait(shard, rx).await
+    }
+
+    fn send(&self, shard: u32, commands: Vec<Command>) -> Result<OneshotReceiver<Reply>, SubmitError> {
+        let (tx, rx) = oneshot();
+        let reply: RpcReplyPort<Reply> = tx.into();
+        self.shards[shard as usize]
+            .cast(ShardMsg::Submit { commands, reply })
+            .map_err(|e| SubmitError::Unavailable {
+                shard,
+                message: format!("shard actor stopped: {e}"),
+            })?;
+        Ok(rx)
+    }
+
+    async fn wait(&self, shard: u32, rx: OneshotReceiver<Reply>) -> Reply {
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(SubmitError::Unavailable {
+                shard,
+                message: "shard actor dropped the request".into(),
+            }),
+            Err(_) => Err(SubmitError::Timeout { shard }),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! One actor per shard: queues submissions and proposes them to the shard's Raft group
+//! in batches (group commit), so throughput does not depend on one fsync per event.
+//!
+//! While `max_in_flight` proposals are being committed, new submissions wait in a
+//! bounded queue; when a proposal finishes, everything queued (up to
+//! `max_batch_commands`) goes out as the next one. A full queue is refused at once
+//! with [`SubmitError::Overloaded`] instead of growing.
+
+use crate::metrics;
+use crate::router::SubmitError;
+use kelemetry_core::{Command, CommandOutcome, Proposal};
+use kelemetry_raft::{ProposeError, ShardRaft};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// Limits of one shard actor.
+#[derive(Clone, Copy, Debug)]
+pub struct ShardLimits {
+    /// Most commands queued before submissions are refused.
+    pub max_queued_commands: usize,
+    /// Most commands in one proposal.
+    pub max_batch_commands: usize,
+    /// Most proposals being committed at once.
+    pub max_in_flight: usize,
+    /// Window length put into every proposal.
+    pub span_ttl_us: i64,
+}
+
+/// Messages of a shard actor.
+pub enum ShardMsg {
+    /// Commit these commands and reply with their outcomes.
+    Submit {
+        /// Commands, all owned by this shard.
+        commands: Vec<Command>,
+        /// Where the outcomes go.
+        reply: RpcReplyPort<Result<Vec<CommandOutcome>, SubmitError>>,
+    },
+    /// A proposal finished (internal).
+    Finished,
+}
+
+/// Something to notify when a commit added outbox entries.
+pub type OutboxKick = Box<dyn Fn(u32) + Send + Sync>;
+
+/// Start-up arguments.
+pub struct ShardArgs {
+    /// The shard's Raft group.
+    pub raft: ShardRaft,
+    /// Limits.
+    pub limits: ShardLimits,
+    /// Called with the shard number after a commit that added outbox entries.
+    pub on_outbox: OutboxKick,
+}
+
+/// The actor.
+pub struct ShardActor;
+
+struct Waiting {
+    commands: Vec<Command>,
+    reply: RpcReplyPort<Result<Vec<CommandOutcome>, SubmitError>>,
+}
+
+/// State of a shard actor.
+pub struct ShardState {
+    raft: ShardRaft,
+    limits: ShardLimits,
+    on_outbox: std::sync::Arc<OutboxKick>,
+    queue: VecDeque<Waiting>,
+    queued_commands: usize,
+    in_flight: usize,
+    depth: prometheus::IntGauge,
+}
+
+impl Actor for ShardActor {
+    type Msg = ShardMsg;
+    type State = ShardState;
+    type Arguments = ShardArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ShardMsg>,
+        args: ShardArgs,
+    ) -> Result<ShardState, ActorProcessingErr> {
+        let depth = metrics::QUEUE_DEPTH.with_label_values(&[&args.raft.shard().to_string()]);
+        depth.set(0);
+        Ok(ShardState {
+            raft: args.raft,
+            limits: args.limits,
+            on_outbox: std::sync::Arc::new(args.on_outbox),
+            queue: VecDeque::new(),
+            queued_commands: 0,
+            in_flight: 0,
+            depth,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ShardMsg>,
+        message: ShardMsg,
+        state: &mut ShardState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ShardMsg::Submit { commands, reply } => {
+                if state.queued_commands + commands.len() > state.limits.max_queued_commands {
+                    metrics::REJECTED.with_label_values(&["overloaded"]).inc();
+                    let _ = reply.send(Err(SubmitError::Overloaded {
+                        shard: state.raft.shard(),
+                        queued: state.queued_commands,
+                    }));
+                    return Ok(());
+                }
+                state.queued_commands += commands.len();
+                state.queue.push_back(Waiting { commands, reply });
+            }
+            ShardMsg::Finished => state.in_flight -= 1,
+        }
+        flush(&myself, state);
+        state.depth.set(state.queued_commands as i64);
+        Ok(())
+    }
+}
+
+/// Starts proposals while there is queued work and room in flight.
+fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
+    while state.in_flight < state.limits.max_in_flight && !state.queue.is_empty() {
+        let mut batch = Vec::new();
+        let mut commands = Vec::new();
+        while let Some(w) = state.queue.front() {
+            if !commands.is_empty() && commands.len() + w.commands.len() > state.limits.max_batch_commands {
+                break;
+            }
+            let Some(w) = state.queue.pop_front() else { break };
+            batch.push((w.commands.len(), w.reply));
+            commands.extend(w.commands);
+        }
+        state.queued_commands -= commands.len();
+        state.in_flight += 1;
+        metrics::BATCH_COMMANDS.observe(commands.len() as f64);
+        let proposal = Proposal {
+            span_ttl_us: state.limits.span_ttl_us,
+            now_us: now_us(),
+            commands,
+        };
+        let raft = state.raft.clone();
+        let me = myself.clone();
+        let on_outbox = state.on_outbox.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = raft.propose(proposal).await;
+            metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
+            match result {
+                Ok(outcome) => {
+                    if outcome.outbox_added > 0 {
+                        on_outbox(raft.shard());
+                    }
+                    let mut outcomes = outcome.outcomes.into_iter();
+                    for (n, reply) in batch {
+                        let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
+                    }
+                }
+                Err(e) => {
+                    let err = match e {
+                        ProposeError::NotLeader { shard, leader } => SubmitError::Unavailable {
+                            shard,
+                            message: format!("this node is not the shard leader (leader: {leader:?})"),
+                        },
+                        ProposeError::Unavailable { shard, message } => {
+                            SubmitError::Unavailable { shard, message }
+                        }
+                    };
+                    metrics::REJECTED.with_label_values(&["unavailable"]).inc();
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                }
+            }
+            let _ = me.cast(ShardMsg::Finished);
+        });
+    }
+}
+
+/// Wall clock in microseconds; read by the proposer, never by apply.
+pub(crate) fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}

@@ -1,0 +1,131 @@
+//! The write path on real RocksDB: group commit under concurrency, cross-shard links
+//! through the outbox, and refusal when a shard queue is full.
+
+use kelemetry_actors::{Pipeline, PipelineSettings, SubmitError};
+use kelemetry_core::audit::AuditRecord;
+use kelemetry_core::ids::shard_of;
+use kelemetry_core::model::LinkRole;
+use kelemetry_core::state::{load_trace, list_outbox};
+use kelemetry_core::window::Window;
+use kelemetry_core::{Command, CommandOutcome, ObjectKey};
+use kelemetry_raft::{Engine, RaftSettings, ShardSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+const T: i64 = 1_700_000_000_000_000;
+
+async fn shard_set(dir: &std::path::Path, shards: u32) -> Arc<ShardSet> {
+    let settings = RaftSettings { node_id: 1, advertise_addr: "127.0.0.1:7070".into(), shards };
+    let set = ShardSet::open(Engine::open(dir).unwrap(), &settings).await.unwrap();
+    assert!(set.wait_for_leaders(Duration::from_secs(10)).await);
+    Arc::new(set)
+}
+
+fn create(key: ObjectKey, id: &str, response: Option<String>) -> Command {
+    Command::Audit(AuditRecord {
+        key,
+        version: "v1".into(),
+        audit_id: id.into(),
+        stage: "ResponseComplete".into(),
+        verb: "create".into(),
+        subresource: String::new(),
+        title: "u create".into(),
+        start_us: T,
+        end_us: T,
+        tags: vec![],
+        request_rv: String::new(),
+        response_code: 201,
+        error_logs: vec![],
+        response_object: response,
+    })
+}
+
+fn pod(name: &str) -> ObjectKey {
+    ObjectKey::new("c", "", "pods", "ns", name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submissions_commit_and_links_cross_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = shard_set(dir.path(), 8).await;
+    let settings = PipelineSettings { outbox_interval: Duration::from_millis(50), ..Default::default() };
+    let pipeline = Pipeline::start(shards.clone(), &settings).await.unwrap();
+    let router = pipeline.router();
+
+    let mut tasks = Vec::new();
+    for c in 0..16 {
+        let router = router.clone();
+        tasks.push(tokio::spawn(async move {
+            let cmds = (0..50).map(|i| create(pod(&format!("p{c}-{i}")), &format!("{c}-{i}"), None)).collect();
+            router.submit(cmds).await
+        }));
+    }
+    for t in tasks {
+        let out = t.await.unwrap().unwrap();
+        assert_eq!(out.len(), 50);
+        assert!(out.iter().all(|o| *o == CommandOutcome::Applied));
+    }
+
+    // A ReplicaSet owning pods on other shards: the owner's side arrives via outboxes.
+    let rs = ObjectKey::new("c", "apps", "replicasets", "ns", "rs");
+    let owned: Vec<_> = (0..12)
+        .map(|i| {
+            let json = serde_json::json!({"kind": "Pod", "metadata": {"name": format!("owned-{i}"), "resourceVersion": "1",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "controller": true}]}});
+            create(pod(&format!("owned-{i}")), &format!("o{i}"), Some(json.to_string()))
+        })
+        .collect();
+    assert!(owned.iter().any(|c| shard_of(c.routing_key().unwrap(), 8) != shard_of(&rs, 8)));
+    router.submit(owned).await.unwrap();
+    let rs_shard = shards.shard(shard_of(&rs, 8));
+    let window = Window::containing(T, settings.span_ttl.as_micros() as i64);
+    let mut links = 0;
+    for _ in 0..200 {
+        links = load_trace(rs_shard.reader(), &rs, window.start_us).unwrap().map_or(0, |t| {
+            assert!(t.links.iter().all(|l| l.role == LinkRole::Child));
+            t.links.len()
+        });
+        if links == 12 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(links, 12, "every child link reached the owner's shard");
+    for _ in 0..100 {
+        if shards.iter().all(|s| list_outbox(s.reader(), 1).unwrap().is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(shards.iter().all(|s| list_outbox(s.reader(), 1).unwrap().is_empty()), "outboxes acknowledged");
+    pipeline.stop().await;
+    shards.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_refused_not_grown() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = shard_set(dir.path(), 1).await;
+    let settings = PipelineSettings { max_queued_commands: 10, max_in_flight: 1, ..Default::default() };
+    let pipeline = Pipeline::start(shards.clone(), &settings).await.unwrap();
+    let router = pipeline.router();
+    let mut tasks = Vec::new();
+    for c in 0..40 {
+        let router = router.clone();
+        tasks.push(tokio::spawn(async move {
+            router.submit((0..8).map(|i| create(pod(&format!("q{c}-{i}")), &format!("q{c}-{i}"), None)).collect()).await
+        }));
+    }
+    let mut ok = 0;
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(SubmitError::Overloaded { .. }) => refused += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(ok >= 1 && refused >= 1, "ok {ok} refused {refused}");
+    pipeline.stop().await;
+    shards.shutdown().await.unwrap();
+}
