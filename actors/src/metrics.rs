@@ -1,6 +1,9 @@
 //! Prometheus metrics of the write path (registered in the default registry).
 
-use prometheus::{register_histogram, register_int_counter_vec, register_int_gauge_vec, Histogram, IntCounterVec, IntGaugeVec};
+use prometheus::{
+    register_histogram, register_int_counter_vec, register_int_gauge_vec, Histogram, IntCounterVec,
+    IntGaugeVec,
+};
 use std::sync::LazyLock;
 
 /// Time from proposing a batch to its commit and apply.

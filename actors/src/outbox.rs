@@ -73,7 +73,13 @@ impl Actor for OutboxActor {
             OutboxMsg::Kick(shard) => {
                 state.dirty.insert(shard);
             }
-            OutboxMsg::Tick => state.dirty.extend(state.shards.iter().filter(|s| s.is_leader()).map(|s| s.shard())),
+            OutboxMsg::Tick => state.dirty.extend(
+                state
+                    .shards
+                    .iter()
+                    .filter(|s| s.is_leader())
+                    .map(|s| s.shard()),
+            ),
             OutboxMsg::Done => state.running = false,
         }
         if !state.running && !state.dirty.is_empty() {
@@ -105,19 +111,28 @@ async fn deliver(shards: &ShardSet, router: &IngestRouter, shard: u32) {
                 return;
             }
         };
-        let (seqs, links): (Vec<u64>, Vec<Command>) =
-            entries.into_iter().map(|(seq, l)| (seq, Command::Link(l))).unzip();
+        let (seqs, links): (Vec<u64>, Vec<Command>) = entries
+            .into_iter()
+            .map(|(seq, l)| (seq, Command::Link(l)))
+            .unzip();
         let n = links.len() as u64;
         if let Err(e) = router.submit(links).await {
-            metrics::OUTBOX_DELIVERED.with_label_values(&["retry"]).inc_by(n);
+            metrics::OUTBOX_DELIVERED
+                .with_label_values(&["retry"])
+                .inc_by(n);
             tracing::warn!(shard, error = %e, "outbox delivery failed; will retry");
             return;
         }
-        let acks = seqs.into_iter().map(|seq| Command::AckOutbox { seq }).collect();
+        let acks = seqs
+            .into_iter()
+            .map(|seq| Command::AckOutbox { seq })
+            .collect();
         if let Err(e) = router.submit_to_shard(shard, acks).await {
             tracing::warn!(shard, error = %e, "outbox acknowledgement failed; will redeliver");
             return;
         }
-        metrics::OUTBOX_DELIVERED.with_label_values(&["delivered"]).inc_by(n);
+        metrics::OUTBOX_DELIVERED
+            .with_label_values(&["delivered"])
+            .inc_by(n);
     }
 }

@@ -56,7 +56,10 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Spawns one actor per shard, the outbox worker and the retention worker.
-    pub async fn start(shards: Arc<ShardSet>, settings: &PipelineSettings) -> Result<Self, SpawnErr> {
+    pub async fn start(
+        shards: Arc<ShardSet>,
+        settings: &PipelineSettings,
+    ) -> Result<Self, SpawnErr> {
         let limits = ShardLimits {
             max_queued_commands: settings.max_queued_commands,
             max_batch_commands: settings.max_batch_commands,
@@ -92,7 +95,9 @@ impl Pipeline {
         )
         .await?;
         let _ = outbox_ref.set(outbox.0.clone());
-        outbox.0.send_interval(settings.outbox_interval, || OutboxMsg::Tick);
+        outbox
+            .0
+            .send_interval(settings.outbox_interval, || OutboxMsg::Tick);
         let retention = Actor::spawn(
             None,
             RetentionActor,
@@ -103,7 +108,9 @@ impl Pipeline {
             },
         )
         .await?;
-        retention.0.send_interval(settings.retention_interval, || RetentionMsg::Tick);
+        retention
+            .0
+            .send_interval(settings.retention_interval, || RetentionMsg::Tick);
         Ok(Self {
             router,
             shard_actors,

@@ -83,13 +83,23 @@ impl Actor for RetentionActor {
 
 async fn sweep(args: &RetentionArgs) {
     let before_us = now_us() - args.retention.as_micros() as i64;
-    for shard in args.shards.iter().filter(|s| s.is_leader()).map(|s| s.shard()) {
+    for shard in args
+        .shards
+        .iter()
+        .filter(|s| s.is_leader())
+        .map(|s| s.shard())
+    {
         loop {
             let expire = Command::Expire {
                 before_us,
                 limit: EXPIRE_STEP,
             };
-            match args.router.submit_to_shard(shard, vec![expire]).await.as_deref() {
+            match args
+                .router
+                .submit_to_shard(shard, vec![expire])
+                .await
+                .as_deref()
+            {
                 Ok([CommandOutcome::Removed(0)]) => break,
                 Ok([CommandOutcome::Removed(n)]) => {
                     metrics::RETENTION_REMOVED

@@ -71,7 +71,8 @@ impl IngestRouter {
     /// [`IngestRouter::submit_to_shard`]).
     pub async fn submit(&self, commands: Vec<Command>) -> Reply {
         let n = self.shard_count();
-        let mut groups: Vec<(Vec<usize>, Vec<Command>)> = vec![(Vec::new(), Vec::new()); n as usize];
+        let mut groups: Vec<(Vec<usize>, Vec<Command>)> =
+            vec![(Vec::new(), Vec::new()); n as usize];
         let total = commands.len();
         for (i, c) in commands.into_iter().enumerate() {
             let key = c
@@ -112,7 +113,11 @@ impl IngestRouter {
         self.wait(shard, rx).await
     }
 
-    fn send(&self, shard: u32, commands: Vec<Command>) -> Result<OneshotReceiver<Reply>, SubmitError> {
+    fn send(
+        &self,
+        shard: u32,
+        commands: Vec<Command>,
+    ) -> Result<OneshotReceiver<Reply>, SubmitError> {
         let (tx, rx) = oneshot();
         let reply: RpcReplyPort<Reply> = tx.into();
         self.shards[shard as usize]

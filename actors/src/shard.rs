@@ -128,10 +128,14 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
         let mut batch = Vec::new();
         let mut commands = Vec::new();
         while let Some(w) = state.queue.front() {
-            if !commands.is_empty() && commands.len() + w.commands.len() > state.limits.max_batch_commands {
+            if !commands.is_empty()
+                && commands.len() + w.commands.len() > state.limits.max_batch_commands
+            {
                 break;
             }
-            let Some(w) = state.queue.pop_front() else { break };
+            let Some(w) = state.queue.pop_front() else {
+                break;
+            };
             batch.push((w.commands.len(), w.reply));
             commands.extend(w.commands);
         }
@@ -164,7 +168,9 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
                     let err = match e {
                         ProposeError::NotLeader { shard, leader } => SubmitError::Unavailable {
                             shard,
-                            message: format!("this node is not the shard leader (leader: {leader:?})"),
+                            message: format!(
+                                "this node is not the shard leader (leader: {leader:?})"
+                            ),
                         },
                         ProposeError::Unavailable { shard, message } => {
                             SubmitError::Unavailable { shard, message }

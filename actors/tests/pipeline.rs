@@ -5,7 +5,7 @@ use kelemetry_actors::{Pipeline, PipelineSettings, SubmitError};
 use kelemetry_core::audit::AuditRecord;
 use kelemetry_core::ids::shard_of;
 use kelemetry_core::model::LinkRole;
-use kelemetry_core::state::{load_trace, list_outbox};
+use kelemetry_core::state::{list_outbox, load_trace};
 use kelemetry_core::window::Window;
 use kelemetry_core::{Command, CommandOutcome, ObjectKey};
 use kelemetry_raft::{Engine, RaftSettings, ShardSet};
@@ -15,8 +15,14 @@ use std::time::Duration;
 const T: i64 = 1_700_000_000_000_000;
 
 async fn shard_set(dir: &std::path::Path, shards: u32) -> Arc<ShardSet> {
-    let settings = RaftSettings { node_id: 1, advertise_addr: "127.0.0.1:7070".into(), shards };
-    let set = ShardSet::open(Engine::open(dir).unwrap(), &settings).await.unwrap();
+    let settings = RaftSettings {
+        node_id: 1,
+        advertise_addr: "127.0.0.1:7070".into(),
+        shards,
+    };
+    let set = ShardSet::open(Engine::open(dir).unwrap(), &settings)
+        .await
+        .unwrap();
     assert!(set.wait_for_leaders(Duration::from_secs(10)).await);
     Arc::new(set)
 }
@@ -48,7 +54,10 @@ fn pod(name: &str) -> ObjectKey {
 async fn concurrent_submissions_commit_and_links_cross_shards() {
     let dir = tempfile::tempdir().unwrap();
     let shards = shard_set(dir.path(), 8).await;
-    let settings = PipelineSettings { outbox_interval: Duration::from_millis(50), ..Default::default() };
+    let settings = PipelineSettings {
+        outbox_interval: Duration::from_millis(50),
+        ..Default::default()
+    };
     let pipeline = Pipeline::start(shards.clone(), &settings).await.unwrap();
     let router = pipeline.router();
 
@@ -56,7 +65,9 @@ async fn concurrent_submissions_commit_and_links_cross_shards() {
     for c in 0..16 {
         let router = router.clone();
         tasks.push(tokio::spawn(async move {
-            let cmds = (0..50).map(|i| create(pod(&format!("p{c}-{i}")), &format!("{c}-{i}"), None)).collect();
+            let cmds = (0..50)
+                .map(|i| create(pod(&format!("p{c}-{i}")), &format!("{c}-{i}"), None))
+                .collect();
             router.submit(cmds).await
         }));
     }
@@ -75,16 +86,20 @@ async fn concurrent_submissions_commit_and_links_cross_shards() {
             create(pod(&format!("owned-{i}")), &format!("o{i}"), Some(json.to_string()))
         })
         .collect();
-    assert!(owned.iter().any(|c| shard_of(c.routing_key().unwrap(), 8) != shard_of(&rs, 8)));
+    assert!(owned
+        .iter()
+        .any(|c| shard_of(c.routing_key().unwrap(), 8) != shard_of(&rs, 8)));
     router.submit(owned).await.unwrap();
     let rs_shard = shards.shard(shard_of(&rs, 8));
     let window = Window::containing(T, settings.span_ttl.as_micros() as i64);
     let mut links = 0;
     for _ in 0..200 {
-        links = load_trace(rs_shard.reader(), &rs, window.start_us).unwrap().map_or(0, |t| {
-            assert!(t.links.iter().all(|l| l.role == LinkRole::Child));
-            t.links.len()
-        });
+        links = load_trace(rs_shard.reader(), &rs, window.start_us)
+            .unwrap()
+            .map_or(0, |t| {
+                assert!(t.links.iter().all(|l| l.role == LinkRole::Child));
+                t.links.len()
+            });
         if links == 12 {
             break;
         }
@@ -92,12 +107,20 @@ async fn concurrent_submissions_commit_and_links_cross_shards() {
     }
     assert_eq!(links, 12, "every child link reached the owner's shard");
     for _ in 0..100 {
-        if shards.iter().all(|s| list_outbox(s.reader(), 1).unwrap().is_empty()) {
+        if shards
+            .iter()
+            .all(|s| list_outbox(s.reader(), 1).unwrap().is_empty())
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert!(shards.iter().all(|s| list_outbox(s.reader(), 1).unwrap().is_empty()), "outboxes acknowledged");
+    assert!(
+        shards
+            .iter()
+            .all(|s| list_outbox(s.reader(), 1).unwrap().is_empty()),
+        "outboxes acknowledged"
+    );
     pipeline.stop().await;
     shards.shutdown().await.unwrap();
 }
@@ -106,14 +129,24 @@ async fn concurrent_submissions_commit_and_links_cross_shards() {
 async fn a_full_queue_is_refused_not_grown() {
     let dir = tempfile::tempdir().unwrap();
     let shards = shard_set(dir.path(), 1).await;
-    let settings = PipelineSettings { max_queued_commands: 10, max_in_flight: 1, ..Default::default() };
+    let settings = PipelineSettings {
+        max_queued_commands: 10,
+        max_in_flight: 1,
+        ..Default::default()
+    };
     let pipeline = Pipeline::start(shards.clone(), &settings).await.unwrap();
     let router = pipeline.router();
     let mut tasks = Vec::new();
     for c in 0..40 {
         let router = router.clone();
         tasks.push(tokio::spawn(async move {
-            router.submit((0..8).map(|i| create(pod(&format!("q{c}-{i}")), &format!("q{c}-{i}"), None)).collect()).await
+            router
+                .submit(
+                    (0..8)
+                        .map(|i| create(pod(&format!("q{c}-{i}")), &format!("q{c}-{i}"), None))
+                        .collect(),
+                )
+                .await
         }));
     }
     let mut ok = 0;

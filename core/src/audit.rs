@@ -214,11 +214,7 @@ fn check_api_version(
     }
 }
 
-fn parse_item(
-    i: usize,
-    text: &str,
-    ctx: &AuditContext<'_>,
-) -> Result<AuditItem, AuditParseError> {
+fn parse_item(i: usize, text: &str, ctx: &AuditContext<'_>) -> Result<AuditItem, AuditParseError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let ev: RawAuditEvent<'_> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -229,7 +225,11 @@ fn parse_item(
         };
         AuditParseError::new(Some(i), field, e.into_inner().to_string())
     })?;
-    check_api_version(ev.api_version.as_deref(), Some(i), &format!("items[{i}].apiVersion"))?;
+    check_api_version(
+        ev.api_version.as_deref(),
+        Some(i),
+        &format!("items[{i}].apiVersion"),
+    )?;
     if let Some(kind) = ev.kind.as_deref() {
         if kind != "Event" {
             return Err(AuditParseError::new(
@@ -241,8 +241,11 @@ fn parse_item(
     }
     let field = |f: &str| format!("items[{i}].{f}");
     let start_us = match (&ev.request_received_timestamp, &ev.timestamp) {
-        (Some(t), _) => parse_time(t).map_err(|m| AuditParseError::new(Some(i), field("requestReceivedTimestamp"), m))?,
-        (None, Some(t)) => parse_time(t).map_err(|m| AuditParseError::new(Some(i), field("timestamp"), m))?,
+        (Some(t), _) => parse_time(t)
+            .map_err(|m| AuditParseError::new(Some(i), field("requestReceivedTimestamp"), m))?,
+        (None, Some(t)) => {
+            parse_time(t).map_err(|m| AuditParseError::new(Some(i), field("timestamp"), m))?
+        }
         (None, None) => {
             return Err(AuditParseError::new(
                 Some(i),
@@ -252,11 +255,17 @@ fn parse_item(
         }
     };
     let end_us = match &ev.stage_timestamp {
-        Some(t) => parse_time(t).map_err(|m| AuditParseError::new(Some(i), field("stageTimestamp"), m))?,
+        Some(t) => {
+            parse_time(t).map_err(|m| AuditParseError::new(Some(i), field("stageTimestamp"), m))?
+        }
         None => start_us,
     };
     if ev.audit_id.is_empty() {
-        return Err(AuditParseError::new(Some(i), field("auditID"), "must not be empty"));
+        return Err(AuditParseError::new(
+            Some(i),
+            field("auditID"),
+            "must not be empty",
+        ));
     }
     if !TRACED_VERBS.contains(&ev.verb.as_str()) {
         return Ok(AuditItem::Filtered(FilterReason::Verb));
@@ -269,7 +278,10 @@ fn parse_item(
     };
     let response_object = ev.response_object.map(|r| r.get().to_string());
     let name = if oref.name.is_empty() {
-        response_object.as_deref().and_then(name_from_object).unwrap_or_default()
+        response_object
+            .as_deref()
+            .and_then(name_from_object)
+            .unwrap_or_default()
     } else {
         oref.name.clone()
     };
@@ -367,7 +379,11 @@ fn build_record(
 fn error_messages(s: &Status) -> Vec<String> {
     let mut out = vec![format!("{}: {}", s.reason, s.message)];
     if let Some(d) = &s.details {
-        out.extend(d.causes.iter().map(|c| format!("{}: {}", c.cause_type, c.message)));
+        out.extend(
+            d.causes
+                .iter()
+                .map(|c| format!("{}: {}", c.cause_type, c.message)),
+        );
     }
     out
 }
@@ -463,13 +479,23 @@ mod tests {
     #[test]
     fn failed_status_update_has_title_tags_and_errors() {
         let items = parse(vec![event(json!({}))]).unwrap();
-        let AuditItem::Accepted(r) = &items[0] else { panic!("{items:?}") };
+        let AuditItem::Accepted(r) = &items[0] else {
+            panic!("{items:?}")
+        };
         assert_eq!(r.title, "alice update status (Conflict)");
         assert_eq!(r.key.to_string(), "c1/apps/deployments/default/demo");
         assert_eq!(r.end_us - r.start_us, 100_000);
-        assert!(r.tags.contains(&("proxy".into(), "[5.6.7.8 9.9.9.9]".into())));
+        assert!(r
+            .tags
+            .contains(&("proxy".into(), "[5.6.7.8 9.9.9.9]".into())));
         assert!(r.tags.contains(&("sourceIP".into(), "1.2.3.4".into())));
-        assert_eq!(r.error_logs, vec!["Conflict: the object has been modified", "FieldValueInvalid: bad"]);
+        assert_eq!(
+            r.error_logs,
+            vec![
+                "Conflict: the object has been modified",
+                "FieldValueInvalid: bad"
+            ]
+        );
     }
 
     #[test]
@@ -480,7 +506,9 @@ mod tests {
             "responseObject": {"kind": "Pod", "metadata": {"name": "web-x7k2p", "generateName": "web-"}}
         }))])
         .unwrap();
-        let AuditItem::Accepted(r) = &items[0] else { panic!() };
+        let AuditItem::Accepted(r) = &items[0] else {
+            panic!()
+        };
         assert_eq!(r.title, "bob create");
         assert_eq!(r.key.name, "web-x7k2p");
         assert!(r.response_object.as_deref().unwrap().contains("web-x7k2p"));
@@ -504,13 +532,22 @@ mod tests {
             .collect();
         assert_eq!(
             reasons,
-            vec![FilterReason::Verb, FilterReason::Stage, FilterReason::Type, FilterReason::NoObject]
+            vec![
+                FilterReason::Verb,
+                FilterReason::Stage,
+                FilterReason::Type,
+                FilterReason::NoObject
+            ]
         );
     }
 
     #[test]
     fn malformed_items_name_index_and_field() {
-        let err = parse(vec![event(json!({})), event(json!({"stageTimestamp": "yesterday"}))]).unwrap_err();
+        let err = parse(vec![
+            event(json!({})),
+            event(json!({"stageTimestamp": "yesterday"})),
+        ])
+        .unwrap_err();
         assert_eq!(err.item, Some(1));
         assert_eq!(err.field, "items[1].stageTimestamp");
         let err = parse(vec![event(json!({"objectRef": {"resource": 5}}))]).unwrap_err();

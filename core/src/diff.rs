@@ -76,13 +76,20 @@ fn push_field(path: &mut String, field: &str) {
 pub fn render(diffs: &[DiffEntry]) -> String {
     let mut s = String::new();
     for d in diffs {
-        let _ = writeln!(s, "{} {} -> {}", d.path, json_or_null(&d.old), json_or_null(&d.new));
+        let _ = writeln!(
+            s,
+            "{} {} -> {}",
+            d.path,
+            json_or_null(&d.old),
+            json_or_null(&d.new)
+        );
     }
     s
 }
 
 fn json_or_null(v: &Option<Value>) -> String {
-    v.as_ref().map_or_else(|| "null".to_string(), Value::to_string)
+    v.as_ref()
+        .map_or_else(|| "null".to_string(), Value::to_string)
 }
 
 #[cfg(test)]
@@ -111,7 +118,10 @@ mod tests {
 
     #[test]
     fn lists_are_positional_and_type_changes_are_whole() {
-        let d = compare(&json!({"a": [1, 2], "b": "x"}), &json!({"a": [1], "b": {"c": 1}}));
+        let d = compare(
+            &json!({"a": [1, 2], "b": "x"}),
+            &json!({"a": [1], "b": {"c": 1}}),
+        );
         assert_eq!(render(&d), "a[1] 2 -> null\nb \"x\" -> {\"c\":1}\n");
         assert!(compare(&json!({"a": null}), &json!({})).is_empty());
     }

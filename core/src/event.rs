@@ -2,7 +2,9 @@
 
 use crate::audit::parse_time;
 use crate::key::ObjectKey;
-use crate::kinds::{group_of_api_version, is_cluster_scoped, resource_of_kind, version_of_api_version};
+use crate::kinds::{
+    group_of_api_version, is_cluster_scoped, resource_of_kind, version_of_api_version,
+};
 use serde::{Deserialize, Serialize};
 
 /// A Kubernetes Event about one object, ready to become an event span.
@@ -96,7 +98,11 @@ impl KubeEventRecord {
             .ok_or(EventError::NoTimestamp)?;
         let time_us = parse_time(time).map_err(EventError::Invalid)?;
         let io = &ev.involved_object;
-        let namespace = if is_cluster_scoped(&io.kind) { "" } else { io.namespace.as_str() };
+        let namespace = if is_cluster_scoped(&io.kind) {
+            ""
+        } else {
+            io.namespace.as_str()
+        };
         Ok(Self {
             key: ObjectKey::new(
                 cluster,

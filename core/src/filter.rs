@@ -83,7 +83,13 @@ mod tests {
     fn default_exclusions() {
         let f = AuditFilter::default();
         assert!(f.excludes_type(&ObjectKey::new("c", "", "events", "ns", "e")));
-        assert!(f.excludes_type(&ObjectKey::new("c", "coordination.k8s.io", "leases", "ns", "l")));
+        assert!(f.excludes_type(&ObjectKey::new(
+            "c",
+            "coordination.k8s.io",
+            "leases",
+            "ns",
+            "l"
+        )));
         assert!(!f.excludes_type(&ObjectKey::new("c", "apps", "events", "ns", "e")));
         assert!(f.excludes_user_agent("kube-scheduler/v1.28.0 (linux/amd64)/leader-election"));
         assert!(!f.excludes_user_agent("kubectl/v1.28.0"));

@@ -79,6 +79,9 @@ mod tests {
         let w = Window::containing(0, 1_800_000_000);
         let id = trace_id(&k, 17, &w);
         assert_eq!(shard_of_trace(id), 17);
-        assert_ne!(id, trace_id(&k, 17, &Window::containing(1_800_000_000, 1_800_000_000)));
+        assert_ne!(
+            id,
+            trace_id(&k, 17, &Window::containing(1_800_000_000, 1_800_000_000))
+        );
     }
 }

@@ -21,17 +21,41 @@ const KNOWN: &[(&str, &str, bool)] = &[
     ("PersistentVolume", "persistentvolumes", true),
     ("ClusterRole", "clusterroles", true),
     ("ClusterRoleBinding", "clusterrolebindings", true),
-    ("CustomResourceDefinition", "customresourcedefinitions", true),
+    (
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        true,
+    ),
     ("APIService", "apiservices", true),
-    ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations", true),
-    ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations", true),
-    ("ValidatingAdmissionPolicy", "validatingadmissionpolicies", true),
+    (
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        true,
+    ),
+    (
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        true,
+    ),
+    (
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        true,
+    ),
     ("CSIDriver", "csidrivers", true),
     ("CSINode", "csinodes", true),
     ("VolumeAttachment", "volumeattachments", true),
-    ("CertificateSigningRequest", "certificatesigningrequests", true),
+    (
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        true,
+    ),
     ("FlowSchema", "flowschemas", true),
-    ("PriorityLevelConfiguration", "prioritylevelconfigurations", true),
+    (
+        "PriorityLevelConfiguration",
+        "prioritylevelconfigurations",
+        true,
+    ),
     ("ComponentStatus", "componentstatuses", true),
 ];
 

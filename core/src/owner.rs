@@ -1,7 +1,9 @@
 //! Owner references to link targets (SPEC 5.2).
 
 use crate::key::ObjectKey;
-use crate::kinds::{group_of_api_version, is_cluster_scoped, resource_of_kind, version_of_api_version};
+use crate::kinds::{
+    group_of_api_version, is_cluster_scoped, resource_of_kind, version_of_api_version,
+};
 use serde::Deserialize;
 
 /// An owner of an object, as a key plus the API version to record for it.
@@ -56,7 +58,11 @@ pub fn controller_owners(child: &ObjectKey, object_json: &str) -> Vec<Owner> {
                 child.cluster.clone(),
                 group_of_api_version(&r.api_version),
                 resource_of_kind(&r.kind),
-                if is_cluster_scoped(&r.kind) { "" } else { child.namespace.as_str() },
+                if is_cluster_scoped(&r.kind) {
+                    ""
+                } else {
+                    child.namespace.as_str()
+                },
                 r.name,
             ),
             version: version_of_api_version(&r.api_version).to_string(),

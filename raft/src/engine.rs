@@ -27,6 +27,9 @@ impl From<rocksdb::Error> for EngineError {
     }
 }
 
+/// A key and its value.
+pub type KvPair = (Vec<u8>, Vec<u8>);
+
 /// One operation of an atomic batch.
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -90,7 +93,9 @@ impl Engine {
         let mut it = self.db.raw_iterator_opt(ro);
         it.seek(start);
         while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
             if !visit(k, v) {
                 return Ok(());
             }
@@ -100,7 +105,7 @@ impl Engine {
     }
 
     /// The last key in `[start, end)`.
-    pub fn last_key(&self, start: &[u8], end: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, EngineError> {
+    pub fn last_key(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, EngineError> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(start.to_vec());
         ro.set_iterate_upper_bound(end.to_vec());
@@ -169,7 +174,9 @@ impl KvRead for PrefixView {
     ) -> Result<(), StateError> {
         let n = self.prefix.len();
         self.engine
-            .scan(&self.full(start), &self.full(end), &mut |k, v| visit(&k[n..], v))
+            .scan(&self.full(start), &self.full(end), &mut |k, v| {
+                visit(&k[n..], v)
+            })
             .map_err(storage)
     }
 }

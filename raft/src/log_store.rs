@@ -41,7 +41,11 @@ impl LogStore {
     }
 
     fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
-        self.engine.get(key).map_err(read_err)?.map(|b| dec(&b)).transpose()
+        self.engine
+            .get(key)
+            .map_err(read_err)?
+            .map(|b| dec(&b))
+            .transpose()
     }
 
     /// Writes synchronously on a blocking thread, so that an fsync never stalls the
@@ -78,16 +82,20 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut out = Vec::new();
         let mut err = None;
         self.engine
-            .scan(&keys::log(self.group, start), &end, &mut |_, v| match dec(v) {
-                Ok(e) => {
-                    out.push(e);
-                    true
-                }
-                Err(e) => {
-                    err = Some(e);
-                    false
-                }
-            })
+            .scan(
+                &keys::log(self.group, start),
+                &end,
+                &mut |_, v| match dec(v) {
+                    Ok(e) => {
+                        out.push(e);
+                        true
+                    }
+                    Err(e) => {
+                        err = Some(e);
+                        false
+                    }
+                },
+            )
             .map_err(read_err)?;
         err.map_or(Ok(out), Err)
     }
@@ -131,12 +139,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
         self.engine
-            .write([Op::Put(keys::committed(self.group), enc(&committed))], false)
+            .write(
+                [Op::Put(keys::committed(self.group), enc(&committed))],
+                false,
+            )
             .map_err(write_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
-        Ok(self.read::<Option<LogId<NodeId>>>(&keys::committed(self.group))?.flatten())
+        Ok(self
+            .read::<Option<LogId<NodeId>>>(&keys::committed(self.group))?
+            .flatten())
     }
 
     async fn append<I>(

@@ -153,7 +153,10 @@ impl ShardSet {
                 }
             }
             _ => engine.write(
-                [crate::engine::Op::Put(count_key, settings.shards.to_be_bytes().to_vec())],
+                [crate::engine::Op::Put(
+                    count_key,
+                    settings.shards.to_be_bytes().to_vec(),
+                )],
                 true,
             )?,
         }

@@ -49,7 +49,11 @@ impl ShardStateMachine {
     }
 
     fn applied(&self) -> Result<AppliedState, StorageError<NodeId>> {
-        match self.engine.get(&keys::applied(self.group)).map_err(sm_err)? {
+        match self
+            .engine
+            .get(&keys::applied(self.group))
+            .map_err(sm_err)?
+        {
             Some(b) => postcard::from_bytes(&b).map_err(sm_err),
             None => Ok(AppliedState::default()),
         }
@@ -111,7 +115,8 @@ fn apply_entries(
         .into_iter()
         .map(|(k, v)| view.op(k, v))
         .collect();
-    let applied_bytes = postcard::to_stdvec(&applied).map_err(|e| EngineError::other(e.to_string()))?;
+    let applied_bytes =
+        postcard::to_stdvec(&applied).map_err(|e| EngineError::other(e.to_string()))?;
     ops.push(Op::Put(keys::applied(group), applied_bytes));
     // Not synced: the log is durable, and on restart openraft re-applies every committed
     // entry after `last_applied`, which is written in the same atomic batch.
@@ -124,7 +129,8 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
+    {
         let a = self.applied()?;
         Ok((a.last_applied, a.membership))
     }
@@ -149,7 +155,9 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         BuiltSnapshot(self.snapshot_now())
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -161,17 +169,25 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         let data: SnapshotData = postcard::from_bytes(snapshot.get_ref()).map_err(sm_err)?;
         let prefix = keys::state_prefix(self.group);
         let view = self.view();
-        let mut ops = vec![Op::DeleteRange(prefix.clone(), kelemetry_core::state::schema::prefix_end(&prefix))];
+        let mut ops = vec![Op::DeleteRange(
+            prefix.clone(),
+            kelemetry_core::state::schema::prefix_end(&prefix),
+        )];
         ops.extend(data.records.into_iter().map(|(k, v)| view.op(k, Some(v))));
         let applied = AppliedState {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
-        ops.push(Op::Put(keys::applied(self.group), postcard::to_stdvec(&applied).map_err(sm_err)?));
+        ops.push(Op::Put(
+            keys::applied(self.group),
+            postcard::to_stdvec(&applied).map_err(sm_err)?,
+        ));
         self.engine.write(ops, true).map_err(sm_err)
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         self.snapshot_now().map(Some)
     }
 }

@@ -52,27 +52,51 @@ async fn commits_survive_restart_and_shard_count_is_fixed() {
             let shard = shard_of(cmd.routing_key().unwrap(), 4);
             let out = set
                 .shard(shard)
-                .propose(Proposal { span_ttl_us: TTL, now_us: t, commands: vec![cmd.clone(), cmd] })
+                .propose(Proposal {
+                    span_ttl_us: TTL,
+                    now_us: t,
+                    commands: vec![cmd.clone(), cmd],
+                })
                 .await
                 .unwrap();
-            assert_eq!(out.outcomes, vec![CommandOutcome::Applied, CommandOutcome::Duplicate]);
+            assert_eq!(
+                out.outcomes,
+                vec![CommandOutcome::Applied, CommandOutcome::Duplicate]
+            );
         }
         set.shutdown().await.unwrap();
     }
     let err = open(dir.path(), 8).await.err().expect("mismatch must fail");
-    assert!(err.to_string().contains("--shards 8 does not match the 4 shards"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("--shards 8 does not match the 4 shards"),
+        "{err}"
+    );
 
     let set = open(dir.path(), 4).await.unwrap();
     assert!(set.wait_for_leaders(Duration::from_secs(10)).await);
-    let q = TraceQuery { start_us: t - TTL, end_us: t + TTL, limit: 100, max_window_us: TTL, ..Default::default() };
-    let total: usize = set.iter().map(|s| find_traces(s.reader(), &q).unwrap().len()).sum();
+    let q = TraceQuery {
+        start_us: t - TTL,
+        end_us: t + TTL,
+        limit: 100,
+        max_window_us: TTL,
+        ..Default::default()
+    };
+    let total: usize = set
+        .iter()
+        .map(|s| find_traces(s.reader(), &q).unwrap().len())
+        .sum();
     assert_eq!(total, 20);
     // Replaying after restart is still deduplicated by the persisted markers.
     let cmd = create("p3", t + 3);
     let shard = shard_of(cmd.routing_key().unwrap(), 4);
     let out = set
         .shard(shard)
-        .propose(Proposal { span_ttl_us: TTL, now_us: t, commands: vec![cmd] })
+        .propose(Proposal {
+            span_ttl_us: TTL,
+            now_us: t,
+            commands: vec![cmd],
+        })
         .await
         .unwrap();
     assert_eq!(out.outcomes, vec![CommandOutcome::Duplicate]);

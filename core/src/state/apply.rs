@@ -137,8 +137,10 @@ impl Applier<'_, '_> {
             trace_id: ids::trace_id(key, self.ctx.shard, &window),
             span_id: ids::span_id(&["object", &key.to_string(), &window.start_us.to_string()]),
         };
-        self.kv.put(schema::trace_index_key(record.trace_id), okey.clone());
-        self.kv.put(schema::window_index_key(window.start_us, key), Vec::new());
+        self.kv
+            .put(schema::trace_index_key(record.trace_id), okey.clone());
+        self.kv
+            .put(schema::window_index_key(window.start_us, key), Vec::new());
         self.kv.put(okey, encode(&record));
         Ok(record)
     }
@@ -242,7 +244,9 @@ impl Applier<'_, '_> {
         let patch_key = schema::patch_key(&a.key, rv);
         let lines = match self.get::<PatchRecord>(&patch_key)? {
             Some(p) => Some(p.lines),
-            None => match last.filter(|l| !rv_older(rv, &l.resource_version) && l.resource_version != rv) {
+            None => match last
+                .filter(|l| !rv_older(rv, &l.resource_version) && l.resource_version != rv)
+            {
                 Some(l) => {
                     let lines = diff_lines(&l.object_json, json);
                     self.store_patch(&a.key, rv, &lines, a.start_us);
@@ -306,7 +310,10 @@ impl Applier<'_, '_> {
             if self.kv.get(&lkey)?.is_some() {
                 continue;
             }
-            self.kv.put(lkey, encode(&link_record(child, window, &owner.key, LinkRole::Parent)));
+            self.kv.put(
+                lkey,
+                encode(&link_record(child, window, &owner.key, LinkRole::Parent)),
+            );
             let far = LinkCommand {
                 target: owner.key.clone(),
                 target_version: owner.version.clone(),
@@ -330,7 +337,8 @@ impl Applier<'_, '_> {
             None => 0,
         };
         self.kv.put(schema::outbox_key(seq), encode(command));
-        self.kv.put(schema::OUTBOX_SEQ_KEY.to_vec(), encode(&(seq + 1)));
+        self.kv
+            .put(schema::OUTBOX_SEQ_KEY.to_vec(), encode(&(seq + 1)));
         self.outbox_added += 1;
         Ok(())
     }
@@ -412,7 +420,10 @@ impl Applier<'_, '_> {
         let mut removed = 0u64;
         for wkey in &windows {
             let start_us = schema::time_from(&wkey[1..9]);
-            let Some(key) = std::str::from_utf8(&wkey[9..]).ok().and_then(ObjectKey::parse) else {
+            let Some(key) = std::str::from_utf8(&wkey[9..])
+                .ok()
+                .and_then(ObjectKey::parse)
+            else {
                 continue;
             };
             removed += self.delete_window(&key, start_us)?;
@@ -451,10 +462,11 @@ impl Applier<'_, '_> {
         let mut doomed = Vec::new();
         for kind in [schema::EVENT, schema::LINK] {
             let prefix = schema::window_prefix(kind, key, start_us);
-            self.kv.scan(&prefix, &schema::prefix_end(&prefix), &mut |k, _| {
-                doomed.push(k.to_vec());
-                true
-            })?;
+            self.kv
+                .scan(&prefix, &schema::prefix_end(&prefix), &mut |k, _| {
+                    doomed.push(k.to_vec());
+                    true
+                })?;
         }
         let n = doomed.len() as u64 + 1;
         for k in doomed {
@@ -471,7 +483,12 @@ fn log(log_type: &str, message: String) -> LogRecord {
     }
 }
 
-fn link_record(owner_of_trace: &ObjectKey, window: Window, linked: &ObjectKey, role: LinkRole) -> LinkRecord {
+fn link_record(
+    owner_of_trace: &ObjectKey,
+    window: Window,
+    linked: &ObjectKey,
+    role: LinkRole,
+) -> LinkRecord {
     LinkRecord {
         span_id: ids::span_id(&[
             "link",

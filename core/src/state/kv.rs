@@ -177,7 +177,11 @@ mod tests {
         o.put(b"f".to_vec(), b"new".to_vec());
         let mut seen = Vec::new();
         o.scan(b"a", b"z", &mut |k, v| {
-            seen.push(format!("{}={}", String::from_utf8_lossy(k), String::from_utf8_lossy(v)));
+            seen.push(format!(
+                "{}={}",
+                String::from_utf8_lossy(k),
+                String::from_utf8_lossy(v)
+            ));
             true
         })
         .unwrap();

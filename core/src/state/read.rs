@@ -69,21 +69,28 @@ fn scan_records<T: serde::de::DeserializeOwned>(
 ) -> Result<Vec<T>, StateError> {
     let mut out = Vec::new();
     let mut err = None;
-    kv.scan(prefix, &schema::prefix_end(prefix), &mut |k, v| match decode(k, v) {
-        Ok(r) => {
-            out.push(r);
-            true
-        }
-        Err(e) => {
-            err = Some(e);
-            false
-        }
-    })?;
+    kv.scan(
+        prefix,
+        &schema::prefix_end(prefix),
+        &mut |k, v| match decode(k, v) {
+            Ok(r) => {
+                out.push(r);
+                true
+            }
+            Err(e) => {
+                err = Some(e);
+                false
+            }
+        },
+    )?;
     err.map_or(Ok(out), Err)
 }
 
 /// Finds the trace with the given ID.
-pub fn find_trace_by_id(kv: &dyn KvRead, trace_id: u128) -> Result<Option<StoredTrace>, StateError> {
+pub fn find_trace_by_id(
+    kv: &dyn KvRead,
+    trace_id: u128,
+) -> Result<Option<StoredTrace>, StateError> {
     let Some(okey) = kv.get(&schema::trace_index_key(trace_id))? else {
         return Ok(None);
     };
@@ -100,7 +107,9 @@ pub fn find_trace_by_id(kv: &dyn KvRead, trace_id: u128) -> Result<Option<Stored
 /// tags, newest windows first.
 pub fn find_traces(kv: &dyn KvRead, q: &TraceQuery) -> Result<Vec<StoredTrace>, StateError> {
     let mut start = vec![schema::WINDOW];
-    start.extend_from_slice(&schema::time_bytes(q.start_us.saturating_sub(q.max_window_us)));
+    start.extend_from_slice(&schema::time_bytes(
+        q.start_us.saturating_sub(q.max_window_us),
+    ));
     let mut end = vec![schema::WINDOW];
     end.extend_from_slice(&schema::time_bytes(q.end_us.saturating_add(1)));
     let mut candidates = Vec::new();

@@ -30,8 +30,15 @@ impl Harness {
     }
 
     fn apply_on(&mut self, shard: u32, commands: Vec<Command>) -> Vec<CommandOutcome> {
-        let ctx = ShardContext { shard, shards: self.n() };
-        let p = Proposal { span_ttl_us: TTL, now_us: T0, commands };
+        let ctx = ShardContext {
+            shard,
+            shards: self.n(),
+        };
+        let p = Proposal {
+            span_ttl_us: TTL,
+            now_us: T0,
+            commands,
+        };
         let base = self.shards[shard as usize].clone();
         let mut o = Overlay::new(&base);
         let out = apply_proposal(&mut o, &ctx, &p).unwrap();
@@ -64,7 +71,9 @@ impl Harness {
     fn trace(&self, key: &ObjectKey, time_us: i64) -> StoredTrace {
         let shard = shard_of(key, self.n());
         let start = crate::window::Window::containing(time_us, TTL).start_us;
-        load_trace(&self.shards[shard as usize], key, start).unwrap().unwrap()
+        load_trace(&self.shards[shard as usize], key, start)
+            .unwrap()
+            .unwrap()
     }
 }
 
@@ -72,7 +81,14 @@ fn key(resource: &str, group: &str, name: &str) -> ObjectKey {
     ObjectKey::new("c1", group, resource, "default", name)
 }
 
-fn object(kind: &str, api: &str, name: &str, rv: u64, owner: Option<(&str, &str)>, extra: serde_json::Value) -> String {
+fn object(
+    kind: &str,
+    api: &str,
+    name: &str,
+    rv: u64,
+    owner: Option<(&str, &str)>,
+    extra: serde_json::Value,
+) -> String {
     let mut o = json!({"apiVersion": api, "kind": kind,
         "metadata": {"name": name, "namespace": "default", "resourceVersion": rv.to_string()}});
     if let Some((okind, oname)) = owner {
@@ -86,7 +102,16 @@ fn object(kind: &str, api: &str, name: &str, rv: u64, owner: Option<(&str, &str)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn audit(k: &ObjectKey, id: &str, verb: &str, sub: &str, t: i64, req_rv: &str, resp: Option<String>, code: i32) -> Command {
+fn audit(
+    k: &ObjectKey,
+    id: &str,
+    verb: &str,
+    sub: &str,
+    t: i64,
+    req_rv: &str,
+    resp: Option<String>,
+    code: i32,
+) -> Command {
     Command::Audit(AuditRecord {
         key: k.clone(),
         version: "v1".into(),
@@ -100,7 +125,11 @@ fn audit(k: &ObjectKey, id: &str, verb: &str, sub: &str, t: i64, req_rv: &str, r
         tags: vec![("auditId".into(), id.into())],
         request_rv: req_rv.into(),
         response_code: code,
-        error_logs: if code >= 300 { vec!["Conflict: modified".into()] } else { vec![] },
+        error_logs: if code >= 300 {
+            vec!["Conflict: modified".into()]
+        } else {
+            vec![]
+        },
         response_object: resp,
     })
 }
@@ -127,40 +156,162 @@ fn deployment_lifecycle_diffs_snapshots_and_links() {
         object("Deployment", "apps/v1", "demo", rv, None, extra)
     };
     let outcomes = h.apply(vec![
-        audit(&d, "a1", "create", "", T0 + 1, "", Some(dep(1, "alpine:3.16", 2, 0)), 201),
-        audit(&d, "a2", "update", "status", T0 + 2, "1", Some(dep(2, "alpine:3.16", 2, 1)), 200),
-        audit(&rs, "a3", "create", "", T0 + 3, "", Some(object("ReplicaSet", "apps/v1", "demo-5d8", 3, Some(("Deployment", "demo")), json!({}))), 201),
-        audit(&pod, "a4", "create", "", T0 + 4, "", Some(object("Pod", "v1", "demo-5d8-abc", 4, Some(("ReplicaSet", "demo-5d8")), json!({}))), 201),
-        audit(&d, "a5", "update", "", T0 + 5, "2", Some(dep(5, "alpine:3.16", 4, 1)), 200),
-        audit(&d, "a6", "update", "status", T0 + 6, "5", Some(dep(6, "alpine:3.16", 4, 2)), 200),
-        audit(&d, "a7", "update", "", T0 + 7, "6", Some(dep(7, "alpine:3.17", 4, 2)), 200),
-        audit(&d, "a8", "update", "", T0 + 8, "7", Some(dep(7, "alpine:3.17", 4, 2)), 200),
+        audit(
+            &d,
+            "a1",
+            "create",
+            "",
+            T0 + 1,
+            "",
+            Some(dep(1, "alpine:3.16", 2, 0)),
+            201,
+        ),
+        audit(
+            &d,
+            "a2",
+            "update",
+            "status",
+            T0 + 2,
+            "1",
+            Some(dep(2, "alpine:3.16", 2, 1)),
+            200,
+        ),
+        audit(
+            &rs,
+            "a3",
+            "create",
+            "",
+            T0 + 3,
+            "",
+            Some(object(
+                "ReplicaSet",
+                "apps/v1",
+                "demo-5d8",
+                3,
+                Some(("Deployment", "demo")),
+                json!({}),
+            )),
+            201,
+        ),
+        audit(
+            &pod,
+            "a4",
+            "create",
+            "",
+            T0 + 4,
+            "",
+            Some(object(
+                "Pod",
+                "v1",
+                "demo-5d8-abc",
+                4,
+                Some(("ReplicaSet", "demo-5d8")),
+                json!({}),
+            )),
+            201,
+        ),
+        audit(
+            &d,
+            "a5",
+            "update",
+            "",
+            T0 + 5,
+            "2",
+            Some(dep(5, "alpine:3.16", 4, 1)),
+            200,
+        ),
+        audit(
+            &d,
+            "a6",
+            "update",
+            "status",
+            T0 + 6,
+            "5",
+            Some(dep(6, "alpine:3.16", 4, 2)),
+            200,
+        ),
+        audit(
+            &d,
+            "a7",
+            "update",
+            "",
+            T0 + 7,
+            "6",
+            Some(dep(7, "alpine:3.17", 4, 2)),
+            200,
+        ),
+        audit(
+            &d,
+            "a8",
+            "update",
+            "",
+            T0 + 8,
+            "7",
+            Some(dep(7, "alpine:3.17", 4, 2)),
+            200,
+        ),
         audit(&d, "a9", "update", "", T0 + 9, "7", None, 409),
-        audit(&d, "a10", "delete", "", T0 + 10, "", Some(json!({"kind": "Status", "status": "Success"}).to_string()), 200),
+        audit(
+            &d,
+            "a10",
+            "delete",
+            "",
+            T0 + 10,
+            "",
+            Some(json!({"kind": "Status", "status": "Success"}).to_string()),
+            200,
+        ),
     ]);
-    assert!(outcomes.iter().all(|o| *o == CommandOutcome::Applied), "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| *o == CommandOutcome::Applied),
+        "{outcomes:?}"
+    );
 
     let t = h.trace(&d, T0);
-    assert_eq!(t.events.len(), 8, "the ReplicaSet and Pod events live in their own traces");
+    assert_eq!(
+        t.events.len(),
+        8,
+        "the ReplicaSet and Pod events live in their own traces"
+    );
     let diffs = logs_of(&t, LOG_DIFF).join("");
-    assert!(diffs.contains("status.observedGeneration 1 -> 2\n"), "{diffs}");
+    assert!(
+        diffs.contains("status.observedGeneration 1 -> 2\n"),
+        "{diffs}"
+    );
     assert!(diffs.contains("spec.replicas 2 -> 4\n"));
-    assert!(diffs.contains("spec.template.spec.containers[0].image \"alpine:3.16\" -> \"alpine:3.17\"\n"));
+    assert!(diffs
+        .contains("spec.template.spec.containers[0].image \"alpine:3.16\" -> \"alpine:3.17\"\n"));
     assert_eq!(logs_of(&t, LOG_REAL_VERBOSE), vec!["No-op update"]);
     let snapshots = logs_of(&t, LOG_SNAPSHOT);
     assert_eq!(snapshots.len(), 2, "creation and deletion snapshots");
     let deletion: serde_json::Value = serde_json::from_str(&snapshots[1]).unwrap();
     assert_eq!(deletion["metadata"]["name"], "demo");
-    assert_eq!(deletion["spec"]["template"]["spec"]["containers"][0]["image"], "alpine:3.17");
+    assert_eq!(
+        deletion["spec"]["template"]["spec"]["containers"][0]["image"],
+        "alpine:3.17"
+    );
     assert!(logs_of(&t, "realError").contains(&"Conflict: modified".to_string()));
 
     // Links in both directions along the owner chain.
     assert_eq!(t.links.len(), 1);
-    assert_eq!((t.links[0].linked.clone(), t.links[0].role), (rs.clone(), LinkRole::Child));
+    assert_eq!(
+        (t.links[0].linked.clone(), t.links[0].role),
+        (rs.clone(), LinkRole::Child)
+    );
     let trs = h.trace(&rs, T0);
-    let mut rs_links: Vec<_> = trs.links.iter().map(|l| (l.linked.clone(), l.role)).collect();
+    let mut rs_links: Vec<_> = trs
+        .links
+        .iter()
+        .map(|l| (l.linked.clone(), l.role))
+        .collect();
     rs_links.sort();
-    assert_eq!(rs_links, vec![(pod.clone(), LinkRole::Child), (d.clone(), LinkRole::Parent)]);
+    assert_eq!(
+        rs_links,
+        vec![
+            (pod.clone(), LinkRole::Child),
+            (d.clone(), LinkRole::Parent)
+        ]
+    );
     let tp = h.trace(&pod, T0);
     assert_eq!(tp.links.len(), 1);
     assert_eq!(tp.links[0].role, LinkRole::Parent);
@@ -175,8 +326,33 @@ fn replay_changes_nothing() {
     let d = key("deployments", "apps", "demo");
     let rs = key("replicasets", "apps", "r");
     let batch = vec![
-        audit(&d, "a1", "create", "", T0, "", Some(object("Deployment", "apps/v1", "demo", 1, None, json!({}))), 201),
-        audit(&rs, "a2", "create", "", T0, "", Some(object("ReplicaSet", "apps/v1", "r", 2, Some(("Deployment", "demo")), json!({}))), 201),
+        audit(
+            &d,
+            "a1",
+            "create",
+            "",
+            T0,
+            "",
+            Some(object("Deployment", "apps/v1", "demo", 1, None, json!({}))),
+            201,
+        ),
+        audit(
+            &rs,
+            "a2",
+            "create",
+            "",
+            T0,
+            "",
+            Some(object(
+                "ReplicaSet",
+                "apps/v1",
+                "r",
+                2,
+                Some(("Deployment", "demo")),
+                json!({}),
+            )),
+            201,
+        ),
     ];
     h.apply(batch.clone());
     let before: Vec<_> = h.shards.iter().map(|s| s.0.clone()).collect();
@@ -190,21 +366,38 @@ fn replay_changes_nothing() {
 fn same_batch_events_share_one_object_span_and_windows_split() {
     let mut h = Harness::new(1);
     let d = key("deployments", "apps", "demo");
-    h.apply_on(0, vec![
-        audit(&d, "a1", "create", "", T0 + 5, "", None, 201),
-        audit(&d, "a2", "patch", "", T0 + 6, "", None, 200),
-        audit(&d, "a3", "patch", "", T0 + TTL + 1, "", None, 200),
-    ]);
-    let q = TraceQuery { start_us: T0, end_us: T0 + 2 * TTL, limit: 10, max_window_us: TTL, ..Default::default() };
+    h.apply_on(
+        0,
+        vec![
+            audit(&d, "a1", "create", "", T0 + 5, "", None, 201),
+            audit(&d, "a2", "patch", "", T0 + 6, "", None, 200),
+            audit(&d, "a3", "patch", "", T0 + TTL + 1, "", None, 200),
+        ],
+    );
+    let q = TraceQuery {
+        start_us: T0,
+        end_us: T0 + 2 * TTL,
+        limit: 10,
+        max_window_us: TTL,
+        ..Default::default()
+    };
     let found = find_traces(&h.shards[0], &q).unwrap();
     assert_eq!(found.len(), 2, "one trace per window");
     assert_eq!(found[0].object.window.start_us, T0 + TTL, "newest first");
     assert_eq!(found[1].events.len(), 2);
-    let by_id = find_trace_by_id(&h.shards[0], found[1].object.trace_id).unwrap().unwrap();
+    let by_id = find_trace_by_id(&h.shards[0], found[1].object.trace_id)
+        .unwrap()
+        .unwrap();
     assert_eq!(by_id, found[1]);
-    let q_name = TraceQuery { tags: vec![("name".into(), "other".into())], ..q.clone() };
+    let q_name = TraceQuery {
+        tags: vec![("name".into(), "other".into())],
+        ..q.clone()
+    };
     assert!(find_traces(&h.shards[0], &q_name).unwrap().is_empty());
-    let q_events = TraceQuery { source: Some(EventSource::Event), ..q };
+    let q_events = TraceQuery {
+        source: Some(EventSource::Event),
+        ..q
+    };
     assert!(find_traces(&h.shards[0], &q_events).unwrap().is_empty());
 }
 
@@ -213,21 +406,68 @@ fn watched_versions_feed_audit_diffs_and_dedupe() {
     let mut h = Harness::new(1);
     let d = key("deployments", "apps", "demo");
     let v = |rv: u64, replicas: u32| {
-        ObjectVersionRecord::from_json("c1", &object("Deployment", "apps/v1", "demo", rv, None, json!({"spec": {"replicas": replicas}})), false, T0).unwrap()
+        ObjectVersionRecord::from_json(
+            "c1",
+            &object(
+                "Deployment",
+                "apps/v1",
+                "demo",
+                rv,
+                None,
+                json!({"spec": {"replicas": replicas}}),
+            ),
+            false,
+            T0,
+        )
+        .unwrap()
     };
     assert_eq!(v(1, 1).key, d);
-    let out = h.apply_on(0, vec![
-        Command::ObjectVersion(v(1, 1)),
-        Command::ObjectVersion(v(2, 3)),
-        Command::ObjectVersion(v(2, 3)),
-    ]);
-    assert_eq!(out, vec![CommandOutcome::Applied, CommandOutcome::Applied, CommandOutcome::Duplicate]);
+    let out = h.apply_on(
+        0,
+        vec![
+            Command::ObjectVersion(v(1, 1)),
+            Command::ObjectVersion(v(2, 3)),
+            Command::ObjectVersion(v(2, 3)),
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            CommandOutcome::Applied,
+            CommandOutcome::Applied,
+            CommandOutcome::Duplicate
+        ]
+    );
     // An audit update without responseObject but naming rv 2 is not matched (no
     // response rv); one with the response picks up the watcher's diff.
-    h.apply_on(0, vec![audit(&d, "a1", "update", "", T0, "1", Some(object("Deployment", "apps/v1", "demo", 2, None, json!({"spec": {"replicas": 3}}))), 200)]);
+    h.apply_on(
+        0,
+        vec![audit(
+            &d,
+            "a1",
+            "update",
+            "",
+            T0,
+            "1",
+            Some(object(
+                "Deployment",
+                "apps/v1",
+                "demo",
+                2,
+                None,
+                json!({"spec": {"replicas": 3}}),
+            )),
+            200,
+        )],
+    );
     let t = h.trace(&d, T0);
-    assert_eq!(logs_of(&t, LOG_DIFF), vec!["metadata.resourceVersion \"1\" -> \"2\"\nspec.replicas 1 -> 3\n"]);
-    assert!(t.events[0].tags.contains(&("newResourceVersion".into(), "2".into())));
+    assert_eq!(
+        logs_of(&t, LOG_DIFF),
+        vec!["metadata.resourceVersion \"1\" -> \"2\"\nspec.replicas 1 -> 3\n"]
+    );
+    assert!(t.events[0]
+        .tags
+        .contains(&("newResourceVersion".into(), "2".into())));
 }
 
 #[test]
@@ -239,38 +479,90 @@ fn kube_events_from_a_recorded_stream_shape() {
         "source": {"component": "deployment-controller"}, "lastTimestamp": "2021-05-19T09:42:58Z", "eventTime": null});
     let rec = KubeEventRecord::from_json("kind", &ev.to_string()).unwrap();
     assert_eq!(rec.key.to_string(), "kind/apps/deployments/default/px");
-    let out = h.apply(vec![Command::KubeEvent(rec.clone()), Command::KubeEvent(rec.clone())]);
-    assert_eq!(out, vec![CommandOutcome::Applied, CommandOutcome::Duplicate]);
+    let out = h.apply(vec![
+        Command::KubeEvent(rec.clone()),
+        Command::KubeEvent(rec.clone()),
+    ]);
+    assert_eq!(
+        out,
+        vec![CommandOutcome::Applied, CommandOutcome::Duplicate]
+    );
     let t = h.trace(&rec.key, rec.time_us);
     assert_eq!(t.events[0].title, "ScalingReplicaSet");
     assert_eq!(t.events[0].end_us - t.events[0].start_us, 1_000_000);
-    assert_eq!(logs_of(&t, "event/message"), vec!["Scaled up replica set px-5d567cc74c to 1"]);
-    assert!(t.events[0].tags.contains(&("source".into(), "deployment-controller".into())));
+    assert_eq!(
+        logs_of(&t, "event/message"),
+        vec!["Scaled up replica set px-5d567cc74c to 1"]
+    );
+    assert!(t.events[0]
+        .tags
+        .contains(&("source".into(), "deployment-controller".into())));
 }
 
 #[test]
 fn expire_removes_old_windows_and_markers_in_bounded_steps() {
     let mut h = Harness::new(1);
     let cmds: Vec<_> = (0..5)
-        .map(|i| audit(&key("pods", "", &format!("p{i}")), &format!("a{i}"), "create", "", T0, "", None, 201))
+        .map(|i| {
+            audit(
+                &key("pods", "", &format!("p{i}")),
+                &format!("a{i}"),
+                "create",
+                "",
+                T0,
+                "",
+                None,
+                201,
+            )
+        })
         .collect();
     h.apply_on(0, cmds);
-    h.apply_on(0, vec![audit(&key("pods", "", "new"), "b", "create", "", T0 + 10 * TTL, "", None, 201)]);
+    h.apply_on(
+        0,
+        vec![audit(
+            &key("pods", "", "new"),
+            "b",
+            "create",
+            "",
+            T0 + 10 * TTL,
+            "",
+            None,
+            201,
+        )],
+    );
     let mut total = 0;
     loop {
-        let out = h.apply_on(0, vec![Command::Expire { before_us: T0 + 5 * TTL, limit: 2 }]);
-        let CommandOutcome::Removed(n) = out[0] else { panic!() };
+        let out = h.apply_on(
+            0,
+            vec![Command::Expire {
+                before_us: T0 + 5 * TTL,
+                limit: 2,
+            }],
+        );
+        let CommandOutcome::Removed(n) = out[0] else {
+            panic!()
+        };
         if n == 0 {
             break;
         }
         total += n;
     }
     assert!(total >= 15, "{total}");
-    let q = TraceQuery { start_us: 0, end_us: i64::MAX / 2, limit: 100, max_window_us: TTL, ..Default::default() };
+    let q = TraceQuery {
+        start_us: 0,
+        end_us: i64::MAX / 2,
+        limit: 100,
+        max_window_us: TTL,
+        ..Default::default()
+    };
     let left = find_traces(&h.shards[0], &q).unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].object.key.name, "new");
     // Dedupe markers of the expired events are gone, the new one remains.
-    let markers = h.shards[0].0.keys().filter(|k| k[0] == schema::DEDUPE).count();
+    let markers = h.shards[0]
+        .0
+        .keys()
+        .filter(|k| k[0] == schema::DEDUPE)
+        .count();
     assert_eq!(markers, 1);
 }

@@ -1,0 +1,146 @@
+//! Command-line interface; every flag can also be set from a `KELEMETRY_*` variable.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Control-plane tracing for Kubernetes: audit logs, Events and object changes as
+/// Jaeger traces, stored in a self-contained replicated cluster.
+#[derive(Parser, Debug)]
+#[command(name = "kelemetry", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a node: audit webhook, storage, Jaeger query API and metrics.
+    Serve(ServeArgs),
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30m, 1h, 7d)"))?;
+    if d < Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    Ok(d)
+}
+
+fn cluster_name(s: &str) -> Result<String, String> {
+    crate::http::audit::validate_cluster(s).map(|_| s.to_string())
+}
+
+/// Flags of `kelemetry serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Directory of this node's RocksDB (created if missing).
+    #[arg(long, env = "KELEMETRY_DATA_DIR", default_value = "./kelemetry-data")]
+    pub data_dir: PathBuf,
+    /// Stable node id; defaults to the StatefulSet ordinal of the hostname (`name-N`),
+    /// else 0.
+    #[arg(long, env = "KELEMETRY_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Audit webhook, /redirect, /healthz, /readyz.
+    #[arg(long, env = "KELEMETRY_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Jaeger HTTP API (/api/...).
+    #[arg(long, env = "KELEMETRY_QUERY_ADDR", default_value = "0.0.0.0:16686")]
+    pub query_addr: SocketAddr,
+    /// Jaeger remote-storage gRPC (served from the query issue on; reserved now).
+    #[arg(long, env = "KELEMETRY_GRPC_ADDR", default_value = "0.0.0.0:17271")]
+    pub grpc_addr: SocketAddr,
+    /// Peer RPC between nodes (served once shards have replicas; reserved now).
+    #[arg(long, env = "KELEMETRY_PEER_ADDR", default_value = "0.0.0.0:7070")]
+    pub peer_addr: SocketAddr,
+    /// Prometheus /metrics.
+    #[arg(long, env = "KELEMETRY_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    pub metrics_addr: SocketAddr,
+    /// Number of shards; fixed when the data directory is first initialised.
+    #[arg(long, env = "KELEMETRY_SHARDS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub shards: u32,
+    /// Cluster name for `POST /audit` (no cluster in the path).
+    #[arg(long, env = "KELEMETRY_DEFAULT_CLUSTER", value_parser = cluster_name)]
+    pub default_cluster: Option<String>,
+    /// Length of one object trace window.
+    #[arg(long, env = "KELEMETRY_SPAN_TTL", default_value = "30m", value_parser = duration)]
+    pub span_ttl: Duration,
+    /// How long traces are kept.
+    #[arg(long, env = "KELEMETRY_RETENTION", default_value = "7d", value_parser = duration)]
+    pub retention: Duration,
+    /// Largest accepted webhook body; larger ones get 413.
+    #[arg(long, env = "KELEMETRY_MAX_BODY_BYTES", default_value_t = 64 << 20)]
+    pub max_body_bytes: usize,
+    /// Webhook requests processed at once; more get 429.
+    #[arg(long, env = "KELEMETRY_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
+    /// Commands a shard may queue before the webhook answers 429.
+    #[arg(long, env = "KELEMETRY_SHARD_QUEUE_COMMANDS", default_value_t = 20_000)]
+    pub shard_queue_commands: usize,
+    /// Commands per Raft proposal.
+    #[arg(long, env = "KELEMETRY_MAX_BATCH_COMMANDS", default_value_t = 2_000)]
+    pub max_batch_commands: usize,
+    /// Audit resource types not traced (`resource` or `group/resource`).
+    #[arg(
+        long,
+        env = "KELEMETRY_EXCLUDE_TYPES",
+        value_delimiter = ',',
+        default_value = "events,events.k8s.io/events,coordination.k8s.io/leases"
+    )]
+    pub exclude_types: Vec<String>,
+    /// Substrings of user agents whose audit events are not traced.
+    #[arg(
+        long,
+        env = "KELEMETRY_EXCLUDE_USER_AGENTS",
+        value_delimiter = ',',
+        default_value = "/leader-election,local-path-provisioner/"
+    )]
+    pub exclude_user_agents: Vec<String>,
+    /// Log format.
+    #[arg(long, env = "KELEMETRY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// The node id: the flag, else the hostname's StatefulSet ordinal, else 0.
+    pub fn resolved_node_id(&self) -> u64 {
+        self.node_id.unwrap_or_else(|| {
+            std::env::var("HOSTNAME")
+                .ok()
+                .and_then(|h| h.rsplit_once('-').and_then(|(_, n)| n.parse().ok()))
+                .unwrap_or(0)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_flags_name_the_flag() {
+        let err = Cli::try_parse_from(["kelemetry", "serve", "--span-ttl", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("--span-ttl"), "{err}");
+        let err = Cli::try_parse_from(["kelemetry", "serve", "--shards", "0"]).unwrap_err();
+        assert!(err.to_string().contains("--shards"), "{err}");
+        let err =
+            Cli::try_parse_from(["kelemetry", "serve", "--default-cluster", "a/b"]).unwrap_err();
+        assert!(err.to_string().contains("--default-cluster"), "{err}");
+        let ok = Cli::try_parse_from(["kelemetry", "serve", "--retention", "2d"]).unwrap();
+        let Command::Serve(a) = ok.command;
+        assert_eq!(a.retention, Duration::from_secs(2 * 86400));
+        assert_eq!(a.exclude_types.len(), 3);
+    }
+}

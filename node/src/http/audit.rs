@@ -1,0 +1,177 @@
+//! `POST /audit/<cluster>` and `POST /audit`: the kube-apiserver audit webhook.
+//!
+//! Answers 200 only after every accepted item is committed on its shard; a malformed
+//! body is rejected whole with 400 naming the item and field; overload answers 429 or
+//! 503 with `Retry-After`, which the API server's webhook backend honours by retrying.
+
+use super::errors::{field_error, retry_later};
+use crate::metrics::{INGEST_EVENTS, WEBHOOK_REQUESTS};
+use crate::server::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kelemetry_actors::SubmitError;
+use kelemetry_core::audit::{parse_event_list, AuditContext, AuditItem};
+use kelemetry_core::{Command, CommandOutcome};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Checks a cluster name: 1 to 63 characters of `a-z`, `0-9`, `-`, `.`, `_`.
+pub fn validate_cluster(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid cluster name {name:?}: use 1-63 characters of a-z, 0-9, '-', '.', '_'"
+        ))
+    }
+}
+
+/// `POST /audit`: the cluster comes from `--default-cluster`.
+pub async fn post_default(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(cluster) = state.default_cluster.clone() else {
+        return field_error(
+            StatusCode::BAD_REQUEST,
+            "cluster",
+            "POST /audit has no cluster: post to /audit/<cluster>, or start the node with --default-cluster",
+        );
+    };
+    ingest(state, cluster, peer, body).await
+}
+
+/// `POST /audit/<cluster>`.
+pub async fn post_cluster(
+    State(state): State<Arc<AppState>>,
+    Path(cluster): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Err(message) = validate_cluster(&cluster) {
+        return field_error(StatusCode::BAD_REQUEST, "cluster", message);
+    }
+    ingest(state, cluster, peer, body).await
+}
+
+async fn ingest(
+    state: Arc<AppState>,
+    cluster: String,
+    peer: SocketAddr,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let response = ingest_inner(&state, &cluster, peer, body).await;
+    WEBHOOK_REQUESTS
+        .with_label_values(&[&cluster, response.status().as_str()])
+        .inc();
+    response
+}
+
+async fn ingest_inner(
+    state: &AppState,
+    cluster: &str,
+    peer: SocketAddr,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if state.shutting_down.load(Ordering::SeqCst) {
+        return retry_later(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down");
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return field_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body",
+                format!(
+                    "body exceeds --max-body-bytes ({} bytes)",
+                    state.max_body_bytes
+                ),
+            )
+        }
+        Err(e) => return field_error(e.status(), "body", e.body_text()),
+    };
+    let Ok(_permit) = state.webhook_permits.clone().try_acquire_owned() else {
+        return retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many webhook requests in progress (--max-concurrent-requests)",
+        );
+    };
+    let apiserver = peer.ip().to_string();
+    let ctx = AuditContext {
+        cluster,
+        apiserver: &apiserver,
+        filter: &state.filter,
+    };
+    let items = match parse_event_list(&body, &ctx) {
+        Ok(items) => items,
+        Err(e) => {
+            INGEST_EVENTS
+                .with_label_values(&[cluster, "audit", "rejected"])
+                .inc();
+            tracing::info!(cluster, field = %e.field, error = %e.message, "rejected audit batch");
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response();
+        }
+    };
+    let mut commands = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            AuditItem::Accepted(r) => commands.push(Command::Audit(*r)),
+            AuditItem::Filtered(reason) => INGEST_EVENTS
+                .with_label_values(&[cluster, "audit", &format!("filtered_{}", reason.as_str())])
+                .inc(),
+        }
+    }
+    let total = commands.len();
+    if total == 0 {
+        return (
+            StatusCode::OK,
+            Json(json!({"accepted": 0, "duplicates": 0})),
+        )
+            .into_response();
+    }
+    match state.router.submit(commands).await {
+        Ok(outcomes) => {
+            let duplicates = outcomes
+                .iter()
+                .filter(|o| **o == CommandOutcome::Duplicate)
+                .count();
+            let accepted = total - duplicates;
+            INGEST_EVENTS
+                .with_label_values(&[cluster, "audit", "accepted"])
+                .inc_by(accepted as u64);
+            INGEST_EVENTS
+                .with_label_values(&[cluster, "audit", "duplicate"])
+                .inc_by(duplicates as u64);
+            (
+                StatusCode::OK,
+                Json(json!({"accepted": accepted, "duplicates": duplicates})),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            INGEST_EVENTS
+                .with_label_values(&[cluster, "audit", "failed"])
+                .inc_by(total as u64);
+            let status = match e {
+                SubmitError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
+                SubmitError::Unavailable { .. } | SubmitError::Timeout { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            };
+            tracing::warn!(cluster, error = %e, "audit batch not committed; client will retry");
+            retry_later(status, format!("{e}; retry (replays are deduplicated)"))
+        }
+    }
+}

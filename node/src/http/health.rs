@@ -1,0 +1,33 @@
+//! Liveness and readiness.
+
+use crate::server::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// 200 while the process runs.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// 200 only when every shard has a leader and the node accepts writes.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, String) {
+    if state.shutting_down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
+    }
+    let without: Vec<u32> = state
+        .shards
+        .iter()
+        .filter(|s| !s.has_leader())
+        .map(|s| s.shard())
+        .collect();
+    if without.is_empty() {
+        (StatusCode::OK, "ready".into())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{} shards have no leader: {without:?}", without.len()),
+        )
+    }
+}

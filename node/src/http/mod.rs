@@ -1,0 +1,23 @@
+//! The HTTP server on `--http-addr`: audit webhook, health and readiness.
+
+pub mod audit;
+pub mod errors;
+pub mod health;
+
+use crate::server::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// Routes of `--http-addr`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.max_body_bytes;
+    Router::new()
+        .route("/audit", post(audit::post_default))
+        .route("/audit/{cluster}", post(audit::post_cluster))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}

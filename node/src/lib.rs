@@ -1,0 +1,9 @@
+//! The Kelemetry node: CLI and configuration, the audit webhook, the Jaeger query
+//! API, health and metrics endpoints, and the process lifecycle.
+
+pub mod cli;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod query;
+pub mod server;

@@ -1,0 +1,59 @@
+//! Node-level Prometheus metrics and the `/metrics` endpoint.
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use kelemetry_raft::ShardSet;
+use prometheus::{
+    register_int_counter_vec, register_int_gauge, Encoder, IntCounterVec, IntGauge, TextEncoder,
+};
+use std::sync::{Arc, LazyLock};
+
+/// Audit events by cluster, source and result.
+pub static INGEST_EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "kelemetry_ingest_events_total",
+        "Ingested items by cluster, source and result (accepted, duplicate, filtered_<reason>, rejected, failed).",
+        &["cluster", "source", "result"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Webhook requests by cluster and HTTP status.
+pub static WEBHOOK_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "kelemetry_webhook_requests_total",
+        "Audit webhook requests by cluster and HTTP status code.",
+        &["cluster", "code"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Shards this node leads.
+pub static SHARD_LEADERS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "kelemetry_shard_leaders",
+        "Shards whose Raft leader is this node."
+    )
+    .expect("metric names are unique")
+});
+
+/// Shards without a known leader.
+pub static SHARDS_WITHOUT_LEADER: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "kelemetry_shards_without_leader",
+        "Shards for which this node knows no Raft leader (writes to them fail)."
+    )
+    .expect("metric names are unique")
+});
+
+/// Renders every registered metric, refreshing the leadership gauges first.
+pub async fn render(shards: Arc<ShardSet>) -> impl IntoResponse {
+    SHARD_LEADERS.set(shards.iter().filter(|s| s.is_leader()).count() as i64);
+    SHARDS_WITHOUT_LEADER.set(shards.iter().filter(|s| !s.has_leader()).count() as i64);
+    let mut buf = Vec::new();
+    let encoder = TextEncoder::new();
+    if let Err(e) = encoder.encode(&prometheus::gather(), &mut buf) {
+        tracing::error!(error = %e, "cannot encode metrics");
+    }
+    ([(CONTENT_TYPE, encoder.format_type().to_string())], buf)
+}

@@ -1,0 +1,166 @@
+//! Parameters of `GET /api/traces`, with errors that name the parameter.
+
+use super::{Query, SOURCES};
+use kelemetry_core::key::IDENTITY_TAGS;
+use kelemetry_core::model::EventSource;
+use std::collections::BTreeMap;
+
+/// Default search range when `start` is absent: 48 hours, like Jaeger.
+const DEFAULT_LOOKBACK_US: i64 = 48 * 3600 * 1_000_000;
+/// Default `limit`, like Jaeger's backend.
+const DEFAULT_LIMIT: usize = 100;
+
+/// A parsed search request.
+pub struct SearchParams {
+    /// The search.
+    pub query: Query,
+    /// `traceID=` lookups instead of a search.
+    pub trace_ids: Vec<u128>,
+}
+
+/// Parses a trace ID of up to 32 hex digits.
+pub fn parse_trace_id(s: &str) -> Option<u128> {
+    (!s.is_empty() && s.len() <= 32)
+        .then(|| u128::from_str_radix(s, 16).ok())
+        .flatten()
+}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+fn int(name: &str, v: &str) -> Result<i64, String> {
+    v.parse().map_err(|_| {
+        format!("parameter '{name}' must be an integer (microseconds since the epoch), got {v:?}")
+    })
+}
+
+impl SearchParams {
+    /// Parses a raw query string.
+    pub fn parse(raw: &str, span_ttl_us: i64) -> Result<Self, String> {
+        let pairs =
+            form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()));
+        let mut service = None;
+        let mut tags = BTreeMap::new();
+        let (mut start, mut end, mut limit) = (None, None, None);
+        let mut trace_ids = Vec::new();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "service" => service = Some(v),
+                "tags" => {
+                    let m: BTreeMap<String, String> = serde_json::from_str(&v).map_err(|e| {
+                        format!("parameter 'tags' must be a JSON object of strings: {e}")
+                    })?;
+                    tags.extend(m);
+                }
+                "tag" => {
+                    let (tk, tv) = v
+                        .split_once(':')
+                        .ok_or_else(|| format!("parameter 'tag' must be key:value, got {v:?}"))?;
+                    tags.insert(tk.to_string(), tv.to_string());
+                }
+                "start" => start = Some(int("start", &v)?),
+                "end" => end = Some(int("end", &v)?),
+                "limit" => {
+                    limit = Some(v.parse::<usize>().map_err(|_| {
+                        format!("parameter 'limit' must be a non-negative integer, got {v:?}")
+                    })?)
+                }
+                "traceID" => {
+                    trace_ids.push(parse_trace_id(&v).ok_or_else(|| {
+                        format!("parameter 'traceID' is not a hex trace id: {v:?}")
+                    })?)
+                }
+                _ => {}
+            }
+        }
+        for k in tags.keys() {
+            if !IDENTITY_TAGS.contains(&k.as_str()) {
+                return Err(format!(
+                    "tag '{k}' is not searchable; use any of {}",
+                    IDENTITY_TAGS.join(", ")
+                ));
+            }
+        }
+        let source = match service.as_deref() {
+            Some("object") => None,
+            Some("audit") => Some(EventSource::Audit),
+            Some("event") => Some(EventSource::Event),
+            Some(other) => {
+                return Err(format!(
+                    "parameter 'service' must be one of {}, got {other:?}",
+                    SOURCES.join(", ")
+                ))
+            }
+            None if trace_ids.is_empty() => return Err("parameter 'service' is required".into()),
+            None => None,
+        };
+        let end_us = end.unwrap_or_else(now_us);
+        let start_us = start.unwrap_or(end_us - DEFAULT_LOOKBACK_US);
+        if start_us > end_us {
+            return Err("parameter 'start' must not be after 'end'".into());
+        }
+        Ok(Self {
+            query: Query {
+                source,
+                tags: tags.into_iter().collect(),
+                start_us,
+                end_us,
+                limit: match limit {
+                    Some(0) | None => DEFAULT_LIMIT,
+                    Some(n) => n,
+                },
+                max_window_us: span_ttl_us,
+            },
+            trace_ids,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_jaeger_search() {
+        let p = SearchParams::parse(
+            "service=audit&tags=%7B%22name%22%3A%22demo%22%7D&start=10&end=20&limit=5&tag=resource:pods",
+            1800,
+        )
+        .unwrap();
+        assert_eq!(p.query.source, Some(EventSource::Audit));
+        assert_eq!(
+            p.query.tags,
+            vec![
+                ("name".into(), "demo".into()),
+                ("resource".into(), "pods".into())
+            ]
+        );
+        assert_eq!(
+            (p.query.start_us, p.query.end_us, p.query.limit),
+            (10, 20, 5)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_parameter() {
+        for (q, needle) in [
+            ("", "'service'"),
+            ("service=nope", "'service'"),
+            ("service=audit&tags=%7B", "'tags'"),
+            (
+                "service=audit&tags=%7B%22user%22%3A%22x%22%7D",
+                "tag 'user'",
+            ),
+            ("service=audit&start=yesterday", "'start'"),
+            ("service=audit&start=5&end=1", "'start'"),
+            ("service=audit&limit=-1", "'limit'"),
+            ("traceID=xyz", "'traceID'"),
+        ] {
+            let err = SearchParams::parse(q, 1)
+                .err()
+                .unwrap_or_else(|| panic!("{q} must fail"));
+            assert!(err.contains(needle), "{q}: {err}");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The node's lifecycle: open storage, start the shard groups and actors, serve HTTP,
+//! and shut down gracefully on SIGTERM or Ctrl-C.
+
+use crate::cli::ServeArgs;
+use anyhow::Context;
+use kelemetry_actors::{IngestRouter, Pipeline, PipelineSettings};
+use kelemetry_core::filter::AuditFilter;
+use kelemetry_raft::{Engine, RaftSettings, ShardSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+/// Everything request handlers share.
+pub struct AppState {
+    /// Submits commands to shard actors.
+    pub router: IngestRouter,
+    /// The shard groups (for reads and readiness).
+    pub shards: Arc<ShardSet>,
+    /// Audit filter.
+    pub filter: AuditFilter,
+    /// Cluster of `POST /audit`.
+    pub default_cluster: Option<String>,
+    /// Bounds concurrent webhook requests.
+    pub webhook_permits: Arc<Semaphore>,
+    /// Largest webhook body.
+    pub max_body_bytes: usize,
+    /// Window length in microseconds.
+    pub span_ttl_us: i64,
+    /// Set once shutdown begins; readiness fails and new writes are refused.
+    pub shutting_down: AtomicBool,
+}
+
+/// How long leaders may take to appear at start-up before the node serves anyway
+/// (readiness stays failing until they do).
+const LEADER_WAIT: Duration = Duration::from_secs(30);
+
+/// Runs a node until SIGTERM or Ctrl-C.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let node_id = args.resolved_node_id();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("--data-dir {}: cannot create", args.data_dir.display()))?;
+    let engine = Engine::open(&args.data_dir.join("db")).with_context(|| {
+        format!(
+            "--data-dir {}: cannot open the database",
+            args.data_dir.display()
+        )
+    })?;
+    let settings = RaftSettings {
+        node_id,
+        advertise_addr: args.peer_addr.to_string(),
+        shards: args.shards,
+    };
+    tracing::info!(node_id, shards = args.shards, data_dir = %args.data_dir.display(), "opening shard groups");
+    let shards = Arc::new(ShardSet::open(engine, &settings).await?);
+    if !shards.wait_for_leaders(LEADER_WAIT).await {
+        tracing::warn!("not every shard has a leader yet; /readyz reports which");
+    }
+    let pipeline_settings = PipelineSettings {
+        span_ttl: args.span_ttl,
+        retention: args.retention,
+        max_queued_commands: args.shard_queue_commands,
+        max_batch_commands: args.max_batch_commands,
+        ..PipelineSettings::default()
+    };
+    let pipeline = Pipeline::start(shards.clone(), &pipeline_settings).await?;
+    let state = Arc::new(AppState {
+        router: pipeline.router(),
+        shards: shards.clone(),
+        filter: AuditFilter {
+            exclude_types: args.exclude_types.clone(),
+            exclude_user_agents: args.exclude_user_agents.clone(),
+        },
+        default_cluster: args.default_cluster.clone(),
+        webhook_permits: Arc::new(Semaphore::new(args.max_concurrent_requests.max(1))),
+        max_body_bytes: args.max_body_bytes,
+        span_ttl_us: args.span_ttl.as_micros() as i64,
+        shutting_down: AtomicBool::new(false),
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let metrics_shards = shards.clone();
+    let servers = vec![
+        serve(
+            "http",
+            args.http_addr,
+            crate::http::router(state.clone()),
+            stop_rx.clone(),
+        )
+        .await?,
+        serve(
+            "query",
+            args.query_addr,
+            crate::query::router(state.clone()),
+            stop_rx.clone(),
+        )
+        .await?,
+        serve(
+            "metrics",
+            args.metrics_addr,
+            axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || crate::metrics::render(metrics_shards.clone())),
+            ),
+            stop_rx,
+        )
+        .await?,
+    ];
+    tracing::info!(http = %args.http_addr, query = %args.query_addr, metrics = %args.metrics_addr, "kelemetry node ready");
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: refusing new writes, finishing in-flight commits");
+    state.shutting_down.store(true, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    for s in servers {
+        let _ = s.await;
+    }
+    pipeline.stop().await;
+    shards.shutdown().await?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+async fn serve(
+    name: &'static str,
+    addr: SocketAddr,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({name} server)"))?;
+    Ok(tokio::spawn(async move {
+        let result = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::error!(server = name, error = %e, "server failed");
+        }
+    }))
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot install SIGTERM handler");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
