@@ -8,7 +8,7 @@ use std::time::Duration;
 /// Control-plane tracing for Kubernetes: audit logs, Events and object changes as
 /// Jaeger traces, stored in a self-contained replicated cluster.
 #[derive(Parser, Debug)]
-#[command(name = "kelemetry", version, about)]
+#[command(name = "kelemetry", version, about, args_override_self = true)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]

@@ -7,3 +7,4 @@ pub mod logging;
 pub mod metrics;
 pub mod query;
 pub mod server;
+pub mod workload;

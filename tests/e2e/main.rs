@@ -1,1 +1,8 @@
+//! End-to-end tests: real `kelemetry` processes on loopback, real RocksDB directories,
+//! real HTTP. Built as integration tests of the `kelemetry` package so that the binary
+//! under test is the one this build produced.
 
+mod lifecycle;
+mod limits;
+mod real_data;
+mod support;

@@ -1,0 +1,383 @@
+//! Synthetic audit traffic with known content, for end-to-end tests and benchmarks.
+//!
+//! The Deployment lifecycle mirrors what a real cluster records for
+//! `kubectl create deployment`, a scale, an image change, another scale and a delete:
+//! the controllers' status updates, the ReplicaSets and Pods they create with owner
+//! references, and `generateName` pods whose names only the response carries.
+
+use serde_json::{json, Value};
+
+/// User of `kubectl` and of the controllers in a kwok cluster.
+const ADMIN: &str = "kwok-admin";
+const KUBECTL_UA: &str = "kubectl/v1.29.0 (linux/amd64) kubernetes/3f7a50f";
+const KCM_UA: &str = "kube-controller-manager/v1.29.0 (linux/amd64) kubernetes/3f7a50f/system:serviceaccount:kube-system:deployment-controller";
+
+/// Builds audit events with increasing times and resource versions.
+pub struct AuditStream {
+    namespace: String,
+    t_us: i64,
+    rv: u64,
+    seq: u64,
+    prefix: String,
+}
+
+fn rfc3339(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// What one request did to one object.
+pub struct Request<'a> {
+    /// Verb.
+    pub verb: &'a str,
+    /// Resource (plural).
+    pub resource: &'a str,
+    /// API group.
+    pub group: &'a str,
+    /// Subresource or empty.
+    pub subresource: &'a str,
+    /// Object name; empty for `generateName` creates.
+    pub name: &'a str,
+    /// `objectRef.resourceVersion`.
+    pub request_rv: &'a str,
+    /// The response object, or `None`.
+    pub response: Option<Value>,
+    /// HTTP status.
+    pub code: u16,
+    /// User agent.
+    pub user_agent: &'a str,
+}
+
+impl AuditStream {
+    /// A stream starting at `t_us`, with audit IDs prefixed by `prefix`.
+    pub fn new(namespace: &str, t_us: i64, prefix: &str) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            t_us,
+            rv: 100,
+            seq: 0,
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// The next resource version.
+    pub fn next_rv(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    /// Current time of the stream.
+    pub fn now_us(&self) -> i64 {
+        self.t_us
+    }
+
+    /// One audit event (stage ResponseComplete) for `r`, 50 ms after the previous one.
+    pub fn event(&mut self, r: Request<'_>) -> Value {
+        self.t_us += 50_000;
+        self.seq += 1;
+        let mut e = json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+            "auditID": format!("{}-{:06}", self.prefix, self.seq), "stage": "ResponseComplete",
+            "requestURI": format!("/apis/{}/namespaces/{}/{}", r.group, self.namespace, r.resource),
+            "verb": r.verb, "user": {"username": ADMIN, "groups": ["system:masters"]},
+            "sourceIPs": ["172.18.0.1"], "userAgent": r.user_agent,
+            "objectRef": {"resource": r.resource, "namespace": self.namespace, "name": r.name,
+                          "apiGroup": r.group, "apiVersion": "v1", "resourceVersion": r.request_rv,
+                          "subresource": r.subresource},
+            "responseStatus": {"metadata": {}, "code": r.code},
+            "requestReceivedTimestamp": rfc3339(self.t_us), "stageTimestamp": rfc3339(self.t_us + 3_000),
+        });
+        if let Some(resp) = r.response {
+            e["responseObject"] = resp;
+        }
+        e
+    }
+}
+
+fn owner(kind: &str, name: &str) -> Value {
+    json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": format!("uid-{name}"),
+            "controller": true, "blockOwnerDeletion": true}])
+}
+
+fn deployment(
+    ns: &str,
+    name: &str,
+    rv: u64,
+    generation: u64,
+    replicas: u64,
+    image: &str,
+    observed: Option<u64>,
+) -> Value {
+    let mut status = json!({"replicas": replicas, "readyReplicas": replicas});
+    if let Some(g) = observed {
+        status["observedGeneration"] = json!(g);
+    }
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{name}"), "resourceVersion": rv.to_string(),
+                     "generation": generation,
+                     "managedFields": [{"manager": "kubectl-create", "operation": "Update", "time": "2024-01-01T00:00:00Z"}]},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "main", "image": image}]}}},
+        "status": status})
+}
+
+fn replicaset(ns: &str, name: &str, deploy: &str, rv: u64, replicas: u64, image: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{name}"), "resourceVersion": rv.to_string(),
+                     "ownerReferences": owner("Deployment", deploy)},
+        "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "main", "image": image}]}}}})
+}
+
+fn pod(ns: &str, name: &str, rs: &str, rv: u64, image: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "generateName": format!("{rs}-"), "namespace": ns, "uid": format!("uid-{name}"),
+                     "resourceVersion": rv.to_string(), "ownerReferences": owner("ReplicaSet", rs)},
+        "spec": {"containers": [{"name": "main", "image": image}]}})
+}
+
+/// The objects a lifecycle touched, for assertions.
+pub struct LifecycleNames {
+    /// The Deployment.
+    pub deployment: String,
+    /// Its two ReplicaSets (first image, second image).
+    pub replicasets: [String; 2],
+    /// Pods of each ReplicaSet.
+    pub pods: Vec<(String, String)>,
+}
+
+/// Audit batches of a Deployment lifecycle: create (2 replicas), scale to 4, image
+/// `alpine:3.16` -> `alpine:3.17`, scale to 2, delete. Each batch is one EventList.
+pub fn deployment_lifecycle(ns: &str, name: &str, t0_us: i64) -> (Vec<Value>, LifecycleNames) {
+    let mut s = AuditStream::new(ns, t0_us, &format!("{ns}-{name}"));
+    let mut batches = Vec::new();
+    let rs1 = format!("{name}-5d8b9c7f4");
+    let rs2 = format!("{name}-7f6c5d9b8");
+    let mut pods = Vec::new();
+    let dep = |s: &mut AuditStream, gen, replicas, image, observed| {
+        let rv = s.next_rv();
+        (rv, deployment(ns, name, rv, gen, replicas, image, observed))
+    };
+
+    // kubectl create; the controller creates the first ReplicaSet and its pods.
+    let mut b = Vec::new();
+    let (mut drv, d) = dep(&mut s, 1, 2, "alpine:3.16", None);
+    b.push(s.event(Request {
+        verb: "create",
+        resource: "deployments",
+        group: "apps",
+        subresource: "",
+        name,
+        request_rv: "",
+        response: Some(d),
+        code: 201,
+        user_agent: KUBECTL_UA,
+    }));
+    let rv = s.next_rv();
+    b.push(s.event(Request {
+        verb: "create",
+        resource: "replicasets",
+        group: "apps",
+        subresource: "",
+        name: &rs1,
+        request_rv: "",
+        response: Some(replicaset(ns, &rs1, name, rv, 2, "alpine:3.16")),
+        code: 201,
+        user_agent: KCM_UA,
+    }));
+    for i in 0..2 {
+        let pname = format!("{rs1}-p{i}");
+        let rv = s.next_rv();
+        b.push(s.event(Request {
+            verb: "create",
+            resource: "pods",
+            group: "",
+            subresource: "",
+            name: "",
+            request_rv: "",
+            response: Some(pod(ns, &pname, &rs1, rv, "alpine:3.16")),
+            code: 201,
+            user_agent: KCM_UA,
+        }));
+        pods.push((rs1.clone(), pname));
+    }
+    let (rv, d) = dep(&mut s, 1, 2, "alpine:3.16", Some(1));
+    b.push(s.event(Request {
+        verb: "update",
+        resource: "deployments",
+        group: "apps",
+        subresource: "status",
+        name,
+        request_rv: &drv.to_string(),
+        response: Some(d),
+        code: 200,
+        user_agent: KCM_UA,
+    }));
+    drv = rv;
+    batches.push(b);
+
+    // kubectl scale --replicas=4, then the controller observes generation 2.
+    let mut b = Vec::new();
+    let rv = s.next_rv();
+    b.push(s.event(Request { verb: "patch", resource: "deployments", group: "apps", subresource: "scale", name, request_rv: "", response: Some(json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": name, "resourceVersion": rv.to_string()}, "spec": {"replicas": 4}})), code: 200, user_agent: KUBECTL_UA }));
+    let (rv2, d2) = dep(&mut s, 2, 4, "alpine:3.16", Some(2));
+    b.push(s.event(Request {
+        verb: "update",
+        resource: "deployments",
+        group: "apps",
+        subresource: "status",
+        name,
+        request_rv: &rv.to_string(),
+        response: Some(d2),
+        code: 200,
+        user_agent: KCM_UA,
+    }));
+    drv = rv2.max(drv);
+    for i in 2..4 {
+        let pname = format!("{rs1}-p{i}");
+        let rv = s.next_rv();
+        b.push(s.event(Request {
+            verb: "create",
+            resource: "pods",
+            group: "",
+            subresource: "",
+            name: "",
+            request_rv: "",
+            response: Some(pod(ns, &pname, &rs1, rv, "alpine:3.16")),
+            code: 201,
+            user_agent: KCM_UA,
+        }));
+        pods.push((rs1.clone(), pname));
+    }
+    batches.push(b);
+
+    // kubectl set image: a second ReplicaSet.
+    let mut b = Vec::new();
+    let (rv, d) = dep(&mut s, 3, 4, "alpine:3.17", Some(2));
+    b.push(s.event(Request {
+        verb: "patch",
+        resource: "deployments",
+        group: "apps",
+        subresource: "",
+        name,
+        request_rv: "",
+        response: Some(d),
+        code: 200,
+        user_agent: KUBECTL_UA,
+    }));
+    let rsrv = s.next_rv();
+    b.push(s.event(Request {
+        verb: "create",
+        resource: "replicasets",
+        group: "apps",
+        subresource: "",
+        name: &rs2,
+        request_rv: "",
+        response: Some(replicaset(ns, &rs2, name, rsrv, 4, "alpine:3.17")),
+        code: 201,
+        user_agent: KCM_UA,
+    }));
+    for i in 0..2 {
+        let pname = format!("{rs2}-p{i}");
+        let prv = s.next_rv();
+        b.push(s.event(Request {
+            verb: "create",
+            resource: "pods",
+            group: "",
+            subresource: "",
+            name: "",
+            request_rv: "",
+            response: Some(pod(ns, &pname, &rs2, prv, "alpine:3.17")),
+            code: 201,
+            user_agent: KCM_UA,
+        }));
+        pods.push((rs2.clone(), pname));
+    }
+    let (rv3, d3) = dep(&mut s, 3, 4, "alpine:3.17", Some(3));
+    b.push(s.event(Request {
+        verb: "update",
+        resource: "deployments",
+        group: "apps",
+        subresource: "status",
+        name,
+        request_rv: &rv.to_string(),
+        response: Some(d3),
+        code: 200,
+        user_agent: KCM_UA,
+    }));
+    drv = rv3.max(drv);
+    batches.push(b);
+
+    // kubectl scale --replicas=2, then delete (the response is a Status).
+    let mut b = Vec::new();
+    let (rv, d) = dep(&mut s, 4, 2, "alpine:3.17", Some(3));
+    b.push(s.event(Request {
+        verb: "update",
+        resource: "deployments",
+        group: "apps",
+        subresource: "",
+        name,
+        request_rv: &drv.to_string(),
+        response: Some(d),
+        code: 200,
+        user_agent: KUBECTL_UA,
+    }));
+    let (_, d) = dep(&mut s, 4, 2, "alpine:3.17", Some(4));
+    b.push(s.event(Request {
+        verb: "update",
+        resource: "deployments",
+        group: "apps",
+        subresource: "status",
+        name,
+        request_rv: &rv.to_string(),
+        response: Some(d),
+        code: 200,
+        user_agent: KCM_UA,
+    }));
+    b.push(s.event(Request { verb: "delete", resource: "deployments", group: "apps", subresource: "", name, request_rv: "", response: Some(json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "group": "apps", "kind": "deployments"}})), code: 200, user_agent: KUBECTL_UA }));
+    batches.push(b);
+
+    let lists = batches.into_iter().map(event_list).collect();
+    (
+        lists,
+        LifecycleNames {
+            deployment: name.to_string(),
+            replicasets: [rs1, rs2],
+            pods,
+        },
+    )
+}
+
+/// Wraps items in an `audit.k8s.io/v1` EventList.
+pub fn event_list(items: Vec<Value>) -> Value {
+    json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items})
+}
+
+/// A batch of `size` pod events (create then updates) for load: distinct pods, so
+/// they spread over every shard, each with a response object to diff.
+pub fn pod_churn_batch(batch: u64, size: u64, t0_us: i64) -> Value {
+    let mut s = AuditStream::new(
+        "load",
+        t0_us + batch as i64 * 1_000,
+        &format!("load-{batch}"),
+    );
+    let items = (0..size)
+        .map(|i| {
+            let name = format!("pod-{batch}-{i}");
+            let rv = s.next_rv();
+            s.event(Request {
+                verb: "create",
+                resource: "pods",
+                group: "",
+                subresource: "",
+                name: &name,
+                request_rv: "",
+                response: Some(pod("load", &name, "rs-load", rv, "nginx:1.25")),
+                code: 201,
+                user_agent: KCM_UA,
+            })
+        })
+        .collect();
+    event_list(items)
+}
