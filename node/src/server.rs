@@ -37,17 +37,35 @@ pub struct AppState {
 /// (readiness stays failing until they do).
 const LEADER_WAIT: Duration = Duration::from_secs(30);
 
+/// A started node: its bound addresses and what shutting it down needs.
+pub struct RunningNode {
+    /// Bound address of the webhook server.
+    pub http_addr: SocketAddr,
+    /// Bound address of the query server.
+    pub query_addr: SocketAddr,
+    /// Bound address of the metrics server.
+    pub metrics_addr: SocketAddr,
+    state: Arc<AppState>,
+    stop_tx: watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    pipeline: Pipeline,
+    shards: Arc<ShardSet>,
+}
+
 /// Runs a node until SIGTERM or Ctrl-C.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let node = start(args).await?;
+    wait_for_signal().await;
+    node.shutdown().await
+}
+
+/// Opens storage, starts the shard groups, actors and servers.
+pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     let node_id = args.resolved_node_id();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir {}: cannot create", args.data_dir.display()))?;
-    let engine = Engine::open(&args.data_dir.join("db")).with_context(|| {
-        format!(
-            "--data-dir {}: cannot open the database",
-            args.data_dir.display()
-        )
-    })?;
+    let engine = Engine::open(&args.data_dir.join("db"))
+        .with_context(|| format!("--data-dir {}: cannot open the database", args.data_dir.display()))?;
     let settings = RaftSettings {
         node_id,
         advertise_addr: args.peer_addr.to_string(),
@@ -82,45 +100,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics_shards = shards.clone();
-    let servers = vec![
-        serve(
-            "http",
-            args.http_addr,
-            crate::http::router(state.clone()),
-            stop_rx.clone(),
-        )
-        .await?,
-        serve(
-            "query",
-            args.query_addr,
-            crate::query::router(state.clone()),
-            stop_rx.clone(),
-        )
-        .await?,
-        serve(
-            "metrics",
-            args.metrics_addr,
-            axum::Router::new().route(
-                "/metrics",
-                axum::routing::get(move || crate::metrics::render(metrics_shards.clone())),
-            ),
-            stop_rx,
-        )
-        .await?,
-    ];
-    tracing::info!(http = %args.http_addr, query = %args.query_addr, metrics = %args.metrics_addr, "kelemetry node ready");
+    let metrics_app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || crate::metrics::render(metrics_shards.clone())),
+    );
+    let (http_addr, http) = serve("http", args.http_addr, crate::http::router(state.clone()), stop_rx.clone()).await?;
+    let (query_addr, query) = serve("query", args.query_addr, crate::query::router(state.clone()), stop_rx.clone()).await?;
+    let (metrics_addr, metrics) = serve("metrics", args.metrics_addr, metrics_app, stop_rx).await?;
+    tracing::info!(http = %http_addr, query = %query_addr, metrics = %metrics_addr, "kelemetry node ready");
+    Ok(RunningNode {
+        http_addr,
+        query_addr,
+        metrics_addr,
+        state,
+        stop_tx,
+        servers: vec![http, query, metrics],
+        pipeline,
+        shards,
+    })
+}
 
-    wait_for_signal().await;
-    tracing::info!("shutting down: refusing new writes, finishing in-flight commits");
-    state.shutting_down.store(true, Ordering::SeqCst);
-    let _ = stop_tx.send(true);
-    for s in servers {
-        let _ = s.await;
+impl RunningNode {
+    /// Graceful shutdown: refuse new writes, let in-flight requests finish their
+    /// commits, stop the actors and Raft groups, flush RocksDB.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        tracing::info!("shutting down: refusing new writes, finishing in-flight commits");
+        self.state.shutting_down.store(true, Ordering::SeqCst);
+        let _ = self.stop_tx.send(true);
+        for s in self.servers {
+            let _ = s.await;
+        }
+        self.pipeline.stop().await;
+        self.shards.shutdown().await?;
+        tracing::info!("shutdown complete");
+        Ok(())
     }
-    pipeline.stop().await;
-    shards.shutdown().await?;
-    tracing::info!("shutdown complete");
-    Ok(())
 }
 
 async fn serve(
@@ -128,11 +142,12 @@ async fn serve(
     addr: SocketAddr,
     app: axum::Router,
     mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} ({name} server)"))?;
-    Ok(tokio::spawn(async move {
+    let bound = listener.local_addr()?;
+    Ok((bound, tokio::spawn(async move {
         let result = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -144,7 +159,7 @@ async fn serve(
         if let Err(e) = result {
             tracing::error!(server = name, error = %e, "server failed");
         }
-    }))
+    })))
 }
 
 async fn wait_for_signal() {

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building Kelemetry needs on a Debian machine with Rust:
+# RocksDB (linked from Debian's librocksdb-dev) and libclang for its bindgen.
+# Safe to run repeatedly: it installs only what is missing.
+set -euo pipefail
+
+packages=(librocksdb-dev libclang1-14 libclang-common-14-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (https://rustup.rs)" >&2; exit 1; }
