@@ -20,6 +20,26 @@ pub struct Cli {
 pub enum Command {
     /// Run a node: audit webhook, storage, Jaeger query API and metrics.
     Serve(ServeArgs),
+    /// Post simulated Deployment lifecycles to a node's audit webhook.
+    Demo(DemoArgs),
+}
+
+/// Flags of `kelemetry demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Base URL of the node's webhook server.
+    #[arg(
+        long,
+        env = "KELEMETRY_DEMO_TARGET",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub target: String,
+    /// Cluster name to post as.
+    #[arg(long, env = "KELEMETRY_DEMO_CLUSTER", default_value = "local", value_parser = cluster_name)]
+    pub cluster: String,
+    /// Number of Deployments (each with 2 ReplicaSets and 6 Pods).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub deployments: u32,
 }
 
 /// Log output format.
@@ -139,7 +159,9 @@ mod tests {
             Cli::try_parse_from(["kelemetry", "serve", "--default-cluster", "a/b"]).unwrap_err();
         assert!(err.to_string().contains("--default-cluster"), "{err}");
         let ok = Cli::try_parse_from(["kelemetry", "serve", "--retention", "2d"]).unwrap();
-        let Command::Serve(a) = ok.command;
+        let Command::Serve(a) = ok.command else {
+            panic!("serve")
+        };
         assert_eq!(a.retention, Duration::from_secs(2 * 86400));
         assert_eq!(a.exclude_types.len(), 3);
     }

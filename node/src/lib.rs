@@ -2,6 +2,7 @@
 //! API, health and metrics endpoints, and the process lifecycle.
 
 pub mod cli;
+pub mod demo;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -11,5 +11,6 @@ async fn main() -> anyhow::Result<()> {
             kelemetry::logging::init(args.log_format);
             kelemetry::server::run(args).await
         }
+        Command::Demo(args) => kelemetry::demo::run(&args),
     }
 }

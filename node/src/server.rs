@@ -64,8 +64,12 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     let node_id = args.resolved_node_id();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir {}: cannot create", args.data_dir.display()))?;
-    let engine = Engine::open(&args.data_dir.join("db"))
-        .with_context(|| format!("--data-dir {}: cannot open the database", args.data_dir.display()))?;
+    let engine = Engine::open(&args.data_dir.join("db")).with_context(|| {
+        format!(
+            "--data-dir {}: cannot open the database",
+            args.data_dir.display()
+        )
+    })?;
     let settings = RaftSettings {
         node_id,
         advertise_addr: args.peer_addr.to_string(),
@@ -104,8 +108,20 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         "/metrics",
         axum::routing::get(move || crate::metrics::render(metrics_shards.clone())),
     );
-    let (http_addr, http) = serve("http", args.http_addr, crate::http::router(state.clone()), stop_rx.clone()).await?;
-    let (query_addr, query) = serve("query", args.query_addr, crate::query::router(state.clone()), stop_rx.clone()).await?;
+    let (http_addr, http) = serve(
+        "http",
+        args.http_addr,
+        crate::http::router(state.clone()),
+        stop_rx.clone(),
+    )
+    .await?;
+    let (query_addr, query) = serve(
+        "query",
+        args.query_addr,
+        crate::query::router(state.clone()),
+        stop_rx.clone(),
+    )
+    .await?;
     let (metrics_addr, metrics) = serve("metrics", args.metrics_addr, metrics_app, stop_rx).await?;
     tracing::info!(http = %http_addr, query = %query_addr, metrics = %metrics_addr, "kelemetry node ready");
     Ok(RunningNode {
@@ -147,19 +163,22 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {addr} ({name} server)"))?;
     let bound = listener.local_addr()?;
-    Ok((bound, tokio::spawn(async move {
-        let result = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
-        if let Err(e) = result {
-            tracing::error!(server = name, error = %e, "server failed");
-        }
-    })))
+    Ok((
+        bound,
+        tokio::spawn(async move {
+            let result = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+            if let Err(e) = result {
+                tracing::error!(server = name, error = %e, "server failed");
+            }
+        }),
+    ))
 }
 
 async fn wait_for_signal() {

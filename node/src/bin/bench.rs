@@ -47,7 +47,8 @@ fn raw_synced_rate(dir: &std::path::Path, batches: u64, batch: u64) -> anyhow::R
     let value = vec![7u8; 1500];
     let started = Instant::now();
     for b in 0..batches {
-        let ops = (0..batch).map(|i| Op::Put(format!("k{b:08}-{i:04}").into_bytes(), value.clone()));
+        let ops =
+            (0..batch).map(|i| Op::Put(format!("k{b:08}-{i:04}").into_bytes(), value.clone()));
         engine.write(ops, true)?;
     }
     Ok(batches as f64 / started.elapsed().as_secs_f64())
@@ -57,20 +58,39 @@ fn main() -> anyhow::Result<()> {
     let opts = Opts::parse();
     tracing_subscriber::fmt().with_env_filter("warn").init();
     let dir = tempfile::tempdir()?;
-    println!("kelemetry-bench: data in {} (same disk for both measurements)", dir.path().display());
+    println!(
+        "kelemetry-bench: data in {} (same disk for both measurements)",
+        dir.path().display()
+    );
 
-    println!("raw RocksDB: {} synced batches of {} puts ...", opts.raw_batches, opts.batch);
+    println!(
+        "raw RocksDB: {} synced batches of {} puts ...",
+        opts.raw_batches, opts.batch
+    );
     let raw = raw_synced_rate(dir.path(), opts.raw_batches, opts.batch)?;
     println!("raw RocksDB synced batches/s: {raw:.0}");
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let data_dir = dir.path().join("node");
     let cli = Cli::try_parse_from([
-        "kelemetry", "serve", "--data-dir", data_dir.to_str().context("utf-8 path")?,
-        "--http-addr", "127.0.0.1:0", "--query-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
-        "--shards", &opts.shards.to_string(),
+        "kelemetry",
+        "serve",
+        "--data-dir",
+        data_dir.to_str().context("utf-8 path")?,
+        "--http-addr",
+        "127.0.0.1:0",
+        "--query-addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--shards",
+        &opts.shards.to_string(),
     ])?;
-    let Command::Serve(args) = cli.command;
+    let Command::Serve(args) = cli.command else {
+        anyhow::bail!("expected serve arguments");
+    };
     let node = runtime.block_on(kelemetry::server::start(args))?;
     let url = format!("http://{}/audit/bench", node.http_addr);
 
@@ -83,17 +103,29 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let workers: Vec<_> = (0..opts.clients)
         .map(|_| {
-            let (url, next_batch, acked, refused, latencies) =
-                (url.clone(), next_batch.clone(), acked.clone(), refused.clone(), latencies.clone());
+            let (url, next_batch, acked, refused, latencies) = (
+                url.clone(),
+                next_batch.clone(),
+                acked.clone(),
+                refused.clone(),
+                latencies.clone(),
+            );
             let batch = opts.batch;
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
                 let mut local = Vec::new();
                 while Instant::now() < deadline {
                     let n = next_batch.fetch_add(1, Ordering::Relaxed);
                     let body = pod_churn_batch(n, batch, t0).to_string();
                     let sent = Instant::now();
-                    match agent.post(&url).header("Content-Type", "application/json").send(body.as_bytes()) {
+                    match agent
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .send(body.as_bytes())
+                    {
                         Ok(r) if r.status() == 200 => {
                             local.push(sent.elapsed());
                             acked.fetch_add(batch, Ordering::Relaxed);
@@ -122,20 +154,35 @@ fn main() -> anyhow::Result<()> {
         last = now;
     }
     for w in workers {
-        w.join().map_err(|_| anyhow::anyhow!("client thread panicked"))?;
+        w.join()
+            .map_err(|_| anyhow::anyhow!("client thread panicked"))?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let events = acked.load(Ordering::Relaxed);
     let rate = events as f64 / elapsed;
-    let mut lat = latencies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let mut lat = latencies
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
     lat.sort();
     runtime.block_on(node.shutdown())?;
 
     println!("---");
-    println!("clients {} x {} events/request, {} shards, {:.1}s", opts.clients, opts.batch, opts.shards, elapsed);
+    println!(
+        "clients {} x {} events/request, {} shards, {:.1}s",
+        opts.clients, opts.batch, opts.shards, elapsed
+    );
     println!("ingest, durable ack (200 after Raft commit): {rate:.0} events/s ({events} events, {} refused requests)", refused.load(Ordering::Relaxed));
-    println!("request latency p50 {:?} p99 {:?} max {:?}", percentile(&lat, 0.5), percentile(&lat, 0.99), lat.last().copied().unwrap_or_default());
+    println!(
+        "request latency p50 {:?} p99 {:?} max {:?}",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or_default()
+    );
     println!("raw RocksDB synced batches/s: {raw:.0}");
-    println!("ratio: {:.1} acknowledged events per raw synced batch", rate / raw);
+    println!(
+        "ratio: {:.1} acknowledged events per raw synced batch",
+        rate / raw
+    );
     Ok(())
 }
