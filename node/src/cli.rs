@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a node: audit webhook, storage, Jaeger query API and metrics.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Post simulated Deployment lifecycles to a node's audit webhook.
     Demo(DemoArgs),
 }

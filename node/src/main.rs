@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             kelemetry::logging::init(args.log_format);
-            kelemetry::server::run(args).await
+            kelemetry::server::run(*args).await
         }
         Command::Demo(args) => kelemetry::demo::run(&args),
     }

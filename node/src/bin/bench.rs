@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
     let Command::Serve(args) = cli.command else {
         anyhow::bail!("expected serve arguments");
     };
-    let node = runtime.block_on(kelemetry::server::start(args))?;
+    let node = runtime.block_on(kelemetry::server::start(*args))?;
     let url = format!("http://{}/audit/bench", node.http_addr);
 
     let t0 = chrono::Utc::now().timestamp_micros() - 3_600_000_000;
