@@ -42,7 +42,7 @@ pub struct OutboxState {
     shards: Arc<ShardSet>,
     router: IngestRouter,
     dirty: BTreeSet<u32>,
-    running: bool,
+    running: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Actor for OutboxActor {
@@ -59,7 +59,7 @@ impl Actor for OutboxActor {
             shards: args.shards,
             router: args.router,
             dirty: BTreeSet::new(),
-            running: false,
+            running: None,
         })
     }
 
@@ -80,18 +80,29 @@ impl Actor for OutboxActor {
                     .filter(|s| s.is_leader())
                     .map(|s| s.shard()),
             ),
-            OutboxMsg::Done => state.running = false,
+            OutboxMsg::Done => state.running = None,
         }
-        if !state.running && !state.dirty.is_empty() {
-            state.running = true;
+        if state.running.is_none() && !state.dirty.is_empty() {
             let work = std::mem::take(&mut state.dirty);
             let (shards, router) = (state.shards.clone(), state.router.clone());
-            tokio::spawn(async move {
+            state.running = Some(tokio::spawn(async move {
                 for shard in work {
                     deliver(&shards, &router, shard).await;
                 }
                 let _ = myself.cast(OutboxMsg::Done);
-            });
+            }));
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<OutboxMsg>,
+        state: &mut OutboxState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Undelivered entries stay in shard state; the next start delivers them.
+        if let Some(task) = state.running.take() {
+            task.abort();
         }
         Ok(())
     }

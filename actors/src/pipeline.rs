@@ -40,7 +40,7 @@ impl Default for PipelineSettings {
             outbox_interval: Duration::from_secs(1),
             max_queued_commands: 20_000,
             max_batch_commands: 2_000,
-            max_in_flight: 2,
+            max_in_flight: 1,
             submit_timeout: Duration::from_secs(30),
         }
     }

@@ -40,7 +40,7 @@ pub struct RetentionActor;
 /// State of the retention worker.
 pub struct RetentionState {
     args: Arc<RetentionArgs>,
-    running: bool,
+    running: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Actor for RetentionActor {
@@ -55,7 +55,7 @@ impl Actor for RetentionActor {
     ) -> Result<RetentionState, ActorProcessingErr> {
         Ok(RetentionState {
             args: Arc::new(args),
-            running: false,
+            running: None,
         })
     }
 
@@ -66,16 +66,27 @@ impl Actor for RetentionActor {
         state: &mut RetentionState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            RetentionMsg::Done => state.running = false,
-            RetentionMsg::Tick if !state.running => {
-                state.running = true;
+            RetentionMsg::Done => state.running = None,
+            RetentionMsg::Tick if state.running.is_none() => {
                 let args = state.args.clone();
-                tokio::spawn(async move {
+                state.running = Some(tokio::spawn(async move {
                     sweep(&args).await;
                     let _ = myself.cast(RetentionMsg::Done);
-                });
+                }));
             }
             RetentionMsg::Tick => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<RetentionMsg>,
+        state: &mut RetentionState,
+    ) -> Result<(), ActorProcessingErr> {
+        // An interrupted sweep is harmless: expiry is idempotent and resumes next time.
+        if let Some(task) = state.running.take() {
+            task.abort();
         }
         Ok(())
     }

@@ -15,24 +15,29 @@ pub struct Owner {
     pub version: String,
 }
 
-#[derive(Deserialize)]
+/// One entry of `metadata.ownerReferences`.
+#[derive(Deserialize, Clone, Debug, Default)]
 #[serde(rename_all = "camelCase")]
-struct OwnerRef {
+pub struct OwnerReference {
+    /// The owner's `apiVersion`.
     #[serde(default)]
-    api_version: String,
+    pub api_version: String,
+    /// The owner's kind.
     #[serde(default)]
-    kind: String,
+    pub kind: String,
+    /// The owner's name.
     #[serde(default)]
-    name: String,
+    pub name: String,
+    /// Whether this owner is the managing controller.
     #[serde(default)]
-    controller: bool,
+    pub controller: bool,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Meta {
     #[serde(default)]
-    owner_references: Vec<OwnerRef>,
+    owner_references: Vec<OwnerReference>,
 }
 
 #[derive(Deserialize)]
@@ -46,12 +51,15 @@ struct Obj {
 /// Only references with `controller: true` count, as in the original. A cluster-scoped
 /// owner (a Node, a Namespace) gets an empty namespace instead of the child's.
 pub fn controller_owners(child: &ObjectKey, object_json: &str) -> Vec<Owner> {
-    let Ok(obj) = serde_json::from_str::<Obj>(object_json) else {
-        return Vec::new();
-    };
-    obj.metadata
-        .owner_references
-        .into_iter()
+    match serde_json::from_str::<Obj>(object_json) {
+        Ok(obj) => controller_owners_of(child, &obj.metadata.owner_references),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The controlling owners among already-decoded owner references.
+pub fn controller_owners_of(child: &ObjectKey, refs: &[OwnerReference]) -> Vec<Owner> {
+    refs.iter()
         .filter(|r| r.controller && !r.name.is_empty() && !r.kind.is_empty())
         .map(|r| Owner {
             key: ObjectKey::new(
@@ -63,7 +71,7 @@ pub fn controller_owners(child: &ObjectKey, object_json: &str) -> Vec<Owner> {
                 } else {
                     child.namespace.as_str()
                 },
-                r.name,
+                r.name.clone(),
             ),
             version: version_of_api_version(&r.api_version).to_string(),
         })

@@ -55,8 +55,6 @@ impl Engine {
         opts.increase_parallelism(2);
         opts.set_max_background_jobs(2);
         opts.set_write_buffer_size(64 << 20);
-        // Group commit across threads: concurrent synced writes share one WAL fsync.
-        opts.set_enable_pipelined_write(true);
         let db = DB::open(&opts, path)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -117,6 +115,11 @@ impl Engine {
         };
         it.status()?;
         Ok(found)
+    }
+
+    /// Makes every write made so far durable by syncing the write-ahead log.
+    pub fn sync_wal(&self) -> Result<(), EngineError> {
+        Ok(self.db.flush_wal(true)?)
     }
 
     /// Flushes memtables to SST files (used on graceful shutdown).

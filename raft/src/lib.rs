@@ -16,6 +16,7 @@ mod network;
 mod shards;
 mod state_machine;
 pub mod types;
+mod wal_sync;
 
 pub use engine::{Engine, EngineError};
 pub use shards::{ProposeError, RaftSettings, ShardRaft, ShardSet, ShardSetError};

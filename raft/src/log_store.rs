@@ -3,6 +3,7 @@
 use crate::engine::{Engine, EngineError, Op};
 use crate::keys::{self, GroupId};
 use crate::types::{NodeId, TypeConfig};
+use crate::wal_sync::WalSyncer;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, RaftLogReader, StorageError, StorageIOError, Vote};
 use serde::{de::DeserializeOwned, Serialize};
@@ -14,6 +15,7 @@ use std::ops::{Bound, RangeBounds};
 pub struct LogStore {
     engine: Engine,
     group: GroupId,
+    syncer: WalSyncer,
 }
 
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
@@ -35,9 +37,13 @@ fn write_err(e: EngineError) -> StorageError<NodeId> {
 }
 
 impl LogStore {
-    /// The log store of `group`.
-    pub fn new(engine: Engine, group: GroupId) -> Self {
-        Self { engine, group }
+    /// The log store of `group`; appends become durable through `syncer`.
+    pub fn new(engine: Engine, group: GroupId, syncer: WalSyncer) -> Self {
+        Self {
+            engine,
+            group,
+            syncer,
+        }
     }
 
     fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
@@ -165,13 +171,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .into_iter()
             .map(|e| Op::Put(keys::log(self.group, e.log_id.index), enc(&e)))
             .collect();
-        let result = self.write_sync(ops).await;
-        let io = result
-            .as_ref()
-            .map(|_| ())
-            .map_err(|e| std::io::Error::other(e.to_string()));
-        callback.log_io_completed(io);
-        result.map_err(write_err)
+        // Readable now (memtable), durable when the shared WAL sync completes.
+        self.engine.write(ops, false).map_err(write_err)?;
+        self.syncer
+            .after_next_sync(Box::new(move |result| callback.log_io_completed(result)));
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {

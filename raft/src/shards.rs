@@ -6,6 +6,7 @@ use crate::log_store::LogStore;
 use crate::network::SingleNodeNetwork;
 use crate::state_machine::ShardStateMachine;
 use crate::types::{NodeId, TypeConfig};
+use crate::wal_sync::WalSyncer;
 use kelemetry_core::state::ShardContext;
 use kelemetry_core::{Proposal, ProposalOutcome};
 use openraft::error::{ClientWriteError, RaftError};
@@ -160,15 +161,18 @@ impl ShardSet {
                 true,
             )?,
         }
+        let syncer = WalSyncer::start(engine.clone())
+            .map_err(|e| ShardSetError::Raft(format!("cannot start the WAL syncer: {e}")))?;
         let mut shards = Vec::with_capacity(settings.shards as usize);
         for shard in 0..settings.shards {
-            shards.push(Self::open_shard(&engine, settings, shard).await?);
+            shards.push(Self::open_shard(&engine, &syncer, settings, shard).await?);
         }
         Ok(Self { shards, engine })
     }
 
     async fn open_shard(
         engine: &Engine,
+        syncer: &WalSyncer,
         settings: &RaftSettings,
         shard: u32,
     ) -> Result<ShardRaft, ShardSetError> {
@@ -181,7 +185,7 @@ impl ShardSet {
             settings.node_id,
             raft_config(shard)?,
             SingleNodeNetwork,
-            LogStore::new(engine.clone(), group),
+            LogStore::new(engine.clone(), group, syncer.clone()),
             ShardStateMachine::new(engine.clone(), group, ctx),
         )
         .await

@@ -13,7 +13,7 @@ use crate::model::{
     VersionRecord, LINK_CLASS_CHILDREN, LOG_DIFF, LOG_EVENT_MESSAGE, LOG_REAL_ERROR,
     LOG_REAL_VERBOSE, LOG_SNAPSHOT,
 };
-use crate::owner::controller_owners;
+use crate::owner::{controller_owners_of, OwnerReference};
 use crate::version::ObjectVersionRecord;
 use crate::window::Window;
 use serde::Deserialize;
@@ -73,6 +73,8 @@ struct ObjectHead {
 struct HeadMeta {
     #[serde(default, rename = "resourceVersion")]
     resource_version: String,
+    #[serde(default, rename = "ownerReferences")]
+    owner_references: Vec<OwnerReference>,
 }
 
 fn head(json: &str) -> ObjectHead {
@@ -200,13 +202,12 @@ impl Applier<'_, '_> {
                 _ => {}
             }
         }
-        let owners_json = response
-            .as_ref()
-            .map(|(json, _)| json.to_string())
-            .or_else(|| last.map(|l| l.object_json));
-        if let Some(json) = owners_json {
-            self.link_owners(&a.key, window, a.start_us, &json)?;
-        }
+        let owner_refs = match (&response, &last) {
+            (Some((_, h)), _) => h.metadata.owner_references.clone(),
+            (None, Some(l)) => head(&l.object_json).metadata.owner_references,
+            (None, None) => Vec::new(),
+        };
+        self.link_owners(&a.key, window, a.start_us, &owner_refs)?;
         let span = EventSpanRecord {
             span_id: ids::span_id(&["audit", &a.audit_id, &a.stage]),
             source: EventSource::Audit,
@@ -303,9 +304,9 @@ impl Applier<'_, '_> {
         child: &ObjectKey,
         window: Window,
         time_us: i64,
-        json: &str,
+        refs: &[OwnerReference],
     ) -> Result<(), StateError> {
-        for owner in controller_owners(child, json) {
+        for owner in controller_owners_of(child, refs) {
             let lkey = schema::link_key(child, window.start_us, &owner.key);
             if self.kv.get(&lkey)?.is_some() {
                 continue;
