@@ -147,206 +147,166 @@ pub struct LifecycleNames {
     pub pods: Vec<(String, String)>,
 }
 
+/// Writes one Deployment lifecycle into audit batches.
+struct Lifecycle<'a> {
+    s: AuditStream,
+    ns: &'a str,
+    name: &'a str,
+    /// resourceVersion of the Deployment as last written.
+    rv: u64,
+    pods: Vec<(String, String)>,
+    batch: Vec<Value>,
+    batches: Vec<Value>,
+}
+
+impl Lifecycle<'_> {
+    /// One request on `target` = (resource, group, subresource, name).
+    fn request(
+        &mut self,
+        verb: &str,
+        target: (&str, &str, &str, &str),
+        request_rv: &str,
+        response: Value,
+        user_agent: &str,
+    ) {
+        let (resource, group, subresource, name) = target;
+        let code = if verb == "create" { 201 } else { 200 };
+        let e = self.s.event(Request {
+            verb,
+            resource,
+            group,
+            subresource,
+            name,
+            request_rv,
+            response: Some(response),
+            code,
+            user_agent,
+        });
+        self.batch.push(e);
+    }
+
+    /// Writes the Deployment (`verb` by kubectl, or a status update by the controller).
+    fn deployment(
+        &mut self,
+        verb: &str,
+        subresource: &str,
+        generation: u64,
+        replicas: u64,
+        image: &str,
+        observed: Option<u64>,
+    ) {
+        let request_rv = if verb == "create" || verb == "patch" {
+            String::new()
+        } else {
+            self.rv.to_string()
+        };
+        self.rv = self.s.next_rv();
+        let d = deployment(
+            self.ns, self.name, self.rv, generation, replicas, image, observed,
+        );
+        let ua = if subresource == "status" {
+            KCM_UA
+        } else {
+            KUBECTL_UA
+        };
+        let name = self.name;
+        self.request(
+            verb,
+            ("deployments", "apps", subresource, name),
+            &request_rv,
+            d,
+            ua,
+        );
+    }
+
+    fn replicaset(&mut self, rs: &str, replicas: u64, image: &str) {
+        let rv = self.s.next_rv();
+        let r = replicaset(self.ns, rs, self.name, rv, replicas, image);
+        self.request("create", ("replicasets", "apps", "", rs), "", r, KCM_UA);
+    }
+
+    /// Pods `from..to` of `rs`, created with `generateName` (empty name in objectRef).
+    fn pods(&mut self, rs: &str, from: u32, to: u32, image: &str) {
+        for i in from..to {
+            let pname = format!("{rs}-p{i}");
+            let rv = self.s.next_rv();
+            let p = pod(self.ns, &pname, rs, rv, image);
+            self.request("create", ("pods", "", "", ""), "", p, KCM_UA);
+            self.pods.push((rs.to_string(), pname));
+        }
+    }
+
+    fn end_batch(&mut self) {
+        let items = std::mem::take(&mut self.batch);
+        self.batches.push(event_list(items));
+    }
+}
+
 /// Audit batches of a Deployment lifecycle: create (2 replicas), scale to 4, image
 /// `alpine:3.16` -> `alpine:3.17`, scale to 2, delete. Each batch is one EventList.
 pub fn deployment_lifecycle(ns: &str, name: &str, t0_us: i64) -> (Vec<Value>, LifecycleNames) {
-    let mut s = AuditStream::new(ns, t0_us, &format!("{ns}-{name}"));
-    let mut batches = Vec::new();
     let rs1 = format!("{name}-5d8b9c7f4");
     let rs2 = format!("{name}-7f6c5d9b8");
-    let mut pods = Vec::new();
-    let dep = |s: &mut AuditStream, gen, replicas, image, observed| {
-        let rv = s.next_rv();
-        (rv, deployment(ns, name, rv, gen, replicas, image, observed))
+    let mut l = Lifecycle {
+        s: AuditStream::new(ns, t0_us, &format!("{ns}-{name}")),
+        ns,
+        name,
+        rv: 0,
+        pods: Vec::new(),
+        batch: Vec::new(),
+        batches: Vec::new(),
     };
-
     // kubectl create; the controller creates the first ReplicaSet and its pods.
-    let mut b = Vec::new();
-    let (mut drv, d) = dep(&mut s, 1, 2, "alpine:3.16", None);
-    b.push(s.event(Request {
-        verb: "create",
-        resource: "deployments",
-        group: "apps",
-        subresource: "",
-        name,
-        request_rv: "",
-        response: Some(d),
-        code: 201,
-        user_agent: KUBECTL_UA,
-    }));
-    let rv = s.next_rv();
-    b.push(s.event(Request {
-        verb: "create",
-        resource: "replicasets",
-        group: "apps",
-        subresource: "",
-        name: &rs1,
-        request_rv: "",
-        response: Some(replicaset(ns, &rs1, name, rv, 2, "alpine:3.16")),
-        code: 201,
-        user_agent: KCM_UA,
-    }));
-    for i in 0..2 {
-        let pname = format!("{rs1}-p{i}");
-        let rv = s.next_rv();
-        b.push(s.event(Request {
-            verb: "create",
-            resource: "pods",
-            group: "",
-            subresource: "",
-            name: "",
-            request_rv: "",
-            response: Some(pod(ns, &pname, &rs1, rv, "alpine:3.16")),
-            code: 201,
-            user_agent: KCM_UA,
-        }));
-        pods.push((rs1.clone(), pname));
-    }
-    let (rv, d) = dep(&mut s, 1, 2, "alpine:3.16", Some(1));
-    b.push(s.event(Request {
-        verb: "update",
-        resource: "deployments",
-        group: "apps",
-        subresource: "status",
-        name,
-        request_rv: &drv.to_string(),
-        response: Some(d),
-        code: 200,
-        user_agent: KCM_UA,
-    }));
-    drv = rv;
-    batches.push(b);
+    l.deployment("create", "", 1, 2, "alpine:3.16", None);
+    l.replicaset(&rs1, 2, "alpine:3.16");
+    l.pods(&rs1, 0, 2, "alpine:3.16");
+    l.deployment("update", "status", 1, 2, "alpine:3.16", Some(1));
+    l.end_batch();
 
-    // kubectl scale --replicas=4, then the controller observes generation 2.
-    let mut b = Vec::new();
-    let rv = s.next_rv();
-    b.push(s.event(Request { verb: "patch", resource: "deployments", group: "apps", subresource: "scale", name, request_rv: "", response: Some(json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": name, "resourceVersion": rv.to_string()}, "spec": {"replicas": 4}})), code: 200, user_agent: KUBECTL_UA }));
-    let (rv2, d2) = dep(&mut s, 2, 4, "alpine:3.16", Some(2));
-    b.push(s.event(Request {
-        verb: "update",
-        resource: "deployments",
-        group: "apps",
-        subresource: "status",
-        name,
-        request_rv: &rv.to_string(),
-        response: Some(d2),
-        code: 200,
-        user_agent: KCM_UA,
-    }));
-    drv = rv2.max(drv);
-    for i in 2..4 {
-        let pname = format!("{rs1}-p{i}");
-        let rv = s.next_rv();
-        b.push(s.event(Request {
-            verb: "create",
-            resource: "pods",
-            group: "",
-            subresource: "",
-            name: "",
-            request_rv: "",
-            response: Some(pod(ns, &pname, &rs1, rv, "alpine:3.16")),
-            code: 201,
-            user_agent: KCM_UA,
-        }));
-        pods.push((rs1.clone(), pname));
-    }
-    batches.push(b);
+    // kubectl scale --replicas=4 (the response is a Scale, not the Deployment), then
+    // the controller observes generation 2.
+    let scale_rv = l.s.next_rv();
+    let scale = json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": name, "resourceVersion": scale_rv.to_string()}, "spec": {"replicas": 4}});
+    l.request(
+        "patch",
+        ("deployments", "apps", "scale", name),
+        "",
+        scale,
+        KUBECTL_UA,
+    );
+    l.rv = scale_rv;
+    l.deployment("update", "status", 2, 4, "alpine:3.16", Some(2));
+    l.pods(&rs1, 2, 4, "alpine:3.16");
+    l.end_batch();
 
     // kubectl set image: a second ReplicaSet.
-    let mut b = Vec::new();
-    let (rv, d) = dep(&mut s, 3, 4, "alpine:3.17", Some(2));
-    b.push(s.event(Request {
-        verb: "patch",
-        resource: "deployments",
-        group: "apps",
-        subresource: "",
-        name,
-        request_rv: "",
-        response: Some(d),
-        code: 200,
-        user_agent: KUBECTL_UA,
-    }));
-    let rsrv = s.next_rv();
-    b.push(s.event(Request {
-        verb: "create",
-        resource: "replicasets",
-        group: "apps",
-        subresource: "",
-        name: &rs2,
-        request_rv: "",
-        response: Some(replicaset(ns, &rs2, name, rsrv, 4, "alpine:3.17")),
-        code: 201,
-        user_agent: KCM_UA,
-    }));
-    for i in 0..2 {
-        let pname = format!("{rs2}-p{i}");
-        let prv = s.next_rv();
-        b.push(s.event(Request {
-            verb: "create",
-            resource: "pods",
-            group: "",
-            subresource: "",
-            name: "",
-            request_rv: "",
-            response: Some(pod(ns, &pname, &rs2, prv, "alpine:3.17")),
-            code: 201,
-            user_agent: KCM_UA,
-        }));
-        pods.push((rs2.clone(), pname));
-    }
-    let (rv3, d3) = dep(&mut s, 3, 4, "alpine:3.17", Some(3));
-    b.push(s.event(Request {
-        verb: "update",
-        resource: "deployments",
-        group: "apps",
-        subresource: "status",
-        name,
-        request_rv: &rv.to_string(),
-        response: Some(d3),
-        code: 200,
-        user_agent: KCM_UA,
-    }));
-    drv = rv3.max(drv);
-    batches.push(b);
+    l.deployment("patch", "", 3, 4, "alpine:3.17", Some(2));
+    l.replicaset(&rs2, 4, "alpine:3.17");
+    l.pods(&rs2, 0, 2, "alpine:3.17");
+    l.deployment("update", "status", 3, 4, "alpine:3.17", Some(3));
+    l.end_batch();
 
     // kubectl scale --replicas=2, then delete (the response is a Status).
-    let mut b = Vec::new();
-    let (rv, d) = dep(&mut s, 4, 2, "alpine:3.17", Some(3));
-    b.push(s.event(Request {
-        verb: "update",
-        resource: "deployments",
-        group: "apps",
-        subresource: "",
-        name,
-        request_rv: &drv.to_string(),
-        response: Some(d),
-        code: 200,
-        user_agent: KUBECTL_UA,
-    }));
-    let (_, d) = dep(&mut s, 4, 2, "alpine:3.17", Some(4));
-    b.push(s.event(Request {
-        verb: "update",
-        resource: "deployments",
-        group: "apps",
-        subresource: "status",
-        name,
-        request_rv: &rv.to_string(),
-        response: Some(d),
-        code: 200,
-        user_agent: KCM_UA,
-    }));
-    b.push(s.event(Request { verb: "delete", resource: "deployments", group: "apps", subresource: "", name, request_rv: "", response: Some(json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "group": "apps", "kind": "deployments"}})), code: 200, user_agent: KUBECTL_UA }));
-    batches.push(b);
+    l.deployment("update", "", 4, 2, "alpine:3.17", Some(3));
+    l.deployment("update", "status", 4, 2, "alpine:3.17", Some(4));
+    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Success",
+        "details": {"name": name, "group": "apps", "kind": "deployments"}});
+    l.request(
+        "delete",
+        ("deployments", "apps", "", name),
+        "",
+        status,
+        KUBECTL_UA,
+    );
+    l.end_batch();
 
-    let lists = batches.into_iter().map(event_list).collect();
-    (
-        lists,
-        LifecycleNames {
-            deployment: name.to_string(),
-            replicasets: [rs1, rs2],
-            pods,
-        },
-    )
+    let names = LifecycleNames {
+        deployment: name.to_string(),
+        replicasets: [rs1, rs2],
+        pods: l.pods,
+    };
+    (l.batches, names)
 }
 
 /// Wraps items in an `audit.k8s.io/v1` EventList.

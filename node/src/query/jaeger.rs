@@ -70,52 +70,70 @@ fn child_of(o: &ObjectSpanRecord) -> Value {
     json!([{"refType": "CHILD_OF", "traceID": hex_trace(o.trace_id), "spanID": hex_span(o.span_id)}])
 }
 
-#[allow(clippy::too_many_arguments)]
-fn span(
-    o: &ObjectSpanRecord,
+/// The parts that differ between spans of one trace.
+struct SpanParts {
     id: u64,
-    op: &str,
-    refs: Value,
-    start: i64,
-    duration: i64,
+    op: String,
+    references: Value,
+    start_us: i64,
+    duration_us: i64,
     tags: Vec<Value>,
     logs: Value,
     process: String,
-) -> Value {
+}
+
+fn span(o: &ObjectSpanRecord, p: SpanParts) -> Value {
     json!({
-        "traceID": hex_trace(o.trace_id), "spanID": hex_span(id), "flags": 1, "operationName": op,
-        "references": refs, "startTime": start, "duration": duration, "tags": tags, "logs": logs,
-        "processID": process, "warnings": null,
+        "traceID": hex_trace(o.trace_id), "spanID": hex_span(p.id), "flags": 1, "operationName": p.op,
+        "references": p.references, "startTime": p.start_us, "duration": p.duration_us, "tags": p.tags,
+        "logs": p.logs, "processID": p.process, "warnings": null,
     })
 }
 
-fn object_span(o: &ObjectSpanRecord, p: &mut Processes) -> Value {
+/// A pseudo span (object or link) covering the whole window.
+fn pseudo_span(
+    o: &ObjectSpanRecord,
+    id: u64,
+    pseudo_type: &str,
+    extra: Vec<Value>,
+    references: Value,
+    process: String,
+) -> Value {
     let mut tags = identity_tags(o, &o.version);
     tags.extend([
         tag("timeStamp", &window_stamp(o)),
         tag("zzz-traceSource", "object"),
-        tag("zzz-pseudoType", "object"),
+        tag("zzz-pseudoType", pseudo_type),
     ]);
-    let op = format!("{}/{}", o.key.resource, o.key.name);
+    tags.extend(extra);
     span(
         o,
+        SpanParts {
+            id,
+            op: format!("{}/{}", o.key.resource, o.key.name),
+            references,
+            start_us: o.window.start_us,
+            duration_us: o.window.len_us,
+            tags,
+            logs: json!([]),
+            process,
+        },
+    )
+}
+
+fn object_span(o: &ObjectSpanRecord, p: &mut Processes) -> Value {
+    pseudo_span(
+        o,
         o.span_id,
-        &op,
-        json!([]),
-        o.window.start_us,
-        o.window.len_us,
-        tags,
+        "object",
+        Vec::new(),
         json!([]),
         p.id(OBJECT_SERVICE),
     )
 }
 
 fn link_span(o: &ObjectSpanRecord, l: &LinkRecord, p: &mut Processes) -> Value {
-    let mut tags = identity_tags(o, &o.version);
-    tags.extend([
-        tag("timeStamp", &window_stamp(o)),
-        tag("zzz-traceSource", "object"),
-        tag("zzz-pseudoType", "link"),
+    let extra = vec![
         tag("linkedCluster", &l.linked.cluster),
         tag("linkedGroup", &l.linked.group),
         tag("linkedResource", &l.linked.resource),
@@ -123,19 +141,8 @@ fn link_span(o: &ObjectSpanRecord, l: &LinkRecord, p: &mut Processes) -> Value {
         tag("linkedName", &l.linked.name),
         tag("linkRole", l.role.as_str()),
         tag("linkClass", &l.class),
-    ]);
-    let op = format!("{}/{}", o.key.resource, o.key.name);
-    span(
-        o,
-        l.span_id,
-        &op,
-        child_of(o),
-        o.window.start_us,
-        o.window.len_us,
-        tags,
-        json!([]),
-        p.id(LINK_SERVICE),
-    )
+    ];
+    pseudo_span(o, l.span_id, "link", extra, child_of(o), p.id(LINK_SERVICE))
 }
 
 fn event_span(o: &ObjectSpanRecord, e: &EventSpanRecord, p: &mut Processes) -> Value {
@@ -150,14 +157,16 @@ fn event_span(o: &ObjectSpanRecord, e: &EventSpanRecord, p: &mut Processes) -> V
         .collect();
     span(
         o,
-        e.span_id,
-        &e.title,
-        child_of(o),
-        e.start_us,
-        (e.end_us - e.start_us).max(0),
-        tags,
-        Value::Array(logs),
-        p.id(e.source.as_str()),
+        SpanParts {
+            id: e.span_id,
+            op: e.title.clone(),
+            references: child_of(o),
+            start_us: e.start_us,
+            duration_us: (e.end_us - e.start_us).max(0),
+            tags,
+            logs: Value::Array(logs),
+            process: p.id(e.source.as_str()),
+        },
     )
 }
 

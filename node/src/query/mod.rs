@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use kelemetry_core::ids::{shard_of, shard_of_trace};
 use kelemetry_core::key::IDENTITY_TAGS;
-use kelemetry_core::state::{find_trace_by_id, find_traces, StoredTrace, TraceQuery};
+use kelemetry_core::state::{find_trace_by_id, find_traces, StoredTrace};
 use kelemetry_core::ObjectKey;
 use params::{parse_trace_id, SearchParams};
 use serde_json::{json, Value};
@@ -127,6 +127,3 @@ async fn get_trace(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
         Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
-
-/// Query type re-exported for the parameter parser.
-pub(crate) type Query = TraceQuery;

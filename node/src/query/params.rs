@@ -1,8 +1,9 @@
 //! Parameters of `GET /api/traces`, with errors that name the parameter.
 
-use super::{Query, SOURCES};
+use super::SOURCES;
 use kelemetry_core::key::IDENTITY_TAGS;
 use kelemetry_core::model::EventSource;
+use kelemetry_core::state::TraceQuery;
 use std::collections::BTreeMap;
 
 /// Default search range when `start` is absent: 48 hours, like Jaeger.
@@ -13,7 +14,7 @@ const DEFAULT_LIMIT: usize = 100;
 /// A parsed search request.
 pub struct SearchParams {
     /// The search.
-    pub query: Query,
+    pub query: TraceQuery,
     /// `traceID=` lookups instead of a search.
     pub trace_ids: Vec<u128>,
 }
@@ -101,7 +102,7 @@ impl SearchParams {
             return Err("parameter 'start' must not be after 'end'".into());
         }
         Ok(Self {
-            query: Query {
+            query: TraceQuery {
                 source,
                 tags: tags.into_iter().collect(),
                 start_us,
