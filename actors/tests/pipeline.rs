@@ -162,3 +162,48 @@ async fn a_full_queue_is_refused_not_grown() {
     pipeline.stop().await;
     shards.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_windows_older_than_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = shard_set(dir.path(), 4).await;
+    let settings = PipelineSettings {
+        retention: Duration::from_secs(3600),
+        retention_interval: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let pipeline = Pipeline::start(shards.clone(), &settings).await.unwrap();
+    let old = create(pod("old"), "old", None);
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let mut recent = create(pod("recent"), "recent", None);
+    if let Command::Audit(a) = &mut recent {
+        a.start_us = now_us;
+        a.end_us = now_us;
+    }
+    pipeline.router().submit(vec![old, recent]).await.unwrap();
+    let ttl = settings.span_ttl.as_micros() as i64;
+    let window_of = |t: i64| Window::containing(t, ttl).start_us;
+    let reader = |k: &ObjectKey| shards.shard(shard_of(k, 4)).reader().clone();
+    let mut gone = false;
+    for _ in 0..100 {
+        if load_trace(&reader(&pod("old")), &pod("old"), window_of(T))
+            .unwrap()
+            .is_none()
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the 2023 window was expired");
+    assert!(
+        load_trace(&reader(&pod("recent")), &pod("recent"), window_of(now_us))
+            .unwrap()
+            .is_some()
+    );
+    pipeline.stop().await;
+    shards.shutdown().await.unwrap();
+}

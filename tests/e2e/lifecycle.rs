@@ -185,6 +185,11 @@ fn deployment_lifecycle_traces_survive_replay_and_sigkill() {
     );
     assert_eq!(tag(&spans[0], "resource"), Some("deployments"));
 
+    let metrics = node.metrics_text();
+    assert!(metrics.contains(&format!("kelemetry_ingest_events_total{{cluster=\"{CLUSTER}\",result=\"accepted\",source=\"audit\"}} {accepted}")), "{metrics}");
+    assert!(metrics.contains("kelemetry_commit_duration_seconds_count"));
+    assert!(metrics.contains("kelemetry_shard_leaders 16"));
+
     // Replaying every batch creates nothing new.
     for b in &batches {
         let (status, body) = node.post_audit(CLUSTER, b);

@@ -194,6 +194,16 @@ impl Node {
         )
     }
 
+    /// The Prometheus exposition of the node.
+    pub fn metrics_text(&self) -> String {
+        let mut r = self
+            .agent
+            .get(format!("http://{}/metrics", self.metrics))
+            .call()
+            .unwrap();
+        r.body_mut().read_to_string().unwrap()
+    }
+
     /// The traces `/api/traces` finds for `service` and identity tags.
     pub fn search(&self, service: &str, tags: &[(&str, &str)]) -> Vec<Value> {
         let tags: serde_json::Map<String, Value> = tags
