@@ -131,6 +131,10 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "KELEMETRY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Once listening, write the bound addresses as JSON to this file (useful with
+    /// port 0: `{"http": "127.0.0.1:41234", "query": ..., "metrics": ...}`).
+    #[arg(long, env = "KELEMETRY_ADDR_FILE")]
+    pub addr_file: Option<PathBuf>,
 }
 
 impl ServeArgs {

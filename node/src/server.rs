@@ -123,6 +123,10 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     )
     .await?;
     let (metrics_addr, metrics) = serve("metrics", args.metrics_addr, metrics_app, stop_rx).await?;
+    if let Some(path) = &args.addr_file {
+        write_addr_file(path, http_addr, query_addr, metrics_addr)
+            .with_context(|| format!("--addr-file {}: cannot write", path.display()))?;
+    }
     tracing::info!(http = %http_addr, query = %query_addr, metrics = %metrics_addr, "kelemetry node ready");
     Ok(RunningNode {
         http_addr,
@@ -151,6 +155,19 @@ impl RunningNode {
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// Writes the bound addresses atomically (temporary file, then rename).
+fn write_addr_file(
+    path: &std::path::Path,
+    http: SocketAddr,
+    query: SocketAddr,
+    metrics: SocketAddr,
+) -> std::io::Result<()> {
+    let body = serde_json::json!({"http": http, "query": query, "metrics": metrics});
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, body.to_string())?;
+    std::fs::rename(tmp, path)
 }
 
 async fn serve(

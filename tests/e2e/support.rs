@@ -1,7 +1,6 @@
 //! A node process under test and HTTP helpers.
 
 use serde_json::Value;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -17,14 +16,6 @@ pub struct Node {
     agent: ureq::Agent,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Response status and JSON body (Null when the body is not JSON).
 pub type Reply = (u16, Value);
 
@@ -35,9 +26,9 @@ impl Node {
             child: None,
             dir: dir.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
-            http: format!("127.0.0.1:{}", free_port()),
-            query: format!("127.0.0.1:{}", free_port()),
-            metrics: format!("127.0.0.1:{}", free_port()),
+            http: String::new(),
+            query: String::new(),
+            metrics: String::new(),
             agent: ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(60)))
@@ -49,25 +40,29 @@ impl Node {
         node
     }
 
+    fn addr_file(&self) -> PathBuf {
+        self.dir.join("addresses.json")
+    }
+
+    /// Every server binds port 0 and the node reports its ports in the address file,
+    /// so tests running in parallel never race for ports.
     fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kelemetry"));
         c.arg("serve")
             .arg("--data-dir")
             .arg(&self.dir)
-            .args([
-                "--http-addr",
-                &self.http,
-                "--query-addr",
-                &self.query,
-                "--metrics-addr",
-                &self.metrics,
-            ])
+            .arg("--addr-file")
+            .arg(self.addr_file())
+            .args(["--http-addr", "127.0.0.1:0"])
+            .args(["--query-addr", "127.0.0.1:0"])
+            .args(["--metrics-addr", "127.0.0.1:0"])
             .args(&self.extra)
             .env("RUST_LOG", "info");
         c
     }
 
     fn spawn(&mut self) {
+        let _ = std::fs::remove_file(self.addr_file());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -99,12 +94,16 @@ impl Node {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("node exited during start-up ({status}): {}", self.log());
             }
-            if let Ok(r) = self
-                .agent
-                .get(format!("http://{}/readyz", self.http))
-                .call()
-            {
-                if r.status() == 200 {
+            if let Ok(text) = std::fs::read_to_string(self.addr_file()) {
+                let a: Value = serde_json::from_str(&text).expect("address file is JSON");
+                let addr = |k: &str| a[k].as_str().expect("address").to_string();
+                (self.http, self.query, self.metrics) =
+                    (addr("http"), addr("query"), addr("metrics"));
+                let ready = self
+                    .agent
+                    .get(format!("http://{}/readyz", self.http))
+                    .call();
+                if ready.is_ok_and(|r| r.status() == 200) {
                     return;
                 }
             }
@@ -144,7 +143,7 @@ impl Node {
         }
     }
 
-    /// Starts the process again on the same directory and ports.
+    /// Starts the process again on the same directory (ports are chosen anew).
     pub fn restart(&mut self) {
         self.spawn();
         self.wait_ready();
