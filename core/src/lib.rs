@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod command;
 pub mod diff;
+pub mod display;
 pub mod event;
 pub mod filter;
 pub mod ids;

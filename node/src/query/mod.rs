@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use kelemetry_core::display::tree::from_stored;
 use kelemetry_core::ids::{shard_of, shard_of_trace};
 use kelemetry_core::key::IDENTITY_TAGS;
 use kelemetry_core::state::{find_trace_by_id, find_traces, StoredTrace};
@@ -75,7 +76,13 @@ async fn search(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> 
             .then_with(|| a.object.key.cmp(&b.object.key))
     });
     found.truncate(query.limit);
-    envelope(Value::Array(found.iter().map(jaeger::trace).collect())).into_response()
+    envelope(Value::Array(
+        found
+            .iter()
+            .map(|t| jaeger::trace(&from_stored(t), None))
+            .collect(),
+    ))
+    .into_response()
 }
 
 /// The object key when the tags name all five identity parts.
@@ -98,7 +105,7 @@ fn lookup_many(state: &AppState, ids: &[u128]) -> Response {
     let mut errors = Vec::new();
     for &id in ids {
         match load(state, id) {
-            Ok(Some(t)) => data.push(jaeger::trace(&t)),
+            Ok(Some(t)) => data.push(jaeger::trace(&from_stored(&t), None)),
             Ok(None) => {
                 errors.push(json!({"msg": "trace not found", "traceID": format!("{id:032x}")}))
             }
@@ -122,7 +129,7 @@ async fn get_trace(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
         );
     };
     match load(&state, id) {
-        Ok(Some(t)) => envelope(json!([jaeger::trace(&t)])).into_response(),
+        Ok(Some(t)) => envelope(json!([jaeger::trace(&from_stored(&t), None)])).into_response(),
         Ok(None) => api_error(StatusCode::NOT_FOUND, "trace not found"),
         Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
