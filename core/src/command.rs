@@ -35,6 +35,16 @@ pub enum Command {
         /// Sequence number of the entry.
         seq: u64,
     },
+    /// Stores a rendered search result (which objects, which range) under `key` until
+    /// `expires_us`, so any node can render its trace ID later.
+    PutResult {
+        /// Cache key (the low 64 bits of the rendered trace IDs).
+        key: u64,
+        /// What the result contains.
+        entry: ResultEntry,
+        /// Absolute expiry, microseconds.
+        expires_us: i64,
+    },
     /// Deletes windows and dedupe markers older than `before_us`, at most `limit` records.
     Expire {
         /// Cut-off, microseconds since the epoch.
@@ -52,8 +62,30 @@ impl Command {
             Self::KubeEvent(e) => Some(&e.key),
             Self::ObjectVersion(v) => Some(&v.key),
             Self::Link(l) => Some(&l.target),
-            Self::AckOutbox { .. } | Self::Expire { .. } => None,
+            Self::AckOutbox { .. } | Self::PutResult { .. } | Self::Expire { .. } => None,
         }
+    }
+}
+
+/// A search result: the objects it shows and the time range it covers. Which links
+/// are followed from them is decided again by the mode each time it is rendered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultEntry {
+    /// Objects of the result, in the order they were found.
+    pub members: Vec<ObjectKey>,
+    /// Range start, microseconds.
+    pub start_us: i64,
+    /// Range end, microseconds.
+    pub end_us: i64,
+}
+
+impl ResultEntry {
+    /// The cache key: a hash of the content, so the same result always gets the same
+    /// trace ID and storing it again changes nothing.
+    pub fn cache_key(&self) -> u64 {
+        let members: Vec<String> = self.members.iter().map(ToString::to_string).collect();
+        let text = format!("{}\0{}\0{}", members.join("\0"), self.start_us, self.end_us);
+        xxhash_rust::xxh3::xxh3_64(text.as_bytes())
     }
 }
 

@@ -131,6 +131,13 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "KELEMETRY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Most objects one search result follows links to; past it the trace carries a
+    /// warning.
+    #[arg(long, env = "KELEMETRY_FOLLOW_LIMIT", default_value_t = 1000)]
+    pub follow_limit: usize,
+    /// How long a search result can be reopened by its trace ID.
+    #[arg(long, env = "KELEMETRY_TRACE_CACHE_TTL", default_value = "7d", value_parser = duration)]
+    pub trace_cache_ttl: Duration,
     /// Once listening, write the bound addresses as JSON to this file (useful with
     /// port 0: `{"http": "127.0.0.1:41234", "query": ..., "metrics": ...}`).
     #[arg(long, env = "KELEMETRY_ADDR_FILE")]

@@ -31,6 +31,10 @@ pub struct AppState {
     pub span_ttl_us: i64,
     /// Set once shutdown begins; readiness fails and new writes are refused.
     pub shutting_down: AtomicBool,
+    /// Most objects one result may follow links to.
+    pub follow_limit: usize,
+    /// How long rendered results can be opened again by trace ID, microseconds.
+    pub result_ttl_us: i64,
 }
 
 /// How long leaders may take to appear at start-up before the node serves anyway
@@ -100,6 +104,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         max_body_bytes: args.max_body_bytes,
         span_ttl_us: args.span_ttl.as_micros() as i64,
         shutting_down: AtomicBool::new(false),
+        follow_limit: args.follow_limit,
+        result_ttl_us: args.trace_cache_ttl.as_micros() as i64,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);

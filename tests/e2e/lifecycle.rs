@@ -8,10 +8,7 @@ use std::time::{Duration, Instant};
 const CLUSTER: &str = "tracetest";
 
 fn trace_of(node: &Node, resource: &str, name: &str) -> Value {
-    let found = node.search(
-        "object",
-        &[("cluster", CLUSTER), ("resource", resource), ("name", name)],
-    );
+    let found = node.stored(&[("cluster", CLUSTER), ("resource", resource), ("name", name)]);
     assert_eq!(
         found.len(),
         1,

@@ -51,7 +51,7 @@ fn bad_requests_and_overload_are_signalled() {
     assert_eq!(body["error"]["item"], 2);
     assert_eq!(body["error"]["field"], "items[2].requestReceivedTimestamp");
     assert!(
-        node.search("object", &[("cluster", "c")]).is_empty(),
+        node.stored(&[("cluster", "c")]).is_empty(),
         "no half-applied batch"
     );
     let (status, body) = node.query("/api/traces?service=nope");
@@ -88,13 +88,10 @@ fn default_cluster_shard_count_guard_and_graceful_shutdown() {
     );
 
     node.restart();
-    let found = node.search(
-        "audit",
-        &[
-            ("cluster", "home"),
-            ("resource", "deployments"),
-            ("name", "web"),
-        ],
-    );
+    let found = node.stored(&[
+        ("cluster", "home"),
+        ("resource", "deployments"),
+        ("name", "web"),
+    ]);
     assert_eq!(found.len(), 1);
 }

@@ -71,7 +71,7 @@ fn every_real_file_is_accepted_or_rejected_clearly() {
     // The falco creates and deletes at ResponseComplete are traced; exec/attach at
     // ResponseStarted and audit2rbac's get/list are filtered.
     assert!(accepted_total >= 14, "accepted {accepted_total}");
-    let found = node.search("audit", &[("cluster", "real"), ("resource", "configmaps")]);
+    let found = node.stored(&[("cluster", "real"), ("resource", "configmaps")]);
     assert!(!found.is_empty());
     assert_eq!(node.http_get("/readyz").0, 200);
 }

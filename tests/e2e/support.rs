@@ -180,6 +180,30 @@ impl Node {
         )
     }
 
+    /// GET on the webhook server without following redirects: status and `Location`
+    /// (or the body when there is none).
+    pub fn http_get_no_redirect(&self, path: &str) -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        let mut r = agent
+            .get(format!("http://{}{path}", self.http))
+            .call()
+            .unwrap();
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let status = r.status().as_u16();
+        (
+            status,
+            location.unwrap_or_else(|| r.body_mut().read_to_string().unwrap_or_default()),
+        )
+    }
+
     /// GET on the webhook server.
     pub fn http_get(&self, path: &str) -> (u16, String) {
         let mut r = self
@@ -203,7 +227,12 @@ impl Node {
         r.body_mut().read_to_string().unwrap()
     }
 
-    /// The traces `/api/traces` finds for `service` and identity tags.
+    /// The stored object traces (`raw=true`) matching identity tags.
+    pub fn stored(&self, tags: &[(&str, &str)]) -> Vec<Value> {
+        self.search("tracing&raw=true", tags)
+    }
+
+    /// The traces `/api/traces` finds for `service` (a mode) and identity tags.
     pub fn search(&self, service: &str, tags: &[(&str, &str)]) -> Vec<Value> {
         let tags: serde_json::Map<String, Value> = tags
             .iter()

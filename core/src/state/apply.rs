@@ -41,6 +41,7 @@ pub fn apply_proposal(
         kv,
         ctx: *ctx,
         ttl: proposal.span_ttl_us,
+        now_us: proposal.now_us,
         outbox_added: 0,
     };
     let mut outcomes = Vec::with_capacity(proposal.commands.len());
@@ -57,6 +58,7 @@ struct Applier<'k, 'a> {
     kv: &'k mut Overlay<'a>,
     ctx: ShardContext,
     ttl: i64,
+    now_us: i64,
     outbox_added: u32,
 }
 
@@ -101,6 +103,20 @@ impl Applier<'_, '_> {
                     return Ok(CommandOutcome::Duplicate);
                 }
                 self.kv.delete(key);
+                Ok(CommandOutcome::Applied)
+            }
+            Command::PutResult {
+                key,
+                entry,
+                expires_us,
+            } => {
+                let rkey = schema::result_key(*key);
+                if self.kv.get(&rkey)?.is_some() {
+                    return Ok(CommandOutcome::Duplicate);
+                }
+                self.kv
+                    .put(schema::deadline_key(*expires_us, &rkey), Vec::new());
+                self.kv.put(rkey, encode(entry));
                 Ok(CommandOutcome::Applied)
             }
             Command::Expire { before_us, limit } => self.expire(*before_us, *limit),
@@ -160,6 +176,7 @@ impl Applier<'_, '_> {
         }
         let window = Window::containing(a.start_us, self.ttl);
         self.ensure_object_span(&a.key, &a.version, window)?;
+        self.kv.put(schema::cluster_key(&a.key.cluster), Vec::new());
         let mut tags = a.tags.clone();
         let mut logs = Vec::new();
         let last: Option<VersionRecord> = self.get(&schema::version_key(&a.key))?;
@@ -369,6 +386,7 @@ impl Applier<'_, '_> {
         }
         let window = Window::containing(e.time_us, self.ttl);
         self.ensure_object_span(&e.key, &e.version, window)?;
+        self.kv.put(schema::cluster_key(&e.key.cluster), Vec::new());
         let span = EventSpanRecord {
             span_id: ids::span_id(&id),
             source: EventSource::Event,
@@ -449,6 +467,18 @@ impl Applier<'_, '_> {
                 self.kv.delete(target.to_vec());
             }
             self.kv.delete(ekey);
+            removed += 1;
+        }
+        let mut due = Vec::new();
+        let mut end = vec![schema::DEADLINE];
+        end.extend_from_slice(&schema::time_bytes(self.now_us));
+        self.kv.scan(&[schema::DEADLINE], &end, &mut |k, _| {
+            due.push(k.to_vec());
+            due.len() < limit
+        })?;
+        for dkey in due {
+            self.kv.delete(dkey[9..].to_vec());
+            self.kv.delete(dkey);
             removed += 1;
         }
         Ok(CommandOutcome::Removed(removed))

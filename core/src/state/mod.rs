@@ -13,7 +13,10 @@ pub mod schema;
 
 pub use apply::{apply_proposal, ShardContext};
 pub use kv::{KvRead, MemKv, Overlay, StateError, WriteOp};
-pub use read::{find_trace_by_id, find_traces, list_outbox, load_trace, StoredTrace, TraceQuery};
+pub use read::{
+    clusters, find_trace_by_id, find_traces, list_outbox, load_result, load_trace, StoredTrace,
+    TraceQuery,
+};
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 
 use super::kv::{KvRead, StateError};
 use super::schema::{self, decode};
-use crate::command::LinkCommand;
+use crate::command::{LinkCommand, ResultEntry};
 use crate::key::ObjectKey;
 use crate::model::{EventSource, EventSpanRecord, LinkRecord, ObjectSpanRecord};
 
@@ -157,4 +157,20 @@ pub fn list_outbox(kv: &dyn KvRead, limit: usize) -> Result<Vec<(u64, LinkComman
         err.is_none() && out.len() < limit
     })?;
     err.map_or(Ok(out), Err)
+}
+
+/// A cached search result.
+pub fn load_result(kv: &dyn KvRead, key: u64) -> Result<Option<ResultEntry>, StateError> {
+    let rkey = schema::result_key(key);
+    kv.get(&rkey)?.map(|b| decode(&rkey, &b)).transpose()
+}
+
+/// Cluster names seen in this shard's data.
+pub fn clusters(kv: &dyn KvRead) -> Result<Vec<String>, StateError> {
+    let mut out = Vec::new();
+    kv.scan(&[schema::CLUSTER], &[schema::CLUSTER + 1], &mut |k, _| {
+        out.push(String::from_utf8_lossy(&k[1..]).into_owned());
+        true
+    })?;
+    Ok(out)
 }

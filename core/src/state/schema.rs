@@ -30,6 +30,34 @@ pub const EXPIRY: u8 = b't';
 pub const OUTBOX: u8 = b'x';
 /// Counters.
 pub const META: u8 = b'm';
+/// Cached search results.
+pub const RESULT: u8 = b'r';
+/// Deadline index: absolute expiry time, then the key to delete.
+pub const DEADLINE: u8 = b'T';
+/// Cluster names seen in ingested data.
+pub const CLUSTER: u8 = b'c';
+
+/// Key of a cached search result.
+pub fn result_key(key: u64) -> Vec<u8> {
+    let mut v = vec![RESULT];
+    v.extend_from_slice(&key.to_be_bytes());
+    v
+}
+
+/// Deadline index key: delete `target` once `deadline_us` has passed.
+pub fn deadline_key(deadline_us: i64, target: &[u8]) -> Vec<u8> {
+    let mut v = vec![DEADLINE];
+    v.extend_from_slice(&time_bytes(deadline_us));
+    v.extend_from_slice(target);
+    v
+}
+
+/// Key recording that a cluster name has been seen.
+pub fn cluster_key(cluster: &str) -> Vec<u8> {
+    let mut v = vec![CLUSTER];
+    v.extend_from_slice(cluster.as_bytes());
+    v
+}
 
 /// Encodes a signed time so that byte order equals numeric order.
 pub fn time_bytes(t: i64) -> [u8; 8] {

@@ -566,3 +566,66 @@ fn expire_removes_old_windows_and_markers_in_bounded_steps() {
         .count();
     assert_eq!(markers, 1);
 }
+
+#[test]
+fn results_are_idempotent_and_expire_at_their_deadline() {
+    use crate::command::ResultEntry;
+    let mut h = Harness::new(1);
+    let entry = ResultEntry {
+        members: vec![key("pods", "", "p")],
+        start_us: T0,
+        end_us: T0 + TTL,
+    };
+    let k = entry.cache_key();
+    let put = || Command::PutResult {
+        key: k,
+        entry: entry.clone(),
+        expires_us: T0 + 10,
+    };
+    assert_eq!(
+        h.apply_on(0, vec![put(), put()]),
+        vec![CommandOutcome::Applied, CommandOutcome::Duplicate]
+    );
+    assert_eq!(load_result(&h.shards[0], k).unwrap(), Some(entry.clone()));
+    // The harness proposes at T0: not yet due.
+    h.apply_on(
+        0,
+        vec![Command::Expire {
+            before_us: 0,
+            limit: 10,
+        }],
+    );
+    assert!(load_result(&h.shards[0], k).unwrap().is_some());
+    let ctx = ShardContext {
+        shard: 0,
+        shards: 1,
+    };
+    let p = Proposal {
+        span_ttl_us: TTL,
+        now_us: T0 + 11,
+        commands: vec![Command::Expire {
+            before_us: 0,
+            limit: 10,
+        }],
+    };
+    let base = h.shards[0].clone();
+    let mut o = Overlay::new(&base);
+    apply_proposal(&mut o, &ctx, &p).unwrap();
+    let w = o.into_writes();
+    h.shards[0].commit(w);
+    assert!(load_result(&h.shards[0], k).unwrap().is_none());
+    h.apply_on(
+        0,
+        vec![audit(
+            &key("pods", "", "q"),
+            "z",
+            "create",
+            "",
+            T0,
+            "",
+            None,
+            201,
+        )],
+    );
+    assert_eq!(clusters(&h.shards[0]).unwrap(), vec!["c1"]);
+}

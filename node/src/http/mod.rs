@@ -1,8 +1,9 @@
-//! The HTTP server on `--http-addr`: audit webhook, health and readiness.
+//! The HTTP server on `--http-addr`: audit webhook, `/redirect`, health and readiness.
 
 pub mod audit;
 pub mod errors;
 pub mod health;
+pub mod redirect;
 
 use crate::server::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -18,6 +19,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/audit/{cluster}", post(audit::post_cluster))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/redirect", get(redirect::redirect))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -1,38 +1,48 @@
-//! The Jaeger HTTP API on `--query-addr`: stored object traces as they are.
+//! The Jaeger HTTP API on `--query-addr`.
+//!
+//! Services are the display modes, operations the known cluster names; searches
+//! return rendered results whose trace IDs name a stored result and a mode. IDs of
+//! stored object traces (as written) are still served as they are.
 
 mod jaeger;
 mod params;
+pub mod results;
 
 use crate::server::AppState;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use kelemetry_core::display::mode;
 use kelemetry_core::display::tree::from_stored;
-use kelemetry_core::ids::{shard_of, shard_of_trace};
-use kelemetry_core::key::IDENTITY_TAGS;
-use kelemetry_core::state::{find_trace_by_id, find_traces, StoredTrace};
-use kelemetry_core::ObjectKey;
+use kelemetry_core::ids::shard_of_trace;
+use kelemetry_core::state::{clusters, find_trace_by_id};
 use params::{parse_trace_id, SearchParams};
+use results::Rendered;
 use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-
-/// The services `GET /api/traces` accepts: the stored sources.
-pub const SOURCES: [&str; 3] = ["audit", "event", "object"];
 
 /// Routes of `--query-addr`.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/services", get(services))
+        .route(
+            "/api/services/{service}/operations",
+            get(service_operations),
+        )
+        .route("/api/operations", get(operations))
         .route("/api/traces", get(search))
         .route("/api/traces/{id}", get(get_trace))
+        .route("/api/dependencies", get(dependencies))
         .with_state(state)
 }
 
 /// Jaeger's legacy response envelope.
-fn envelope(data: Value) -> Json<Value> {
-    Json(json!({"data": data, "total": 0, "limit": 0, "offset": 0, "errors": null}))
+fn envelope(data: Value, total: usize) -> Response {
+    Json(json!({"data": data, "total": total, "limit": 0, "offset": 0, "errors": null}))
+        .into_response()
 }
 
 /// Jaeger's legacy error body.
@@ -42,70 +52,115 @@ pub(crate) fn api_error(status: StatusCode, msg: impl Into<String>) -> Response 
     (status, Json(body)).into_response()
 }
 
-async fn services() -> Json<Value> {
-    let mut v = envelope(json!(SOURCES));
-    v["total"] = json!(SOURCES.len());
-    v
+/// Every display mode name, the default first.
+pub fn mode_names() -> Vec<String> {
+    mode::all().iter().map(ToString::to_string).collect()
+}
+
+/// Cluster names found in any shard, sorted.
+pub fn known_clusters(state: &AppState) -> Result<Vec<String>, String> {
+    let mut all = BTreeSet::new();
+    for s in state.shards.iter() {
+        all.extend(clusters(s.reader()).map_err(|e| e.to_string())?);
+    }
+    Ok(all.into_iter().collect())
+}
+
+async fn services() -> Response {
+    let names = mode_names();
+    let n = names.len();
+    envelope(json!(names), n)
+}
+
+async fn service_operations(
+    State(state): State<Arc<AppState>>,
+    Path(_service): Path<String>,
+) -> Response {
+    match known_clusters(&state) {
+        Ok(c) => {
+            let n = c.len();
+            envelope(json!(c), n)
+        }
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn operations(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if q.get("service").is_none_or(|s| s.is_empty()) {
+        return api_error(StatusCode::BAD_REQUEST, "parameter 'service' is required");
+    }
+    match known_clusters(&state) {
+        Ok(c) => {
+            let ops: Vec<Value> = c
+                .iter()
+                .map(|n| json!({"name": n, "spanKind": ""}))
+                .collect();
+            let n = ops.len();
+            envelope(json!(ops), n)
+        }
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn dependencies() -> Response {
+    envelope(json!([]), 0)
+}
+
+fn rendered_json(r: &Rendered) -> Value {
+    jaeger::trace(&r.tree, Some(r.trace_id))
 }
 
 async fn search(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
-    let params = match SearchParams::parse(raw.as_deref().unwrap_or(""), state.span_ttl_us) {
+    let params = match SearchParams::parse(raw.as_deref().unwrap_or("")) {
         Ok(p) => p,
         Err(e) => return api_error(StatusCode::BAD_REQUEST, e),
     };
-    if !params.trace_ids.is_empty() {
+    let Some(search) = params.search else {
         return lookup_many(&state, &params.trace_ids);
-    }
-    let query = params.query;
-    let shards: Vec<u32> = match full_key(&query.tags) {
-        Some(key) => vec![shard_of(&key, state.shards.count())],
-        None => (0..state.shards.count()).collect(),
     };
-    let mut found: Vec<StoredTrace> = Vec::new();
-    for shard in shards {
-        match find_traces(state.shards.shard(shard).reader(), &query) {
-            Ok(t) => found.extend(t),
-            Err(e) => return api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        }
+    if params.raw {
+        return match results::stored(&state, &search) {
+            Ok(found) => envelope(
+                Value::Array(
+                    found
+                        .iter()
+                        .map(|t| jaeger::trace(&from_stored(t), None))
+                        .collect(),
+                ),
+                0,
+            ),
+            Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
     }
-    found.sort_by(|a, b| {
-        b.object
-            .window
-            .start_us
-            .cmp(&a.object.window.start_us)
-            .then_with(|| a.object.key.cmp(&b.object.key))
-    });
-    found.truncate(query.limit);
-    envelope(Value::Array(
-        found
-            .iter()
-            .map(|t| jaeger::trace(&from_stored(t), None))
-            .collect(),
-    ))
-    .into_response()
+    match results::search(&state, &search).await {
+        Ok(found) => envelope(Value::Array(found.iter().map(rendered_json).collect()), 0),
+        Err(e) => api_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
 }
 
-/// The object key when the tags name all five identity parts.
-fn full_key(tags: &[(String, String)]) -> Option<ObjectKey> {
-    let get = |t: &str| tags.iter().find(|(k, _)| k == t).map(|(_, v)| v.clone());
-    let [c, g, r, n, name] = IDENTITY_TAGS.map(get);
-    Some(ObjectKey::new(c?, g?, r?, n?, name?))
-}
-
-fn load(state: &AppState, id: u128) -> Result<Option<StoredTrace>, String> {
+/// A result or stored trace by ID, as Jaeger JSON.
+pub(crate) fn trace_by_id(state: &AppState, id: u128) -> Result<Option<Value>, String> {
+    if let Some(r) = results::get(state, id).map_err(|e| e.to_string())? {
+        return Ok(Some(rendered_json(&r)));
+    }
     let shard = shard_of_trace(id);
     if shard >= state.shards.count() {
         return Ok(None);
     }
-    find_trace_by_id(state.shards.shard(shard).reader(), id).map_err(|e| e.to_string())
+    let stored =
+        find_trace_by_id(state.shards.shard(shard).reader(), id).map_err(|e| e.to_string())?;
+    Ok(stored.map(|t| jaeger::trace(&from_stored(&t), None)))
 }
 
 fn lookup_many(state: &AppState, ids: &[u128]) -> Response {
     let mut data = Vec::new();
     let mut errors = Vec::new();
     for &id in ids {
-        match load(state, id) {
-            Ok(Some(t)) => data.push(jaeger::trace(&from_stored(&t), None)),
+        match trace_by_id(state, id) {
+            Ok(Some(t)) => data.push(t),
             Ok(None) => {
                 errors.push(json!({"msg": "trace not found", "traceID": format!("{id:032x}")}))
             }
@@ -128,8 +183,8 @@ async fn get_trace(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
             format!("invalid trace id {id:?}: expected up to 32 hex digits"),
         );
     };
-    match load(&state, id) {
-        Ok(Some(t)) => envelope(json!([jaeger::trace(&from_stored(&t), None)])).into_response(),
+    match trace_by_id(&state, id) {
+        Ok(Some(t)) => envelope(json!([t]), 0),
         Ok(None) => api_error(StatusCode::NOT_FOUND, "trace not found"),
         Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }

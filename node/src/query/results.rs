@@ -1,0 +1,244 @@
+//! Search results as Jaeger traces: find the objects a search matches, follow links
+//! with the display mode's selector, split into connected components, store each
+//! result (replicated, with a TTL) and render it. Rendering a stored result again
+//! (by trace ID, possibly with other mode digits) repeats link following from its
+//! members with that mode.
+
+use crate::server::AppState;
+use kelemetry_actors::SubmitError;
+use kelemetry_core::command::ResultEntry;
+use kelemetry_core::display::assemble::Follower;
+use kelemetry_core::display::links::Selector;
+use kelemetry_core::display::mode::DisplayMode;
+use kelemetry_core::display::tree::Span;
+use kelemetry_core::display::{render, trace_id};
+use kelemetry_core::ids::shard_of;
+use kelemetry_core::key::IDENTITY_TAGS;
+use kelemetry_core::state::{find_traces, load_result, StoredTrace, TraceQuery};
+use kelemetry_core::{Command, ObjectKey};
+use std::collections::BTreeMap;
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// Reading shard state failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// A result could not be stored.
+    #[error("cannot store the result: {0}")]
+    Unavailable(#[from] SubmitError),
+}
+
+fn storage(e: impl std::fmt::Display) -> QueryError {
+    QueryError::Storage(e.to_string())
+}
+
+/// A search: identity tags (cluster included) and a range.
+pub struct Search {
+    /// Display mode.
+    pub mode: DisplayMode,
+    /// Identity tags that must match.
+    pub tags: Vec<(String, String)>,
+    /// Range start, microseconds.
+    pub start_us: i64,
+    /// Range end, microseconds.
+    pub end_us: i64,
+    /// Most results.
+    pub limit: usize,
+}
+
+/// One rendered result.
+pub struct Rendered {
+    /// The trace ID: mode digits plus cache key.
+    pub trace_id: u128,
+    /// The transformed tree.
+    pub tree: Span,
+}
+
+/// Every window of one object that overlaps the range.
+fn object_windows(
+    state: &AppState,
+    key: &ObjectKey,
+    start_us: i64,
+    end_us: i64,
+) -> Result<Vec<StoredTrace>, QueryError> {
+    let tags = IDENTITY_TAGS
+        .iter()
+        .map(|t| (t.to_string(), key.tag(t).unwrap_or_default().to_string()))
+        .collect();
+    let q = TraceQuery {
+        source: None,
+        tags,
+        start_us,
+        end_us,
+        limit: usize::MAX,
+        max_window_us: state.span_ttl_us,
+    };
+    let shard = state.shards.shard(shard_of(key, state.shards.count()));
+    find_traces(shard.reader(), &q).map_err(storage)
+}
+
+/// Runs the follower until no object is pending.
+fn follow(
+    state: &AppState,
+    f: &mut Follower,
+    start_us: i64,
+    end_us: i64,
+) -> Result<(), QueryError> {
+    loop {
+        let next = f.take_pending();
+        if next.is_empty() {
+            return Ok(());
+        }
+        for (key, selector) in next {
+            let windows = object_windows(state, &key, start_us, end_us)?;
+            f.add_fetched(key, windows, selector);
+        }
+    }
+}
+
+fn limit_warning(limit: usize) -> String {
+    format!("link following stopped at {limit} objects (--follow-limit); linked objects beyond it are not shown")
+}
+
+/// Objects matching the search that had events in the range, newest first, with
+/// their windows.
+fn seeds(state: &AppState, s: &Search) -> Result<Vec<(ObjectKey, Vec<StoredTrace>)>, QueryError> {
+    let q = TraceQuery {
+        source: None,
+        tags: s.tags.clone(),
+        start_us: s.start_us,
+        end_us: s.end_us,
+        limit: usize::MAX,
+        max_window_us: state.span_ttl_us,
+    };
+    let mut found: Vec<StoredTrace> = Vec::new();
+    for shard in state.shards.iter() {
+        found.extend(find_traces(shard.reader(), &q).map_err(storage)?);
+    }
+    found.retain(|t| !t.events.is_empty());
+    found.sort_by(|a, b| {
+        let last = |t: &StoredTrace| t.events.iter().map(|e| e.start_us).max().unwrap_or(0);
+        last(b)
+            .cmp(&last(a))
+            .then_with(|| a.object.key.cmp(&b.object.key))
+    });
+    let mut order: Vec<ObjectKey> = Vec::new();
+    let mut by_key: BTreeMap<ObjectKey, Vec<StoredTrace>> = BTreeMap::new();
+    for t in found {
+        let k = t.object.key.clone();
+        if !by_key.contains_key(&k) {
+            if order.len() >= s.limit {
+                continue;
+            }
+            order.push(k.clone());
+        }
+        by_key.entry(k).or_default().push(t);
+    }
+    Ok(order
+        .into_iter()
+        .map(|k| {
+            let w = by_key.remove(&k).unwrap_or_default();
+            (k, w)
+        })
+        .collect())
+}
+
+/// Stored object traces (one per object and window) matching a search, newest window
+/// first, as written: no link following, no transforms.
+pub fn stored(state: &AppState, s: &Search) -> Result<Vec<StoredTrace>, QueryError> {
+    let q = TraceQuery {
+        source: None,
+        tags: s.tags.clone(),
+        start_us: s.start_us,
+        end_us: s.end_us,
+        limit: s.limit,
+        max_window_us: state.span_ttl_us,
+    };
+    let mut found = Vec::new();
+    for shard in state.shards.iter() {
+        found.extend(find_traces(shard.reader(), &q).map_err(storage)?);
+    }
+    found.sort_by(|a, b| {
+        b.object
+            .window
+            .start_us
+            .cmp(&a.object.window.start_us)
+            .then_with(|| a.object.key.cmp(&b.object.key))
+    });
+    found.truncate(s.limit);
+    Ok(found)
+}
+
+/// Runs a search and stores its results.
+pub async fn search(state: &AppState, s: &Search) -> Result<Vec<Rendered>, QueryError> {
+    let mut f = Follower::new(state.follow_limit);
+    for (key, windows) in seeds(state, s)? {
+        f.add_seed(key, windows, Selector::for_modifier(s.mode.modifier));
+    }
+    follow(state, &mut f, s.start_us, s.end_us)?;
+    let components = f.assemble((s.start_us, s.end_us), &limit_warning(state.follow_limit));
+    let mut out = Vec::with_capacity(components.len());
+    let expires_us = chrono::Utc::now().timestamp_micros() + state.result_ttl_us;
+    for c in components {
+        let entry = ResultEntry {
+            members: c.members,
+            start_us: s.start_us,
+            end_us: s.end_us,
+        };
+        let key = entry.cache_key();
+        let shard = (key % u64::from(state.shards.count())) as u32;
+        state
+            .router
+            .submit_to_shard(
+                shard,
+                vec![Command::PutResult {
+                    key,
+                    entry,
+                    expires_us,
+                }],
+            )
+            .await?;
+        out.push(Rendered {
+            trace_id: trace_id::encode(s.mode, key),
+            tree: render(c.tree, s.mode),
+        });
+    }
+    Ok(out)
+}
+
+/// Renders a stored result by its trace ID; `None` if the ID is not a result ID or
+/// the result is unknown (expired).
+pub fn get(state: &AppState, id: u128) -> Result<Option<Rendered>, QueryError> {
+    let Some((mode, key)) = trace_id::decode(id) else {
+        return Ok(None);
+    };
+    let shard = (key % u64::from(state.shards.count())) as u32;
+    let Some(entry) = load_result(state.shards.shard(shard).reader(), key).map_err(storage)? else {
+        return Ok(None);
+    };
+    let mut f = Follower::new(state.follow_limit);
+    for m in &entry.members {
+        let windows = object_windows(state, m, entry.start_us, entry.end_us)?;
+        f.add_seed(m.clone(), windows, Selector::for_modifier(mode.modifier));
+    }
+    follow(state, &mut f, entry.start_us, entry.end_us)?;
+    let mut components = f.assemble(
+        (entry.start_us, entry.end_us),
+        &limit_warning(state.follow_limit),
+    );
+    if components.is_empty() {
+        return Ok(None);
+    }
+    let mut first = components.remove(0);
+    if !components.is_empty() {
+        first.tree.warnings.push(format!(
+            "{} more unlinked objects of this result are not shown",
+            components.iter().map(|c| c.members.len()).sum::<usize>()
+        ));
+    }
+    Ok(Some(Rendered {
+        trace_id: id,
+        tree: render(first.tree, mode),
+    }))
+}

@@ -1,0 +1,260 @@
+//! The Jaeger-facing API as the original's e2e suite drives it: `/redirect`, then the
+//! same trace ID with other mode digits through `/api/traces/{id}`.
+
+use crate::support::{start_of_recent_window, tag, urlencode, Node};
+use kelemetry::workload::deployment_lifecycle;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const CLUSTER: &str = "tracetest";
+
+/// `/redirect` for one object; returns the trace ID from `Location: /trace/<id>`.
+fn redirect(node: &Node, resource: &str, name: &str, ts_us: i64) -> String {
+    let ts = chrono::DateTime::from_timestamp_micros(ts_us)
+        .unwrap()
+        .to_rfc3339();
+    let path = format!(
+        "/redirect?cluster={CLUSTER}&resource={resource}&namespace=default&name={name}&ts={}",
+        urlencode(&ts)
+    );
+    let (status, location) = node.http_get_no_redirect(&path);
+    assert_eq!(status, 302, "{location}");
+    let id = location
+        .strip_prefix("/trace/")
+        .expect("Location: /trace/<id>")
+        .to_string();
+    assert_eq!(id.len(), 32);
+    assert!(
+        id.starts_with("ff20000000e1e3e7"),
+        "default mode and fixed suffix: {id}"
+    );
+    id
+}
+
+fn with_mode(id: &str, mode: &str) -> String {
+    format!("ff{mode}{}", &id[10..])
+}
+
+fn fetch(node: &Node, id: &str) -> Value {
+    let (status, body) = node.query(&format!("/api/traces/{id}"));
+    assert_eq!(status, 200, "{body}");
+    body["data"][0].clone()
+}
+
+fn roots(trace: &Value) -> Vec<&Value> {
+    trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["references"].as_array().unwrap().is_empty())
+        .collect()
+}
+
+fn children<'a>(trace: &'a Value, span: &Value) -> Vec<&'a Value> {
+    trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["references"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["spanID"] == span["spanID"])
+        })
+        .collect()
+}
+
+fn log_fields(span: &Value) -> Vec<Vec<(String, String)>> {
+    span["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    (
+                        f["key"].as_str().unwrap().to_string(),
+                        f["value"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Waits until a ReplicaSet's links (its owner and `pods` pods) have arrived.
+fn wait_for_links(node: &Node, rs: &str, pods: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = node.stored(&[
+            ("cluster", CLUSTER),
+            ("resource", "replicasets"),
+            ("name", rs),
+        ]);
+        let links = t.first().map_or(0, |t| {
+            t["spans"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| tag(s, "zzz-pseudoType") == Some("link"))
+                .count()
+        });
+        if links == 1 + pods {
+            return;
+        }
+        assert!(Instant::now() < deadline, "links of {rs} never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn redirect_then_modes_match_the_original_e2e_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), &["--shards", "16"]);
+    let t0 = start_of_recent_window();
+    let (batches, names) = deployment_lifecycle("default", "demo", t0);
+    for b in &batches {
+        assert_eq!(node.post_audit(CLUSTER, b).0, 200);
+    }
+    for rs in &names.replicasets {
+        wait_for_links(
+            &node,
+            rs,
+            names.pods.iter().filter(|(r, _)| r == rs).count(),
+        );
+    }
+    let ts = t0 + 5_000_000;
+
+    // deployment: tracing [full tree] (21000000).
+    let id = redirect(&node, "deployments", "demo", ts);
+    let trace = fetch(&node, &with_mode(&id, "21000000"));
+    let r = roots(&trace);
+    assert_eq!(r.len(), 1, "exactly one root");
+    let root = r[0];
+    assert_eq!(tag(root, "resource"), Some("deployments"));
+    assert_eq!(tag(root, "name"), Some("demo"));
+    let logs = log_fields(root);
+    let field = |l: &Vec<(String, String)>, k: &str| {
+        l.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+    };
+    let delete = logs
+        .iter()
+        .find(|l| field(l, "audit").is_some_and(|a| a.ends_with(" delete")))
+        .expect("delete log");
+    let snapshot: Value =
+        serde_json::from_str(&field(delete, "snapshot").expect("snapshot field")).unwrap();
+    assert_eq!(snapshot["metadata"]["name"], "demo");
+    assert!(logs
+        .iter()
+        .any(|l| field(l, "audit").as_deref() == Some("kwok-admin update status")));
+    let diffs: Vec<String> = logs.iter().filter_map(|l| field(l, "diff")).collect();
+    assert!(
+        diffs
+            .iter()
+            .any(|d| d.contains("status.observedGeneration 1 -> 2")),
+        "{diffs:#?}"
+    );
+    assert!(diffs.iter().all(|d| !d.contains("metadata.managedFields")));
+    let kids = children(&trace, root);
+    assert_eq!(kids.len(), 2, "the two ReplicaSets");
+    assert!(kids
+        .iter()
+        .all(|k| tag(k, "resource") == Some("replicasets")));
+    assert!(trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["traceID"] == with_mode(&id, "21000000")));
+    assert_eq!(
+        trace["processes"]["p1"]["serviceName"],
+        "tracetest deployments"
+    );
+
+    // The same result in plain tracing mode is the Deployment alone.
+    let plain = fetch(&node, &id);
+    assert_eq!(plain["spans"].as_array().unwrap().len(), 1);
+
+    // ancestors: tracing [ancestors] (22000000) from the first ReplicaSet.
+    let rs_id = redirect(&node, "replicasets", &names.replicasets[0], ts);
+    let trace = fetch(&node, &with_mode(&rs_id, "22000000"));
+    let r = roots(&trace);
+    assert_eq!(r.len(), 1);
+    assert_eq!(tag(r[0], "resource"), Some("deployments"));
+    assert_eq!(tag(r[0], "name"), Some("demo"));
+    assert_eq!(children(&trace, r[0]).len(), 1, "siblings excluded");
+
+    // Results are replicated state: they survive a restart.
+    node.kill();
+    node.restart();
+    let again = fetch(&node, &with_mode(&id, "21000000"));
+    assert_eq!(
+        again["spans"].as_array().unwrap().len(),
+        trace_span_count(&node, &id)
+    );
+}
+
+fn trace_span_count(node: &Node, id: &str) -> usize {
+    fetch(node, &with_mode(id, "21000000"))["spans"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn services_operations_search_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &["--shards", "4"]);
+    let (batches, _) = deployment_lifecycle("default", "web", start_of_recent_window());
+    for b in &batches {
+        assert_eq!(node.post_audit(CLUSTER, b).0, 200);
+    }
+    let (_, services) = node.query("/api/services");
+    let services = services["data"].as_array().unwrap();
+    assert_eq!(services.len(), 16);
+    assert_eq!(services[0], "tracing");
+    let (_, ops) = node.query("/api/services/tracing/operations");
+    assert_eq!(ops["data"], serde_json::json!([CLUSTER]));
+    let (status, ops) = node.query("/api/operations?service=tracing");
+    assert_eq!(status, 200);
+    assert_eq!(ops["data"][0]["name"], CLUSTER);
+    assert_eq!(node.query("/api/operations").0, 400);
+    let found = node.search(
+        "tracing%20%5Bfull%20tree%5D&operation=tracetest",
+        &[("resource", "deployments")],
+    );
+    assert_eq!(
+        found.len(),
+        1,
+        "the Deployment and everything linked is one result"
+    );
+    let id = found[0]["traceID"].as_str().unwrap();
+    assert!(id.starts_with("ff21000000e1e3e7"), "{id}");
+    assert!(found[0]["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["traceID"] == id));
+    let (status, body) = node.query("/api/traces?service=nope");
+    assert_eq!(status, 400);
+    assert!(body["errors"][0]["msg"]
+        .as_str()
+        .unwrap()
+        .contains("display mode"));
+    assert_eq!(
+        node.query(&format!("/api/traces/ff21000000e1e3e7{}", "0".repeat(16)))
+            .0,
+        404
+    );
+    let (status, body) = node.query("/api/dependencies?endTs=1&lookback=1");
+    assert_eq!((status, body["data"].clone()), (200, serde_json::json!([])));
+    assert_eq!(node.http_get("/redirect?cluster=tracetest").0, 400);
+    assert_eq!(
+        node.http_get("/redirect?cluster=nope&resource=pods&name=x")
+            .0,
+        404
+    );
+}
