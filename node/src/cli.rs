@@ -131,6 +131,9 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "KELEMETRY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Serve a Jaeger UI build from this directory on `--query-addr`.
+    #[arg(long, env = "KELEMETRY_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
     /// Most objects one search result follows links to; past it the trace carries a
     /// warning.
     #[arg(long, env = "KELEMETRY_FOLLOW_LIMIT", default_value_t = 1000)]

@@ -66,6 +66,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// Opens storage, starts the shard groups, actors and servers.
 pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     let node_id = args.resolved_node_id();
+    if let Some(dir) = &args.ui_dir {
+        anyhow::ensure!(
+            dir.join("index.html").is_file(),
+            "--ui-dir {}: no index.html there (point it at a Jaeger UI build)",
+            dir.display()
+        );
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir {}: cannot create", args.data_dir.display()))?;
     let engine = Engine::open(&args.data_dir.join("db")).with_context(|| {
@@ -124,7 +131,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     let (query_addr, query) = serve(
         "query",
         args.query_addr,
-        crate::query::router(state.clone()),
+        crate::query::router(state.clone(), args.ui_dir.as_deref()),
         stop_rx.clone(),
     )
     .await?;

@@ -258,3 +258,100 @@ fn services_operations_search_and_errors() {
         404
     );
 }
+
+#[test]
+fn api_v3_shapes_and_ui_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let ui = dir.path().join("ui");
+    std::fs::create_dir_all(ui.join("static")).unwrap();
+    std::fs::write(ui.join("index.html"), "<html>jaeger ui</html>").unwrap();
+    std::fs::write(ui.join("static/app.js"), "console.log(1)").unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let node = Node::start(&data, &["--shards", "4", "--ui-dir", ui.to_str().unwrap()]);
+    let t0 = start_of_recent_window();
+    let (batches, _) = deployment_lifecycle("default", "v3demo", t0);
+    for b in &batches {
+        assert_eq!(node.post_audit(CLUSTER, b).0, 200);
+    }
+    let (_, s) = node.query("/api/v3/services");
+    assert_eq!(s["services"].as_array().unwrap().len(), 16);
+    let (_, o) = node.query("/api/v3/operations?service=tracing");
+    assert_eq!(
+        o["operations"][0],
+        serde_json::json!({"name": CLUSTER, "spanKind": "internal"})
+    );
+    let rfc = |us: i64| {
+        urlencode(
+            &chrono::DateTime::from_timestamp_micros(us)
+                .unwrap()
+                .to_rfc3339(),
+        )
+    };
+    let range = format!(
+        "query.startTimeMin={}&query.startTimeMax={}",
+        rfc(t0 - 60_000_000),
+        rfc(t0 + 3_600_000_000)
+    );
+    let attrs = urlencode(r#"{"resource":"deployments","name":"v3demo"}"#);
+    let (status, sums) = node.query(&format!(
+        "/api/v3/trace-summaries?query.serviceName=tracing&{range}&query.attributes={attrs}"
+    ));
+    assert_eq!(status, 200, "{sums}");
+    let sum = &sums["summaries"][0];
+    let id = sum["traceId"].as_str().unwrap();
+    assert!(
+        id.len() == 32
+            && id
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    assert!(
+        sum["minStartTimeUnixNano"]
+            .as_str()
+            .unwrap()
+            .parse::<u128>()
+            .is_ok(),
+        "decimal string"
+    );
+    assert_eq!(sum["rootServiceName"], "tracetest deployments");
+    let (status, traces) = node.query(&format!(
+        "/api/v3/traces?query.serviceName=tracing&{range}&query.attributes={attrs}"
+    ));
+    assert_eq!(status, 200);
+    let spans = &traces["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"];
+    assert_eq!(spans[0]["traceId"], id);
+    assert!(spans[0]["startTimeUnixNano"].is_string());
+    let (status, one) = node.query(&format!("/api/v3/traces/{id}"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        one["result"]["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"],
+        "tracetest deployments"
+    );
+    let (status, err) = node.query("/api/v3/trace-summaries?query.serviceName=tracing");
+    assert_eq!(status, 400);
+    assert_eq!(err["error"]["httpCode"], 400);
+    let none = urlencode(r#"{"name":"absent"}"#);
+    let (status, err) = node.query(&format!(
+        "/api/v3/traces?query.serviceName=tracing&{range}&query.attributes={none}"
+    ));
+    assert_eq!(
+        (status, err["error"]["message"].as_str()),
+        (404, Some("No traces found"))
+    );
+
+    // The UI: deep links get index.html, static files are files, unknown API is 404.
+    assert_eq!(
+        node.query_text(&format!("/trace/{id}")),
+        (200, "<html>jaeger ui</html>".to_string())
+    );
+    assert_eq!(
+        node.query_text("/search?service=tracing"),
+        (200, "<html>jaeger ui</html>".to_string())
+    );
+    assert_eq!(
+        node.query_text("/static/app.js"),
+        (200, "console.log(1)".to_string())
+    );
+    assert_eq!(node.query("/api/nope").0, 404);
+}

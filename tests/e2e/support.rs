@@ -171,6 +171,19 @@ impl Node {
         self.post_raw(&format!("/audit/{cluster}"), list.to_string().as_bytes())
     }
 
+    /// GET on the query server, as text.
+    pub fn query_text(&self, path: &str) -> (u16, String) {
+        let mut r = self
+            .agent
+            .get(format!("http://{}{path}", self.query))
+            .call()
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+
     /// GET on the query server.
     pub fn query(&self, path_and_query: &str) -> Reply {
         Self::reply(

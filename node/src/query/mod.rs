@@ -5,8 +5,11 @@
 //! stored object traces (as written) are still served as they are.
 
 mod jaeger;
+mod otlp_json;
 mod params;
 pub mod results;
+mod ui;
+mod v3;
 
 use crate::server::AppState;
 use axum::extract::{Path, Query, RawQuery, State};
@@ -15,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use kelemetry_core::display::mode;
-use kelemetry_core::display::tree::from_stored;
+use kelemetry_core::display::tree::{from_stored, Span};
 use kelemetry_core::ids::shard_of_trace;
 use kelemetry_core::state::{clusters, find_trace_by_id};
 use params::{parse_trace_id, SearchParams};
@@ -24,8 +27,16 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-/// Routes of `--query-addr`.
-pub fn router(state: Arc<AppState>) -> Router {
+/// Routes of `--query-addr`, with the UI when `ui_dir` is given.
+pub fn router(state: Arc<AppState>, ui_dir: Option<&std::path::Path>) -> Router {
+    let api = api_routes(state);
+    match ui_dir {
+        Some(dir) => ui::with_ui(api, dir),
+        None => api,
+    }
+}
+
+fn api_routes(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/services", get(services))
         .route(
@@ -36,6 +47,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/traces", get(search))
         .route("/api/traces/{id}", get(get_trace))
         .route("/api/dependencies", get(dependencies))
+        .route("/api/v3/services", get(v3::services))
+        .route("/api/v3/operations", get(v3::operations))
+        .route("/api/v3/trace-summaries", get(v3::trace_summaries))
+        .route("/api/v3/traces", get(v3::find_traces))
+        .route("/api/v3/traces/{id}", get(v3::get_trace))
         .with_state(state)
 }
 
@@ -141,10 +157,14 @@ async fn search(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> 
     }
 }
 
-/// A result or stored trace by ID, as Jaeger JSON.
-pub(crate) fn trace_by_id(state: &AppState, id: u128) -> Result<Option<Value>, String> {
+/// A result (with the trace ID to give every span) or a stored trace (keeping its
+/// own IDs) by ID.
+pub(crate) fn trace_tree(
+    state: &AppState,
+    id: u128,
+) -> Result<Option<(Span, Option<u128>)>, String> {
     if let Some(r) = results::get(state, id).map_err(|e| e.to_string())? {
-        return Ok(Some(rendered_json(&r)));
+        return Ok(Some((r.tree, Some(r.trace_id))));
     }
     let shard = shard_of_trace(id);
     if shard >= state.shards.count() {
@@ -152,7 +172,12 @@ pub(crate) fn trace_by_id(state: &AppState, id: u128) -> Result<Option<Value>, S
     }
     let stored =
         find_trace_by_id(state.shards.shard(shard).reader(), id).map_err(|e| e.to_string())?;
-    Ok(stored.map(|t| jaeger::trace(&from_stored(&t), None)))
+    Ok(stored.map(|t| (from_stored(&t), None)))
+}
+
+/// A result or stored trace by ID, as Jaeger JSON.
+pub(crate) fn trace_by_id(state: &AppState, id: u128) -> Result<Option<Value>, String> {
+    Ok(trace_tree(state, id)?.map(|(tree, tid)| jaeger::trace(&tree, tid)))
 }
 
 fn lookup_many(state: &AppState, ids: &[u128]) -> Response {

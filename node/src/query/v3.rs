@@ -1,0 +1,158 @@
+//! `/api/v3/*`: the HTTP form of Jaeger's api_v3 that Jaeger UI 2.15+ calls.
+
+use super::otlp_json::{add_tree, summary, traces_data};
+use super::params::parse_trace_id;
+use super::results::{self, Search};
+use super::{known_clusters, mode_names, trace_tree};
+use crate::server::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kelemetry_core::display::mode::DisplayMode;
+use kelemetry_core::key::IDENTITY_TAGS;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Jaeger's api_v3 error body.
+fn v3_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": {"httpCode": status.as_u16(), "message": message.into()}})),
+    )
+        .into_response()
+}
+
+/// `GET /api/v3/services`.
+pub async fn services() -> Json<Value> {
+    Json(json!({"services": mode_names()}))
+}
+
+/// `GET /api/v3/operations?service=`.
+pub async fn operations(State(state): State<Arc<AppState>>) -> Response {
+    match known_clusters(&state) {
+        Ok(c) => Json(json!({"operations": c.iter().map(|n| json!({"name": n, "spanKind": "internal"})).collect::<Vec<_>>()}))
+            .into_response(),
+        Err(e) => v3_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+fn param<'a>(q: &'a HashMap<String, String>, names: &[&str]) -> Option<&'a str> {
+    names
+        .iter()
+        .find_map(|n| q.get(*n))
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+fn time(q: &HashMap<String, String>, names: &[&str]) -> Result<i64, String> {
+    let v = param(q, names).ok_or_else(|| format!("parameter '{}' is required", names[0]))?;
+    kelemetry_core::audit::parse_time(v).map_err(|e| format!("parameter '{}': {e}", names[0]))
+}
+
+/// The query of trace-summaries and traces searches.
+fn parse_search(q: &HashMap<String, String>) -> Result<Search, String> {
+    let service = param(q, &["query.serviceName", "query.service_name"])
+        .ok_or("parameter 'query.serviceName' is required")?;
+    let mode = DisplayMode::from_name(service).ok_or_else(|| {
+        format!("parameter 'query.serviceName' must be a display mode, got {service:?}")
+    })?;
+    let start_us = time(q, &["query.startTimeMin", "query.start_time_min"])?;
+    let end_us = time(q, &["query.startTimeMax", "query.start_time_max"])?;
+    if start_us >= end_us {
+        return Err("parameter 'query.startTimeMin' must be before 'query.startTimeMax'".into());
+    }
+    let mut tags: BTreeMap<String, String> = match param(q, &["query.attributes"]) {
+        Some(a) => serde_json::from_str(a).map_err(|e| {
+            format!("parameter 'query.attributes' must be a JSON object of strings: {e}")
+        })?,
+        None => BTreeMap::new(),
+    };
+    if let Some(k) = tags.keys().find(|k| !IDENTITY_TAGS.contains(&k.as_str())) {
+        return Err(format!(
+            "attribute '{k}' is not searchable; use any of {}",
+            IDENTITY_TAGS.join(", ")
+        ));
+    }
+    if let Some(op) = param(q, &["query.operationName", "query.operation_name"]) {
+        tags.insert("cluster".into(), op.to_string());
+    }
+    let limit = match param(
+        q,
+        &[
+            "query.searchDepth",
+            "query.search_depth",
+            "query.num_traces",
+        ],
+    ) {
+        Some(v) => v.parse().map_err(|_| {
+            format!("parameter 'query.searchDepth' must be a positive integer, got {v:?}")
+        })?,
+        None => 100,
+    };
+    Ok(Search {
+        mode,
+        tags: tags.into_iter().collect(),
+        start_us,
+        end_us,
+        limit,
+    })
+}
+
+/// `GET /api/v3/trace-summaries`.
+pub async fn trace_summaries(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = match parse_search(&q) {
+        Ok(s) => s,
+        Err(e) => return v3_error(StatusCode::BAD_REQUEST, e),
+    };
+    match results::search(&state, &s).await {
+        Ok(found) => Json(json!({"summaries": found.iter().map(|r| summary(&r.tree, r.trace_id)).collect::<Vec<_>>()}))
+            .into_response(),
+        Err(e) => v3_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// `GET /api/v3/traces`.
+pub async fn find_traces(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = match parse_search(&q) {
+        Ok(s) => s,
+        Err(e) => return v3_error(StatusCode::BAD_REQUEST, e),
+    };
+    match results::search(&state, &s).await {
+        Ok(found) if found.is_empty() => v3_error(StatusCode::NOT_FOUND, "No traces found"),
+        Ok(found) => {
+            let mut resources = Vec::new();
+            for r in &found {
+                add_tree(&mut resources, &r.tree, Some(r.trace_id));
+            }
+            Json(json!({"result": traces_data(resources)})).into_response()
+        }
+        Err(e) => v3_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// `GET /api/v3/traces/{id}` (hex).
+pub async fn get_trace(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let Some(id) = parse_trace_id(&id) else {
+        return v3_error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid trace id {id:?}: expected up to 32 hex digits"),
+        );
+    };
+    match trace_tree(&state, id) {
+        Ok(Some((tree, tid))) => {
+            let mut resources = Vec::new();
+            add_tree(&mut resources, &tree, tid);
+            Json(json!({"result": traces_data(resources)})).into_response()
+        }
+        Ok(None) => v3_error(StatusCode::NOT_FOUND, "trace not found"),
+        Err(e) => v3_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
