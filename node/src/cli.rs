@@ -79,7 +79,7 @@ pub struct ServeArgs {
     /// Jaeger HTTP API (/api/...).
     #[arg(long, env = "KELEMETRY_QUERY_ADDR", default_value = "0.0.0.0:16686")]
     pub query_addr: SocketAddr,
-    /// Jaeger remote-storage gRPC (served from the query issue on; reserved now).
+    /// Jaeger remote-storage gRPC (storage v1 and v2, health).
     #[arg(long, env = "KELEMETRY_GRPC_ADDR", default_value = "0.0.0.0:17271")]
     pub grpc_addr: SocketAddr,
     /// Peer RPC between nodes (served once shards have replicas; reserved now).

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod grpc;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -49,6 +49,8 @@ pub struct RunningNode {
     pub query_addr: SocketAddr,
     /// Bound address of the metrics server.
     pub metrics_addr: SocketAddr,
+    /// Bound address of the Jaeger remote-storage gRPC server.
+    pub grpc_addr: SocketAddr,
     state: Arc<AppState>,
     stop_tx: watch::Sender<bool>,
     servers: Vec<tokio::task::JoinHandle<()>>,
@@ -135,19 +137,27 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         stop_rx.clone(),
     )
     .await?;
-    let (metrics_addr, metrics) = serve("metrics", args.metrics_addr, metrics_app, stop_rx).await?;
+    let (metrics_addr, metrics) =
+        serve("metrics", args.metrics_addr, metrics_app, stop_rx.clone()).await?;
+    let (grpc_addr, grpc) = serve_grpc(
+        args.grpc_addr,
+        crate::grpc::router(state.clone()).await,
+        stop_rx,
+    )
+    .await?;
     if let Some(path) = &args.addr_file {
-        write_addr_file(path, http_addr, query_addr, metrics_addr)
+        write_addr_file(path, http_addr, query_addr, metrics_addr, grpc_addr)
             .with_context(|| format!("--addr-file {}: cannot write", path.display()))?;
     }
-    tracing::info!(http = %http_addr, query = %query_addr, metrics = %metrics_addr, "kelemetry node ready");
+    tracing::info!(http = %http_addr, query = %query_addr, metrics = %metrics_addr, grpc = %grpc_addr, "kelemetry node ready");
     Ok(RunningNode {
         http_addr,
         query_addr,
         metrics_addr,
+        grpc_addr,
         state,
         stop_tx,
-        servers: vec![http, query, metrics],
+        servers: vec![http, query, metrics, grpc],
         pipeline,
         shards,
     })
@@ -176,8 +186,9 @@ fn write_addr_file(
     http: SocketAddr,
     query: SocketAddr,
     metrics: SocketAddr,
+    grpc: SocketAddr,
 ) -> std::io::Result<()> {
-    let body = serde_json::json!({"http": http, "query": query, "metrics": metrics});
+    let body = serde_json::json!({"http": http, "query": query, "metrics": metrics, "grpc": grpc});
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, body.to_string())?;
     std::fs::rename(tmp, path)
@@ -206,6 +217,29 @@ async fn serve(
             .await;
             if let Err(e) = result {
                 tracing::error!(server = name, error = %e, "server failed");
+            }
+        }),
+    ))
+}
+
+async fn serve_grpc(
+    addr: SocketAddr,
+    router: tonic::transport::server::Router,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (grpc server)"))?;
+    let bound = listener.local_addr()?;
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    Ok((
+        bound,
+        tokio::spawn(async move {
+            let signal = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = router.serve_with_incoming_shutdown(incoming, signal).await {
+                tracing::error!(server = "grpc", error = %e, "server failed");
             }
         }),
     ))

@@ -13,6 +13,7 @@ pub struct Node {
     pub http: String,
     pub query: String,
     pub metrics: String,
+    pub grpc: String,
     agent: ureq::Agent,
 }
 
@@ -29,6 +30,7 @@ impl Node {
             http: String::new(),
             query: String::new(),
             metrics: String::new(),
+            grpc: String::new(),
             agent: ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(60)))
@@ -56,6 +58,7 @@ impl Node {
             .args(["--http-addr", "127.0.0.1:0"])
             .args(["--query-addr", "127.0.0.1:0"])
             .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(["--grpc-addr", "127.0.0.1:0"])
             .args(&self.extra)
             .env("RUST_LOG", "info");
         c
@@ -97,8 +100,8 @@ impl Node {
             if let Ok(text) = std::fs::read_to_string(self.addr_file()) {
                 let a: Value = serde_json::from_str(&text).expect("address file is JSON");
                 let addr = |k: &str| a[k].as_str().expect("address").to_string();
-                (self.http, self.query, self.metrics) =
-                    (addr("http"), addr("query"), addr("metrics"));
+                (self.http, self.query, self.metrics, self.grpc) =
+                    (addr("http"), addr("query"), addr("metrics"), addr("grpc"));
                 let ready = self
                     .agent
                     .get(format!("http://{}/readyz", self.http))

@@ -1,0 +1,120 @@
+//! Jaeger remote storage over gRPC on `--grpc-addr`: `jaeger.storage.v2` for Jaeger v2,
+//! `jaeger.storage.v1` for jaeger-query 1.x, and `grpc.health.v1` for both. Reads only:
+//! writes answer a clear error, because traces come from Kubernetes, not from Jaeger.
+
+mod convert;
+mod v1;
+mod v2;
+
+use crate::query::results::Search;
+use crate::server::AppState;
+use kelemetry_core::display::mode::DisplayMode;
+use kelemetry_core::key::IDENTITY_TAGS;
+use kelemetry_proto::jaeger::storage::v1 as pv1;
+use kelemetry_proto::jaeger::storage::v2 as pv2;
+use std::sync::Arc;
+use tonic::transport::server::Router;
+use tonic::transport::Server;
+use tonic::Status;
+use tonic_health::ServingStatus;
+
+/// Service names reported as serving by `grpc.health.v1`.
+const HEALTH_SERVICES: [&str; 7] = [
+    "jaeger.storage.v1.SpanReaderPlugin",
+    "jaeger.storage.v1.SpanWriterPlugin",
+    "jaeger.storage.v1.DependenciesReaderPlugin",
+    "jaeger.storage.v1.PluginCapabilities",
+    "jaeger.storage.v2.TraceReader",
+    "jaeger.storage.v2.DependencyReader",
+    "",
+];
+
+/// The gRPC router with every service registered and reported healthy.
+pub async fn router(state: Arc<AppState>) -> Router {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in HEALTH_SERVICES {
+        reporter
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
+    }
+    let v1 = v1::Reader(state.clone());
+    let v2 = v2::Reader(state);
+    Server::builder()
+        .add_service(health)
+        .add_service(pv1::span_reader_plugin_server::SpanReaderPluginServer::new(
+            v1.clone(),
+        ))
+        .add_service(pv1::span_writer_plugin_server::SpanWriterPluginServer::new(
+            v1.clone(),
+        ))
+        .add_service(
+            pv1::dependencies_reader_plugin_server::DependenciesReaderPluginServer::new(v1.clone()),
+        )
+        .add_service(pv1::plugin_capabilities_server::PluginCapabilitiesServer::new(v1))
+        .add_service(pv2::trace_reader_server::TraceReaderServer::new(v2.clone()))
+        .add_service(pv2::dependency_reader_server::DependencyReaderServer::new(
+            v2,
+        ))
+}
+
+/// Turns the shared fields of both APIs' query parameters into a search.
+fn search(
+    service: &str,
+    operation: &str,
+    attributes: Vec<(String, String)>,
+    start: Option<prost_types::Timestamp>,
+    end: Option<prost_types::Timestamp>,
+    limit: i32,
+) -> Result<Search, Status> {
+    let mode = DisplayMode::from_name(service).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "invalid display mode {service:?}: use one of GetServices"
+        ))
+    })?;
+    let mut tags = Vec::new();
+    for (k, v) in attributes {
+        if !IDENTITY_TAGS.contains(&k.as_str()) {
+            return Err(Status::invalid_argument(format!(
+                "tag '{k}' is not searchable; use any of {}",
+                IDENTITY_TAGS.join(", ")
+            )));
+        }
+        tags.push((k, v));
+    }
+    if !operation.is_empty() {
+        tags.retain(|(k, _)| k != "cluster");
+        tags.push(("cluster".into(), operation.to_string()));
+    }
+    let now = chrono::Utc::now().timestamp_micros();
+    let start_us = start.map_or(now - 48 * 3600 * 1_000_000, |t| convert::micros(&t));
+    let end_us = end.map_or(now, |t| convert::micros(&t));
+    if start_us > end_us {
+        return Err(Status::invalid_argument(
+            "start_time_min is after start_time_max",
+        ));
+    }
+    Ok(Search {
+        mode,
+        tags,
+        start_us,
+        end_us,
+        limit: if limit > 0 { limit as usize } else { 20 },
+    })
+}
+
+/// A 16-byte (or 8-byte) big-endian trace ID.
+fn trace_id_from_bytes(b: &[u8]) -> Result<u128, Status> {
+    match b.len() {
+        16 => Ok(u128::from_be_bytes(b.try_into().expect("length checked"))),
+        8 => Ok(u128::from(u64::from_be_bytes(
+            b.try_into().expect("length checked"),
+        ))),
+        n => Err(Status::invalid_argument(format!(
+            "trace_id must be 16 bytes, got {n}"
+        ))),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(e.to_string())
+}

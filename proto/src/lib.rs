@@ -1,0 +1,56 @@
+//! Generated code for the protocols Kelemetry speaks over gRPC.
+//!
+//! The `.proto` files are ours, written from the wire facts of Jaeger's and
+//! OpenTelemetry's published contracts (message names, field numbers and types).
+//! Modules nest by protobuf package, as the generated cross-package paths expect.
+
+/// Jaeger packages.
+pub mod jaeger {
+    /// `jaeger.api_v2`: Jaeger's span model.
+    pub mod api_v2 {
+        tonic::include_proto!("jaeger.api_v2");
+    }
+
+    /// Jaeger storage APIs.
+    pub mod storage {
+        /// `jaeger.storage.v1`: the Jaeger 1.x remote storage plugin API.
+        pub mod v1 {
+            tonic::include_proto!("jaeger.storage.v1");
+        }
+
+        /// `jaeger.storage.v2`: Jaeger v2's remote storage API.
+        pub mod v2 {
+            tonic::include_proto!("jaeger.storage.v2");
+        }
+    }
+}
+
+/// OpenTelemetry packages.
+pub mod opentelemetry {
+    /// `opentelemetry.proto.*`.
+    pub mod proto {
+        /// `opentelemetry.proto.common.v1`.
+        pub mod common {
+            /// Version 1.
+            pub mod v1 {
+                tonic::include_proto!("opentelemetry.proto.common.v1");
+            }
+        }
+
+        /// `opentelemetry.proto.resource.v1`.
+        pub mod resource {
+            /// Version 1.
+            pub mod v1 {
+                tonic::include_proto!("opentelemetry.proto.resource.v1");
+            }
+        }
+
+        /// `opentelemetry.proto.trace.v1`.
+        pub mod trace {
+            /// Version 1.
+            pub mod v1 {
+                tonic::include_proto!("opentelemetry.proto.trace.v1");
+            }
+        }
+    }
+}
