@@ -341,3 +341,32 @@ pub fn pod_churn_batch(batch: u64, size: u64, t0_us: i64) -> Value {
         .collect();
     event_list(items)
 }
+
+/// Audit batches creating a wide owner tree: one Deployment, `replicasets`
+/// ReplicaSets, and `pods_per_rs` Pods under each (generateName, owner references).
+pub fn owner_tree(
+    ns: &str,
+    name: &str,
+    replicasets: u32,
+    pods_per_rs: u32,
+    t0_us: i64,
+) -> Vec<Value> {
+    let mut l = Lifecycle {
+        s: AuditStream::new(ns, t0_us, &format!("{ns}-{name}-tree")),
+        ns,
+        name,
+        rv: 0,
+        pods: Vec::new(),
+        batch: Vec::new(),
+        batches: Vec::new(),
+    };
+    l.deployment("create", "", 1, u64::from(pods_per_rs), "app:1", None);
+    l.end_batch();
+    for r in 0..replicasets {
+        let rs = format!("{name}-rs{r:02}");
+        l.replicaset(&rs, u64::from(pods_per_rs), &format!("app:{r}"));
+        l.pods(&rs, 0, pods_per_rs, &format!("app:{r}"));
+        l.end_batch();
+    }
+    l.batches
+}

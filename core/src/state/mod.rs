@@ -14,8 +14,8 @@ pub mod schema;
 pub use apply::{apply_proposal, ShardContext};
 pub use kv::{KvRead, MemKv, Overlay, StateError, WriteOp};
 pub use read::{
-    clusters, find_trace_by_id, find_traces, list_outbox, load_result, load_trace, StoredTrace,
-    TraceQuery,
+    clusters, find_trace_by_id, find_traces, list_outbox, load_result, load_trace, object_windows,
+    StoredTrace, TraceQuery,
 };
 
 #[cfg(test)]

@@ -86,6 +86,33 @@ fn scan_records<T: serde::de::DeserializeOwned>(
     err.map_or(Ok(out), Err)
 }
 
+/// Every window of one object overlapping `[start_us, end_us]`, oldest first: a scan
+/// of the object's own key range, independent of how many other objects the shard has.
+pub fn object_windows(
+    kv: &dyn KvRead,
+    key: &ObjectKey,
+    start_us: i64,
+    end_us: i64,
+    max_window_us: i64,
+) -> Result<Vec<StoredTrace>, StateError> {
+    let from = schema::window_prefix(schema::OBJECT, key, start_us.saturating_sub(max_window_us));
+    let to = schema::window_prefix(schema::OBJECT, key, end_us.saturating_add(1));
+    let mut starts = Vec::new();
+    kv.scan(&from, &to, &mut |k, _| {
+        starts.push(schema::time_from(&k[k.len() - 8..]));
+        true
+    })?;
+    let mut out = Vec::new();
+    for start in starts {
+        if let Some(t) = load_trace(kv, key, start)? {
+            if t.object.window.overlaps(start_us, end_us) {
+                out.push(t);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Finds the trace with the given ID.
 pub fn find_trace_by_id(
     kv: &dyn KvRead,

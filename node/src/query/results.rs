@@ -13,8 +13,7 @@ use kelemetry_core::display::mode::DisplayMode;
 use kelemetry_core::display::tree::Span;
 use kelemetry_core::display::{render, trace_id};
 use kelemetry_core::ids::shard_of;
-use kelemetry_core::key::IDENTITY_TAGS;
-use kelemetry_core::state::{find_traces, load_result, StoredTrace, TraceQuery};
+use kelemetry_core::state::{find_traces, load_result, object_windows, StoredTrace, TraceQuery};
 use kelemetry_core::{Command, ObjectKey};
 use std::collections::BTreeMap;
 
@@ -56,26 +55,14 @@ pub struct Rendered {
 }
 
 /// Every window of one object that overlaps the range.
-fn object_windows(
+fn windows_of(
     state: &AppState,
     key: &ObjectKey,
     start_us: i64,
     end_us: i64,
 ) -> Result<Vec<StoredTrace>, QueryError> {
-    let tags = IDENTITY_TAGS
-        .iter()
-        .map(|t| (t.to_string(), key.tag(t).unwrap_or_default().to_string()))
-        .collect();
-    let q = TraceQuery {
-        source: None,
-        tags,
-        start_us,
-        end_us,
-        limit: usize::MAX,
-        max_window_us: state.span_ttl_us,
-    };
     let shard = state.shards.shard(shard_of(key, state.shards.count()));
-    find_traces(shard.reader(), &q).map_err(storage)
+    object_windows(shard.reader(), key, start_us, end_us, state.span_ttl_us).map_err(storage)
 }
 
 /// Runs the follower until no object is pending.
@@ -91,7 +78,7 @@ fn follow(
             return Ok(());
         }
         for (key, selector) in next {
-            let windows = object_windows(state, &key, start_us, end_us)?;
+            let windows = windows_of(state, &key, start_us, end_us)?;
             f.add_fetched(key, windows, selector);
         }
     }
@@ -219,7 +206,7 @@ pub fn get(state: &AppState, id: u128) -> Result<Option<Rendered>, QueryError> {
     };
     let mut f = Follower::new(state.follow_limit);
     for m in &entry.members {
-        let windows = object_windows(state, m, entry.start_us, entry.end_us)?;
+        let windows = windows_of(state, m, entry.start_us, entry.end_us)?;
         f.add_seed(m.clone(), windows, Selector::for_modifier(mode.modifier));
     }
     follow(state, &mut f, entry.start_us, entry.end_us)?;
