@@ -131,6 +131,10 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "KELEMETRY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Cluster names offered as Jaeger operations (and accepted by `/redirect`) even
+    /// before data from them arrives.
+    #[arg(long, env = "KELEMETRY_CLUSTER_NAMES", value_delimiter = ',', value_parser = cluster_name)]
+    pub cluster_names: Vec<String>,
     /// Serve a Jaeger UI build from this directory on `--query-addr`.
     #[arg(long, env = "KELEMETRY_UI_DIR")]
     pub ui_dir: Option<PathBuf>,

@@ -33,6 +33,8 @@ pub struct AppState {
     pub shutting_down: AtomicBool,
     /// Most objects one result may follow links to.
     pub follow_limit: usize,
+    /// Configured cluster names (`--cluster-names`).
+    pub cluster_names: Vec<String>,
     /// How long rendered results can be opened again by trace ID, microseconds.
     pub result_ttl_us: i64,
 }
@@ -114,6 +116,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         span_ttl_us: args.span_ttl.as_micros() as i64,
         shutting_down: AtomicBool::new(false),
         follow_limit: args.follow_limit,
+        cluster_names: args.cluster_names.clone(),
         result_ttl_us: args.trace_cache_ttl.as_micros() as i64,
     });
 

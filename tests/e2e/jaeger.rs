@@ -207,7 +207,7 @@ fn trace_span_count(node: &Node, id: &str) -> usize {
 #[test]
 fn services_operations_search_and_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path(), &["--shards", "4"]);
+    let node = Node::start(dir.path(), &["--shards", "4", "--cluster-names", "staging"]);
     let (batches, _) = deployment_lifecycle("default", "web", start_of_recent_window());
     for b in &batches {
         assert_eq!(node.post_audit(CLUSTER, b).0, 200);
@@ -217,11 +217,18 @@ fn services_operations_search_and_errors() {
     assert_eq!(services.len(), 16);
     assert_eq!(services[0], "tracing");
     let (_, ops) = node.query("/api/services/tracing/operations");
-    assert_eq!(ops["data"], serde_json::json!([CLUSTER]));
+    assert_eq!(ops["data"], serde_json::json!(["staging", CLUSTER]));
     let (status, ops) = node.query("/api/operations?service=tracing");
     assert_eq!(status, 200);
-    assert_eq!(ops["data"][0]["name"], CLUSTER);
+    assert_eq!(ops["data"][1]["name"], CLUSTER);
     assert_eq!(node.query("/api/operations").0, 400);
+    // Any stored event tag is searchable: the audit ID of the Deployment's create.
+    let by_audit = node.search("tracing", &[("auditId", "default-web-000001")]);
+    assert_eq!(by_audit.len(), 1);
+    assert_eq!(tag(&by_audit[0]["spans"][0], "name"), Some("web"));
+    assert!(node
+        .search("tracing", &[("auditId", "no-such-id")])
+        .is_empty());
     let found = node.search(
         "tracing%20%5Bfull%20tree%5D&operation=tracetest",
         &[("resource", "deployments")],

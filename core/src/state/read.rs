@@ -22,7 +22,8 @@ pub struct StoredTrace {
 pub struct TraceQuery {
     /// Keep only traces with an event span of this source; `None` keeps all.
     pub source: Option<EventSource>,
-    /// Identity tags that must match exactly.
+    /// Tags that must match exactly: identity tags against the object, any other tag
+    /// (`auditId`, `username`, `source`, ...) against some event span of the trace.
     pub tags: Vec<(String, String)>,
     /// Range start, microseconds.
     pub start_us: i64,
@@ -39,7 +40,18 @@ impl TraceQuery {
     fn matches_key(&self, key: &ObjectKey) -> bool {
         self.tags
             .iter()
-            .all(|(t, v)| key.tag(t).is_some_and(|have| have == v))
+            .all(|(t, v)| key.tag(t).is_none_or(|have| have == v))
+    }
+
+    fn matches_events(&self, t: &StoredTrace) -> bool {
+        self.tags
+            .iter()
+            .filter(|(k, _)| ObjectKey::default().tag(k).is_none())
+            .all(|(k, v)| {
+                t.events
+                    .iter()
+                    .any(|e| e.tags.iter().any(|(ek, ev)| ek == k && ev == v))
+            })
     }
 }
 
@@ -164,6 +176,9 @@ pub fn find_traces(kv: &dyn KvRead, q: &TraceQuery) -> Result<Vec<StoredTrace>, 
             if !trace.events.iter().any(|e| e.source == source) {
                 continue;
             }
+        }
+        if !q.matches_events(&trace) {
+            continue;
         }
         out.push(trace);
     }

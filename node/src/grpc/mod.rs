@@ -9,7 +9,6 @@ mod v2;
 use crate::query::results::Search;
 use crate::server::AppState;
 use kelemetry_core::display::mode::DisplayMode;
-use kelemetry_core::key::IDENTITY_TAGS;
 use kelemetry_proto::jaeger::storage::v1 as pv1;
 use kelemetry_proto::jaeger::storage::v2 as pv2;
 use std::sync::Arc;
@@ -71,16 +70,10 @@ fn search(
             "invalid display mode {service:?}: use one of GetServices"
         ))
     })?;
-    let mut tags = Vec::new();
-    for (k, v) in attributes {
-        if !IDENTITY_TAGS.contains(&k.as_str()) {
-            return Err(Status::invalid_argument(format!(
-                "tag '{k}' is not searchable; use any of {}",
-                IDENTITY_TAGS.join(", ")
-            )));
-        }
-        tags.push((k, v));
+    if attributes.iter().any(|(k, _)| k.is_empty()) {
+        return Err(Status::invalid_argument("a query tag has an empty name"));
     }
+    let mut tags = attributes;
     if !operation.is_empty() {
         tags.retain(|(k, _)| k != "cluster");
         tags.push(("cluster".into(), operation.to_string()));

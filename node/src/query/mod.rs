@@ -73,9 +73,9 @@ pub fn mode_names() -> Vec<String> {
     mode::all().iter().map(ToString::to_string).collect()
 }
 
-/// Cluster names found in any shard, sorted.
+/// Cluster names configured or found in any shard, sorted.
 pub fn known_clusters(state: &AppState) -> Result<Vec<String>, String> {
-    let mut all = BTreeSet::new();
+    let mut all: BTreeSet<String> = state.cluster_names.iter().cloned().collect();
     for s in state.shards.iter() {
         all.extend(clusters(s.reader()).map_err(|e| e.to_string())?);
     }

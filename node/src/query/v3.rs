@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kelemetry_core::display::mode::DisplayMode;
-use kelemetry_core::key::IDENTITY_TAGS;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -69,11 +68,8 @@ fn parse_search(q: &HashMap<String, String>) -> Result<Search, String> {
         })?,
         None => BTreeMap::new(),
     };
-    if let Some(k) = tags.keys().find(|k| !IDENTITY_TAGS.contains(&k.as_str())) {
-        return Err(format!(
-            "attribute '{k}' is not searchable; use any of {}",
-            IDENTITY_TAGS.join(", ")
-        ));
+    if tags.keys().any(String::is_empty) {
+        return Err("parameter 'query.attributes' has an empty attribute name".into());
     }
     if let Some(op) = param(q, &["query.operationName", "query.operation_name"]) {
         tags.insert("cluster".into(), op.to_string());
