@@ -247,11 +247,30 @@ async fn storage_v1_v2_and_health_serve_the_same_trace() {
             .into_inner();
         assert_eq!(s.status, ServingStatus::Serving as i32, "{service}");
     }
-    // The HTTP form of the same trace agrees.
+    // The HTTP forms of the same trace agree: legacy and api_v3.
     let (status, body) = node.query(&format!("/api/traces/{id_hex}"));
     assert_eq!(status, 200);
     assert_eq!(
         tag(&body["data"][0]["spans"][0], "resource"),
         Some("deployments")
+    );
+    let (status, v3) = node.query(&format!("/api/v3/traces/{id_hex}"));
+    assert_eq!(status, 200);
+    let mut v3_ids: Vec<String> = v3["result"]["resourceSpans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["scopeSpans"][0]["spans"].as_array().unwrap().iter())
+        .map(|s| s["spanId"].as_str().unwrap().to_string())
+        .collect();
+    let mut grpc_ids: Vec<String> = spans
+        .iter()
+        .map(|s| s.span_id.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    v3_ids.sort();
+    grpc_ids.sort();
+    assert_eq!(
+        v3_ids, grpc_ids,
+        "api_v3 and storage v1 return the same spans"
     );
 }
