@@ -44,7 +44,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     }
     println!("{accepted} audit events accepted; query them with:");
     println!(
-        "  curl -s 'http://127.0.0.1:16686/api/traces?service=audit&tags={{\"cluster\":\"{}\",\"resource\":\"deployments\"}}'",
+        "  curl -s 'http://127.0.0.1:16686/api/traces?service=tracing%20%5Bfull%20tree%5D&operation={}&tags=%7B%22resource%22%3A%22deployments%22%7D'",
+        args.cluster
+    );
+    println!(
+        "  curl -si 'http://127.0.0.1:8080/redirect?cluster={}&resource=deployments&namespace=default&name=demo-0'",
         args.cluster
     );
     Ok(())
