@@ -11,3 +11,4 @@ mod shard;
 
 pub use pipeline::{Pipeline, PipelineSettings};
 pub use router::{IngestRouter, SubmitError};
+pub use shard::{ForwardFuture, Forwarder};

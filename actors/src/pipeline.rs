@@ -3,7 +3,7 @@
 use crate::outbox::{OutboxActor, OutboxArgs, OutboxMsg};
 use crate::retention::{RetentionActor, RetentionArgs, RetentionMsg};
 use crate::router::IngestRouter;
-use crate::shard::{ShardActor, ShardArgs, ShardLimits};
+use crate::shard::{Forwarder, ShardActor, ShardArgs, ShardLimits};
 use kelemetry_raft::ShardSet;
 use ractor::{Actor, ActorRef, SpawnErr};
 use std::sync::{Arc, OnceLock};
@@ -56,9 +56,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Spawns one actor per shard, the outbox worker and the retention worker.
+    /// `forwarder` sends batches of shards this node does not lead to their leader.
     pub async fn start(
         shards: Arc<ShardSet>,
         settings: &PipelineSettings,
+        forwarder: Option<Arc<dyn Forwarder>>,
     ) -> Result<Self, SpawnErr> {
         let limits = ShardLimits {
             max_queued_commands: settings.max_queued_commands,
@@ -78,6 +80,7 @@ impl Pipeline {
                         let _ = o.cast(OutboxMsg::Kick(shard));
                     }
                 }),
+                forwarder: forwarder.clone(),
             };
             shard_actors.push(Actor::spawn(None, ShardActor, args).await?);
         }

@@ -33,6 +33,14 @@ pub enum SubmitError {
         /// Why.
         message: String,
     },
+    /// This node does not lead the shard and the submission may not be forwarded.
+    #[error("this node does not lead shard {shard} (leader: {leader:?})")]
+    NotLeader {
+        /// The shard.
+        shard: u32,
+        /// The leader, if known.
+        leader: Option<u64>,
+    },
     /// The commit did not finish within the deadline; it may still complete.
     #[error("timed out waiting for shard {shard} to commit")]
     Timeout {
@@ -87,7 +95,7 @@ impl IngestRouter {
             if cmds.is_empty() {
                 continue;
             }
-            let rx = self.send(shard as u32, cmds)?;
+            let rx = self.send(shard as u32, cmds, true)?;
             waits.push((shard as u32, positions, rx));
         }
         let mut outcomes = vec![CommandOutcome::Duplicate; total];
@@ -107,9 +115,22 @@ impl IngestRouter {
         first_error.map_or(Ok(outcomes), Err)
     }
 
-    /// Commits commands on one given shard.
+    /// Commits commands on one given shard (forwarded to its leader if needed).
     pub async fn submit_to_shard(&self, shard: u32, commands: Vec<Command>) -> Reply {
-        let rx = self.send(shard, commands)?;
+        let rx = self.send(shard, commands, true)?;
+        self.wait(shard, rx).await
+    }
+
+    /// Commits commands on one given shard only if this node leads it: for
+    /// submissions a peer forwarded here, which must not be forwarded again.
+    pub async fn submit_local(&self, shard: u32, commands: Vec<Command>) -> Reply {
+        if shard >= self.shard_count() {
+            return Err(SubmitError::Unavailable {
+                shard,
+                message: "no such shard".into(),
+            });
+        }
+        let rx = self.send(shard, commands, false)?;
         self.wait(shard, rx).await
     }
 
@@ -117,11 +138,16 @@ impl IngestRouter {
         &self,
         shard: u32,
         commands: Vec<Command>,
+        forwardable: bool,
     ) -> Result<OneshotReceiver<Reply>, SubmitError> {
         let (tx, rx) = oneshot();
         let reply: RpcReplyPort<Reply> = tx.into();
         self.shards[shard as usize]
-            .cast(ShardMsg::Submit { commands, reply })
+            .cast(ShardMsg::Submit {
+                commands,
+                reply,
+                forwardable,
+            })
             .map_err(|e| SubmitError::Unavailable {
                 shard,
                 message: format!("shard actor stopped: {e}"),

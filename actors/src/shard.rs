@@ -35,6 +35,9 @@ pub enum ShardMsg {
         commands: Vec<Command>,
         /// Where the outcomes go.
         reply: RpcReplyPort<Result<Vec<CommandOutcome>, SubmitError>>,
+        /// Whether a follower may forward them to the leader (false for submissions
+        /// that a peer already forwarded here).
+        forwardable: bool,
     },
     /// A proposal finished (internal).
     Finished,
@@ -42,6 +45,17 @@ pub enum ShardMsg {
 
 /// Something to notify when a commit added outbox entries.
 pub type OutboxKick = Box<dyn Fn(u32) + Send + Sync>;
+
+/// What forwarding a batch to a leader yields.
+pub type ForwardFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<CommandOutcome>, SubmitError>> + Send>,
+>;
+
+/// Sends a shard's commands to the node that leads it (peer RPC, provided by the node).
+pub trait Forwarder: Send + Sync {
+    /// Commits `commands` on `shard` at node `leader`.
+    fn forward(&self, leader: u64, shard: u32, commands: Vec<Command>) -> ForwardFuture;
+}
 
 /// Start-up arguments.
 pub struct ShardArgs {
@@ -51,6 +65,8 @@ pub struct ShardArgs {
     pub limits: ShardLimits,
     /// Called with the shard number after a commit that added outbox entries.
     pub on_outbox: OutboxKick,
+    /// Forwards batches to the leader when this node is a follower.
+    pub forwarder: Option<std::sync::Arc<dyn Forwarder>>,
 }
 
 /// The actor.
@@ -59,6 +75,7 @@ pub struct ShardActor;
 struct Waiting {
     commands: Vec<Command>,
     reply: RpcReplyPort<Result<Vec<CommandOutcome>, SubmitError>>,
+    forwardable: bool,
 }
 
 /// State of a shard actor.
@@ -66,6 +83,7 @@ pub struct ShardState {
     raft: ShardRaft,
     limits: ShardLimits,
     on_outbox: std::sync::Arc<OutboxKick>,
+    forwarder: Option<std::sync::Arc<dyn Forwarder>>,
     queue: VecDeque<Waiting>,
     queued_commands: usize,
     in_flight: usize,
@@ -88,6 +106,7 @@ impl Actor for ShardActor {
             raft: args.raft,
             limits: args.limits,
             on_outbox: std::sync::Arc::new(args.on_outbox),
+            forwarder: args.forwarder,
             queue: VecDeque::new(),
             queued_commands: 0,
             in_flight: 0,
@@ -102,7 +121,11 @@ impl Actor for ShardActor {
         state: &mut ShardState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            ShardMsg::Submit { commands, reply } => {
+            ShardMsg::Submit {
+                commands,
+                reply,
+                forwardable,
+            } => {
                 if state.queued_commands + commands.len() > state.limits.max_queued_commands {
                     metrics::REJECTED.with_label_values(&["overloaded"]).inc();
                     let _ = reply.send(Err(SubmitError::Overloaded {
@@ -112,7 +135,11 @@ impl Actor for ShardActor {
                     return Ok(());
                 }
                 state.queued_commands += commands.len();
-                state.queue.push_back(Waiting { commands, reply });
+                state.queue.push_back(Waiting {
+                    commands,
+                    reply,
+                    forwardable,
+                });
             }
             ShardMsg::Finished => state.in_flight -= 1,
         }
@@ -136,7 +163,7 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
             let Some(w) = state.queue.pop_front() else {
                 break;
             };
-            batch.push((w.commands.len(), w.reply));
+            batch.push((w.commands.len(), w.reply, w.forwardable));
             commands.extend(w.commands);
         }
         state.queued_commands -= commands.len();
@@ -150,7 +177,15 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
         let raft = state.raft.clone();
         let me = myself.clone();
         let on_outbox = state.on_outbox.clone();
+        let forwarder = state.forwarder.clone();
         tokio::spawn(async move {
+            if !raft.is_leader() {
+                if let (Some(leader), Some(f)) = (raft.leader(), forwarder) {
+                    forward(f, leader, raft.shard(), proposal.commands, batch).await;
+                    let _ = me.cast(ShardMsg::Finished);
+                    return;
+                }
+            }
             let started = Instant::now();
             let result = raft.propose(proposal).await;
             metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
@@ -160,7 +195,7 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
                         on_outbox(raft.shard());
                     }
                     let mut outcomes = outcome.outcomes.into_iter();
-                    for (n, reply) in batch {
+                    for (n, reply, _) in batch {
                         let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
                     }
                 }
@@ -177,13 +212,65 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
                         }
                     };
                     metrics::REJECTED.with_label_values(&["unavailable"]).inc();
-                    for (_, reply) in batch {
+                    for (_, reply, _) in batch {
                         let _ = reply.send(Err(err.clone()));
                     }
                 }
             }
             let _ = me.cast(ShardMsg::Finished);
         });
+    }
+}
+
+/// Waiting submissions of one batch: command count, reply port, forwardable.
+type Batch = Vec<(
+    usize,
+    RpcReplyPort<Result<Vec<CommandOutcome>, SubmitError>>,
+    bool,
+)>;
+
+/// Sends the forwardable part of a batch to the leader and answers every waiter;
+/// submissions that arrived forwarded already are refused (one hop at most).
+async fn forward(
+    f: std::sync::Arc<dyn Forwarder>,
+    leader: u64,
+    shard: u32,
+    commands: Vec<Command>,
+    batch: Batch,
+) {
+    let mut commands = commands.into_iter();
+    let mut sent = Vec::new();
+    let mut replies = Vec::new();
+    for (n, reply, forwardable) in batch {
+        let mine: Vec<Command> = commands.by_ref().take(n).collect();
+        if forwardable {
+            sent.extend(mine);
+            replies.push((n, reply));
+        } else {
+            let _ = reply.send(Err(SubmitError::NotLeader {
+                shard,
+                leader: Some(leader),
+            }));
+        }
+    }
+    if replies.is_empty() {
+        return;
+    }
+    match f.forward(leader, shard, sent).await {
+        Ok(outcomes) => {
+            let mut outcomes = outcomes.into_iter();
+            for (n, reply) in replies {
+                let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
+            }
+        }
+        Err(e) => {
+            metrics::REJECTED
+                .with_label_values(&["forward_failed"])
+                .inc();
+            for (_, reply) in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
     }
 }
 

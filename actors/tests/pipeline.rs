@@ -15,11 +15,7 @@ use std::time::Duration;
 const T: i64 = 1_700_000_000_000_000;
 
 async fn shard_set(dir: &std::path::Path, shards: u32) -> Arc<ShardSet> {
-    let settings = RaftSettings {
-        node_id: 1,
-        advertise_addr: "127.0.0.1:7070".into(),
-        shards,
-    };
+    let settings = RaftSettings::single(1, "127.0.0.1:7070".into(), shards);
     let set = ShardSet::open(Engine::open(dir).unwrap(), &settings)
         .await
         .unwrap();
@@ -58,7 +54,9 @@ async fn concurrent_submissions_commit_and_links_cross_shards() {
         outbox_interval: Duration::from_millis(50),
         ..Default::default()
     };
-    let pipeline = Pipeline::start(shards.clone(), &settings).await.unwrap();
+    let pipeline = Pipeline::start(shards.clone(), &settings, None)
+        .await
+        .unwrap();
     let router = pipeline.router();
 
     let mut tasks = Vec::new();
@@ -134,7 +132,9 @@ async fn a_full_queue_is_refused_not_grown() {
         max_in_flight: 1,
         ..Default::default()
     };
-    let pipeline = Pipeline::start(shards.clone(), &settings).await.unwrap();
+    let pipeline = Pipeline::start(shards.clone(), &settings, None)
+        .await
+        .unwrap();
     let router = pipeline.router();
     let mut tasks = Vec::new();
     for c in 0..40 {
@@ -172,7 +172,9 @@ async fn retention_deletes_windows_older_than_the_retention() {
         retention_interval: Duration::from_millis(100),
         ..Default::default()
     };
-    let pipeline = Pipeline::start(shards.clone(), &settings).await.unwrap();
+    let pipeline = Pipeline::start(shards.clone(), &settings, None)
+        .await
+        .unwrap();
     let old = create(pod("old"), "old", None);
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -59,6 +59,19 @@ fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn peer(s: &str) -> Result<(u64, String), String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected id=host:port"))?;
+    let id = id
+        .parse()
+        .map_err(|_| format!("{s:?}: node id must be a number"))?;
+    if !addr.contains(':') {
+        return Err(format!("{s:?}: address must be host:port"));
+    }
+    Ok((id, addr.to_string()))
+}
+
 fn cluster_name(s: &str) -> Result<String, String> {
     crate::http::audit::validate_cluster(s).map(|_| s.to_string())
 }
@@ -82,9 +95,20 @@ pub struct ServeArgs {
     /// Jaeger remote-storage gRPC (storage v1 and v2, health).
     #[arg(long, env = "KELEMETRY_GRPC_ADDR", default_value = "0.0.0.0:17271")]
     pub grpc_addr: SocketAddr,
-    /// Peer RPC between nodes (served once shards have replicas; reserved now).
+    /// Peer RPC between nodes (Raft messages, forwarded writes).
     #[arg(long, env = "KELEMETRY_PEER_ADDR", default_value = "0.0.0.0:7070")]
     pub peer_addr: SocketAddr,
+    /// Address other nodes use to reach this node's peer RPC; defaults to `--peer-addr`.
+    #[arg(long, env = "KELEMETRY_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+    /// Every node of the cluster as `id=host:port,...` (this node included). Every
+    /// shard is replicated on all of them. Empty: a single-node cluster.
+    #[arg(long, env = "KELEMETRY_PEERS", value_delimiter = ',', value_parser = peer)]
+    pub peers: Vec<(u64, String)>,
+    /// Initialise shard groups that were never initialised (the node with the lowest id
+    /// in `--peers` does so by default).
+    #[arg(long, env = "KELEMETRY_BOOTSTRAP")]
+    pub bootstrap: bool,
     /// Prometheus /metrics.
     #[arg(long, env = "KELEMETRY_METRICS_ADDR", default_value = "0.0.0.0:9090")]
     pub metrics_addr: SocketAddr,
@@ -152,6 +176,36 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The Raft settings these flags describe.
+    pub fn raft_settings(&self) -> Result<kelemetry_raft::RaftSettings, String> {
+        let node_id = self.resolved_node_id();
+        let advertise = self
+            .advertise_addr
+            .clone()
+            .unwrap_or_else(|| self.peer_addr.to_string());
+        if self.peers.is_empty() {
+            return Ok(kelemetry_raft::RaftSettings::single(
+                node_id,
+                advertise,
+                self.shards,
+            ));
+        }
+        let peers: std::collections::BTreeMap<u64, String> = self.peers.iter().cloned().collect();
+        if !peers.contains_key(&node_id) {
+            return Err(format!(
+                "--peers does not list this node (--node-id {node_id})"
+            ));
+        }
+        let lowest = peers.keys().next().copied() == Some(node_id);
+        Ok(kelemetry_raft::RaftSettings {
+            node_id,
+            advertise_addr: peers[&node_id].clone(),
+            shards: self.shards,
+            peers,
+            bootstrap: self.bootstrap || lowest,
+        })
+    }
+
     /// The node id: the flag, else the hostname's StatefulSet ordinal, else 0.
     pub fn resolved_node_id(&self) -> u64 {
         self.node_id.unwrap_or_else(|| {

@@ -7,6 +7,7 @@ pub mod grpc;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod peer;
 pub mod query;
 pub mod server;
 pub mod workload;

@@ -5,7 +5,7 @@ use crate::cli::ServeArgs;
 use anyhow::Context;
 use kelemetry_actors::{IngestRouter, Pipeline, PipelineSettings};
 use kelemetry_core::filter::AuditFilter;
-use kelemetry_raft::{Engine, RaftSettings, ShardSet};
+use kelemetry_raft::{Engine, ShardSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -85,13 +85,17 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
             args.data_dir.display()
         )
     })?;
-    let settings = RaftSettings {
-        node_id,
-        advertise_addr: args.peer_addr.to_string(),
-        shards: args.shards,
-    };
+    let settings = args.raft_settings().map_err(anyhow::Error::msg)?;
     tracing::info!(node_id, shards = args.shards, data_dir = %args.data_dir.display(), "opening shard groups");
     let shards = Arc::new(ShardSet::open(engine, &settings).await?);
+    // Peers must reach this node's Raft groups before any shard can elect a leader.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let late_state = Arc::new(std::sync::OnceLock::new());
+    let peer_router = tonic::transport::Server::builder().add_service(
+        crate::peer::PeerService::new(shards.clone(), late_state.clone()),
+    );
+    let (peer_addr, peer) =
+        serve_grpc("peer", args.peer_addr, peer_router, stop_rx.clone()).await?;
     if !shards.wait_for_leaders(LEADER_WAIT).await {
         tracing::warn!("not every shard has a leader yet; /readyz reports which");
     }
@@ -102,7 +106,9 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         max_batch_commands: args.max_batch_commands,
         ..PipelineSettings::default()
     };
-    let pipeline = Pipeline::start(shards.clone(), &pipeline_settings).await?;
+    let forwarder: Arc<dyn kelemetry_actors::Forwarder> =
+        Arc::new(crate::peer::PeerForwarder(shards.clone()));
+    let pipeline = Pipeline::start(shards.clone(), &pipeline_settings, Some(forwarder)).await?;
     let state = Arc::new(AppState {
         router: pipeline.router(),
         shards: shards.clone(),
@@ -120,7 +126,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         result_ttl_us: args.trace_cache_ttl.as_micros() as i64,
     });
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let _ = late_state.set(state.clone());
     let metrics_shards = shards.clone();
     let metrics_app = axum::Router::new().route(
         "/metrics",
@@ -143,14 +149,22 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     let (metrics_addr, metrics) =
         serve("metrics", args.metrics_addr, metrics_app, stop_rx.clone()).await?;
     let (grpc_addr, grpc) = serve_grpc(
+        "grpc",
         args.grpc_addr,
         crate::grpc::router(state.clone()).await,
         stop_rx,
     )
     .await?;
     if let Some(path) = &args.addr_file {
-        write_addr_file(path, http_addr, query_addr, metrics_addr, grpc_addr)
-            .with_context(|| format!("--addr-file {}: cannot write", path.display()))?;
+        write_addr_file(
+            path,
+            http_addr,
+            query_addr,
+            metrics_addr,
+            grpc_addr,
+            peer_addr,
+        )
+        .with_context(|| format!("--addr-file {}: cannot write", path.display()))?;
     }
     tracing::info!(http = %http_addr, query = %query_addr, metrics = %metrics_addr, grpc = %grpc_addr, "kelemetry node ready");
     Ok(RunningNode {
@@ -160,7 +174,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         grpc_addr,
         state,
         stop_tx,
-        servers: vec![http, query, metrics, grpc],
+        servers: vec![http, query, metrics, grpc, peer],
         pipeline,
         shards,
     })
@@ -190,8 +204,9 @@ fn write_addr_file(
     query: SocketAddr,
     metrics: SocketAddr,
     grpc: SocketAddr,
+    peer: SocketAddr,
 ) -> std::io::Result<()> {
-    let body = serde_json::json!({"http": http, "query": query, "metrics": metrics, "grpc": grpc});
+    let body = serde_json::json!({"http": http, "query": query, "metrics": metrics, "grpc": grpc, "peer": peer});
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, body.to_string())?;
     std::fs::rename(tmp, path)
@@ -226,13 +241,14 @@ async fn serve(
 }
 
 async fn serve_grpc(
+    name: &'static str,
     addr: SocketAddr,
     router: tonic::transport::server::Router,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr} (grpc server)"))?;
+        .with_context(|| format!("cannot listen on {addr} ({name} server)"))?;
     let bound = listener.local_addr()?;
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     Ok((
@@ -242,7 +258,7 @@ async fn serve_grpc(
                 let _ = stop.wait_for(|s| *s).await;
             };
             if let Err(e) = router.serve_with_incoming_shutdown(incoming, signal).await {
-                tracing::error!(server = "grpc", error = %e, "server failed");
+                tracing::error!(server = name, error = %e, "server failed");
             }
         }),
     ))

@@ -1,8 +1,20 @@
-//! Generated code for the protocols Kelemetry speaks over gRPC.
+//! Generated code for the protocols Kelemetry speaks over gRPC: Jaeger's storage APIs
+//! and Kelemetry's own peer RPC.
 //!
 //! The `.proto` files are ours, written from the wire facts of Jaeger's and
 //! OpenTelemetry's published contracts (message names, field numbers and types).
 //! Modules nest by protobuf package, as the generated cross-package paths expect.
+
+/// Kelemetry's own packages.
+pub mod kelemetry {
+    /// Cluster RPC.
+    pub mod cluster {
+        /// `kelemetry.cluster.v1`: peer RPC between nodes.
+        pub mod v1 {
+            tonic::include_proto!("kelemetry.cluster.v1");
+        }
+    }
+}
 
 /// Jaeger packages.
 pub mod jaeger {

@@ -19,4 +19,6 @@ pub mod types;
 mod wal_sync;
 
 pub use engine::{Engine, EngineError};
+pub use network::PeerChannels;
 pub use shards::{ProposeError, RaftSettings, ShardRaft, ShardSet, ShardSetError};
+pub use types::NodeId;

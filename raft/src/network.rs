@@ -1,65 +1,162 @@
-//! Raft network of a single node.
-//!
-//! Every group has one voter (this node), so openraft never sends an RPC; a peer
-//! transport over tonic replaces this when groups get replicas on other nodes.
+//! Raft network over the peer RPC: every group's messages travel on one shared gRPC
+//! connection per peer, tagged with the group id, as postcard-encoded openraft types.
 
+use crate::keys::GroupId;
 use crate::types::{NodeId, TypeConfig};
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use kelemetry_proto::kelemetry::cluster::v1::{peer_client::PeerClient, RaftKind, RaftMessage};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tonic::transport::{Channel, Endpoint};
 
-/// Network factory for single-voter groups: any RPC reports the peer unreachable.
+/// One lazily connected gRPC channel per peer address, shared by every Raft group and
+/// by command forwarding.
 #[derive(Clone, Default)]
-pub struct SingleNodeNetwork;
+pub struct PeerChannels(Arc<Mutex<HashMap<String, Channel>>>);
 
 #[derive(Debug, thiserror::Error)]
-#[error("node {0} is not reachable: this node runs without a peer transport")]
-struct NoPeerTransport(NodeId);
+#[error("{0}")]
+struct PeerError(String);
 
-fn unreachable<E: std::error::Error>(target: NodeId) -> RPCError<NodeId, BasicNode, E> {
-    RPCError::Unreachable(Unreachable::new(&NoPeerTransport(target)))
-}
-
-/// A connection to one peer that cannot be reached.
-pub struct NoConnection(NodeId);
-
-impl RaftNetworkFactory<TypeConfig> for SingleNodeNetwork {
-    type Network = NoConnection;
-
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Self::Network {
-        NoConnection(target)
+impl PeerChannels {
+    /// A client for the peer at `addr` (`host:port`).
+    pub fn client(&self, addr: &str) -> Result<PeerClient<Channel>, String> {
+        let mut map = self
+            .0
+            .lock()
+            .map_err(|_| "peer channel map poisoned".to_string())?;
+        if let Some(c) = map.get(addr) {
+            return Ok(PeerClient::new(c.clone()));
+        }
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| format!("invalid peer address {addr}: {e}"))?
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        map.insert(addr.to_string(), channel.clone());
+        Ok(PeerClient::new(channel))
     }
 }
 
-impl RaftNetwork<TypeConfig> for NoConnection {
+/// Network factory of one group.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    group: GroupId,
+    channels: PeerChannels,
+}
+
+impl PeerNetwork {
+    /// The network of `group` over shared `channels`.
+    pub fn new(group: GroupId, channels: PeerChannels) -> Self {
+        Self { group, channels }
+    }
+}
+
+/// A connection from one group to one peer.
+pub struct PeerConnection {
+    group: GroupId,
+    target: NodeId,
+    client: Result<PeerClient<Channel>, String>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        PeerConnection {
+            group: self.group,
+            target,
+            client: self.channels.client(&node.addr),
+        }
+    }
+}
+
+impl PeerConnection {
+    async fn call<Req, Resp, E>(
+        &mut self,
+        kind: RaftKind,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let client = self
+            .client
+            .as_mut()
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&PeerError(e.clone()))))?;
+        let payload = postcard::to_stdvec(req)
+            .map_err(|e| RPCError::Network(NetworkError::new(&PeerError(e.to_string()))))?;
+        let msg = RaftMessage {
+            group: self.group,
+            kind: kind as i32,
+            payload,
+        };
+        let reply = match tokio::time::timeout(option.hard_ttl(), client.raft(msg)).await {
+            Ok(Ok(r)) => r.into_inner(),
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
+                return Err(RPCError::Unreachable(Unreachable::new(&PeerError(
+                    status.to_string(),
+                ))))
+            }
+            Ok(Err(status)) => {
+                return Err(RPCError::Network(NetworkError::new(&PeerError(
+                    status.to_string(),
+                ))))
+            }
+            Err(_) => {
+                return Err(RPCError::Network(NetworkError::new(&PeerError(format!(
+                    "no reply from node {} within {:?}",
+                    self.target,
+                    option.hard_ttl()
+                )))))
+            }
+        };
+        let result: Result<Resp, E> = postcard::from_bytes(&reply.payload).map_err(|e| {
+            RPCError::Network(NetworkError::new(&PeerError(format!(
+                "undecodable reply: {e}"
+            ))))
+        })?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(unreachable(self.0))
+        self.call(RaftKind::AppendEntries, &rpc, &option).await
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        Err(unreachable(self.0))
+        self.call(RaftKind::InstallSnapshot, &rpc, &option).await
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(unreachable(self.0))
+        self.call(RaftKind::Vote, &rpc, &option).await
     }
 }

@@ -3,12 +3,13 @@
 use crate::engine::{Engine, EngineError, PrefixView};
 use crate::keys::{self, GroupId};
 use crate::log_store::LogStore;
-use crate::network::SingleNodeNetwork;
+use crate::network::{PeerChannels, PeerNetwork};
 use crate::state_machine::ShardStateMachine;
 use crate::types::{NodeId, TypeConfig};
 use crate::wal_sync::WalSyncer;
 use kelemetry_core::state::ShardContext;
 use kelemetry_core::{Proposal, ProposalOutcome};
+use kelemetry_proto::kelemetry::cluster::v1::RaftKind;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use std::collections::BTreeMap;
@@ -24,6 +25,23 @@ pub struct RaftSettings {
     pub advertise_addr: String,
     /// Number of shards; fixed when the data directory is first initialised.
     pub shards: u32,
+    /// Every voter of every shard group: node id to peer address (this node included).
+    pub peers: BTreeMap<NodeId, String>,
+    /// Whether this node initialises groups that have never been initialised.
+    pub bootstrap: bool,
+}
+
+impl RaftSettings {
+    /// A single node that is the only voter of every group.
+    pub fn single(node_id: NodeId, advertise_addr: String, shards: u32) -> Self {
+        Self {
+            node_id,
+            peers: BTreeMap::from([(node_id, advertise_addr.clone())]),
+            advertise_addr,
+            shards,
+            bootstrap: true,
+        }
+    }
 }
 
 /// Why the shard set could not be opened.
@@ -108,6 +126,16 @@ impl ShardRaft {
         self.raft.metrics().borrow().current_leader.is_some()
     }
 
+    /// The current leader, if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
     /// Reads of the shard's applied state.
     pub fn reader(&self) -> &PrefixView {
         &self.view
@@ -118,6 +146,9 @@ impl ShardRaft {
 pub struct ShardSet {
     shards: Vec<ShardRaft>,
     engine: Engine,
+    channels: PeerChannels,
+    peers: BTreeMap<NodeId, String>,
+    node_id: NodeId,
 }
 
 const SHARD_COUNT_KEY: &str = "shards";
@@ -163,16 +194,24 @@ impl ShardSet {
         }
         let syncer = WalSyncer::start(engine.clone())
             .map_err(|e| ShardSetError::Raft(format!("cannot start the WAL syncer: {e}")))?;
+        let channels = PeerChannels::default();
         let mut shards = Vec::with_capacity(settings.shards as usize);
         for shard in 0..settings.shards {
-            shards.push(Self::open_shard(&engine, &syncer, settings, shard).await?);
+            shards.push(Self::open_shard(&engine, &syncer, &channels, settings, shard).await?);
         }
-        Ok(Self { shards, engine })
+        Ok(Self {
+            shards,
+            engine,
+            channels,
+            peers: settings.peers.clone(),
+            node_id: settings.node_id,
+        })
     }
 
     async fn open_shard(
         engine: &Engine,
         syncer: &WalSyncer,
+        channels: &PeerChannels,
         settings: &RaftSettings,
         shard: u32,
     ) -> Result<ShardRaft, ShardSetError> {
@@ -184,7 +223,7 @@ impl ShardSet {
         let raft = Raft::new(
             settings.node_id,
             raft_config(shard)?,
-            SingleNodeNetwork,
+            PeerNetwork::new(group, channels.clone()),
             LogStore::new(engine.clone(), group, syncer.clone()),
             ShardStateMachine::new(engine.clone(), group, ctx),
         )
@@ -194,11 +233,12 @@ impl ShardSet {
             .is_initialized()
             .await
             .map_err(|e| ShardSetError::Raft(e.to_string()))?;
-        if !initialized {
-            let members = BTreeMap::from([(
-                settings.node_id,
-                BasicNode::new(settings.advertise_addr.clone()),
-            )]);
+        if !initialized && settings.bootstrap {
+            let members: BTreeMap<NodeId, BasicNode> = settings
+                .peers
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
+                .collect();
             raft.initialize(members)
                 .await
                 .map_err(|e| ShardSetError::Raft(e.to_string()))?;
@@ -224,6 +264,47 @@ impl ShardSet {
     /// Number of shards.
     pub fn count(&self) -> u32 {
         self.shards.len() as u32
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Connections to peers, shared with command forwarding.
+    pub fn channels(&self) -> &PeerChannels {
+        &self.channels
+    }
+
+    /// The peer address of a node.
+    pub fn peer_addr(&self, node: NodeId) -> Option<&str> {
+        self.peers.get(&node).map(String::as_str)
+    }
+
+    /// Handles a Raft message from a peer for one of this node's groups and returns
+    /// the encoded result.
+    pub async fn handle_raft(
+        &self,
+        group: GroupId,
+        kind: RaftKind,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let shard = group
+            .checked_sub(1)
+            .and_then(|s| self.shards.get(s as usize))
+            .ok_or_else(|| format!("no raft group {group} on node {}", self.node_id))?;
+        let raft = &shard.raft;
+        fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
+            postcard::from_bytes(b).map_err(|e| format!("undecodable raft message: {e}"))
+        }
+        fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, String> {
+            postcard::to_stdvec(v).map_err(|e| e.to_string())
+        }
+        match kind {
+            RaftKind::AppendEntries => enc(&raft.append_entries(dec(payload)?).await),
+            RaftKind::Vote => enc(&raft.vote(dec(payload)?).await),
+            RaftKind::InstallSnapshot => enc(&raft.install_snapshot(dec(payload)?).await),
+        }
     }
 
     /// Waits until every shard has a leader or `timeout` passes; returns whether all do.

@@ -10,11 +10,7 @@ use std::time::Duration;
 const TTL: i64 = 1_800_000_000;
 
 fn settings(shards: u32) -> RaftSettings {
-    RaftSettings {
-        node_id: 1,
-        advertise_addr: "127.0.0.1:7070".into(),
-        shards,
-    }
+    RaftSettings::single(1, "127.0.0.1:7070".into(), shards)
 }
 
 fn create(name: &str, t: i64) -> Command {

@@ -2,6 +2,7 @@
 //! real HTTP. Built as integration tests of the `kelemetry` package so that the binary
 //! under test is the one this build produced.
 
+mod cluster;
 mod deep_tree;
 mod grpc;
 mod jaeger;

@@ -23,6 +23,20 @@ pub type Reply = (u16, Value);
 impl Node {
     /// Starts a node on `dir` with extra flags and waits until `/readyz` answers 200.
     pub fn start(dir: &Path, extra: &[&str]) -> Node {
+        let mut node = Self::start_no_wait(dir, extra);
+        node.wait_ready();
+        node
+    }
+
+    fn addr_file(&self) -> PathBuf {
+        self.dir.join("addresses.json")
+    }
+
+    /// Every server binds port 0 and the node reports its ports in the address file,
+    /// so tests running in parallel never race for ports.
+    /// Starts a node without waiting for readiness (a cluster member is ready only
+    /// once its peers run too).
+    pub fn start_no_wait(dir: &Path, extra: &[&str]) -> Node {
         let mut node = Node {
             child: None,
             dir: dir.to_path_buf(),
@@ -38,16 +52,9 @@ impl Node {
                 .into(),
         };
         node.spawn();
-        node.wait_ready();
         node
     }
 
-    fn addr_file(&self) -> PathBuf {
-        self.dir.join("addresses.json")
-    }
-
-    /// Every server binds port 0 and the node reports its ports in the address file,
-    /// so tests running in parallel never race for ports.
     fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kelemetry"));
         c.arg("serve")
@@ -59,6 +66,7 @@ impl Node {
             .args(["--query-addr", "127.0.0.1:0"])
             .args(["--metrics-addr", "127.0.0.1:0"])
             .args(["--grpc-addr", "127.0.0.1:0"])
+            .args(["--peer-addr", "127.0.0.1:0"])
             .args(&self.extra)
             .env("RUST_LOG", "info");
         c
@@ -91,7 +99,8 @@ impl Node {
         )
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until the node's `/readyz` answers 200.
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -167,6 +176,25 @@ impl Node {
                 .header("Content-Type", "application/json")
                 .send(body),
         )
+    }
+
+    /// POSTs an EventList, returning transport errors instead of panicking (for
+    /// nodes that may be down or shutting down).
+    pub fn try_post_audit(&self, cluster: &str, list: &Value) -> Result<Reply, ureq::Error> {
+        let mut r = self
+            .agent
+            .post(format!("http://{}/audit/{cluster}", self.http))
+            .header("Content-Type", "application/json")
+            .send(list.to_string().as_bytes())?;
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// GET on the webhook server, as JSON.
+    pub fn http_get_json(&self, path: &str) -> Reply {
+        let (status, text) = self.http_get(path);
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     /// POSTs an EventList to `/audit/<cluster>`.

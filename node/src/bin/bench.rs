@@ -85,6 +85,10 @@ fn main() -> anyhow::Result<()> {
         "127.0.0.1:0",
         "--metrics-addr",
         "127.0.0.1:0",
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--peer-addr",
+        "127.0.0.1:0",
         "--shards",
         &opts.shards.to_string(),
     ])?;

@@ -166,9 +166,9 @@ async fn ingest_inner(
                 .inc_by(total as u64);
             let status = match e {
                 SubmitError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
-                SubmitError::Unavailable { .. } | SubmitError::Timeout { .. } => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                SubmitError::Unavailable { .. }
+                | SubmitError::NotLeader { .. }
+                | SubmitError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             };
             tracing::warn!(cluster, error = %e, "audit batch not committed; client will retry");
             retry_later(status, format!("{e}; retry (replays are deduplicated)"))

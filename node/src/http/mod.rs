@@ -1,6 +1,7 @@
 //! The HTTP server on `--http-addr`: audit webhook, `/redirect`, health and readiness.
 
 pub mod audit;
+pub mod cluster;
 pub mod errors;
 pub mod health;
 pub mod redirect;
@@ -20,6 +21,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/redirect", get(redirect::redirect))
+        .route("/cluster/status", get(cluster::status))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
