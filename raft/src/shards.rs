@@ -136,6 +136,29 @@ impl ShardRaft {
         self.raft.metrics().borrow().current_term
     }
 
+    /// Index of the last applied log entry.
+    pub fn applied_index(&self) -> Option<u64> {
+        self.raft.metrics().borrow().last_applied.map(|l| l.index)
+    }
+
+    /// A hash of every state record with the applied index it was read at (read
+    /// twice around the scan, `None` if apply moved meanwhile): replicas at the same
+    /// index must hash the same.
+    pub fn state_checksum(&self) -> Result<Option<(u64, u64)>, String> {
+        let before = self.applied_index();
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        kelemetry_core::state::KvRead::scan(&self.view, &[], &[0xff; 8], &mut |k, v| {
+            hasher.update(&(k.len() as u64).to_be_bytes());
+            hasher.update(k);
+            hasher.update(&(v.len() as u64).to_be_bytes());
+            hasher.update(v);
+            true
+        })
+        .map_err(|e| e.to_string())?;
+        let after = self.applied_index();
+        Ok((before == after).then(|| (after.unwrap_or(0), hasher.digest())))
+    }
+
     /// Reads of the shard's applied state.
     pub fn reader(&self) -> &PrefixView {
         &self.view

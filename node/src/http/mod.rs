@@ -22,6 +22,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/redirect", get(redirect::redirect))
         .route("/cluster/status", get(cluster::status))
+        .route("/cluster/checksums", get(cluster::checksums))
+        .route("/cluster/audit-ids", get(cluster::audit_ids))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
