@@ -2,6 +2,7 @@
 //! outbox worker that delivers cross-shard links, and the retention worker; plus the
 //! ingest router that sends each command to its shard's actor.
 
+mod balancer;
 pub mod metrics;
 mod outbox;
 mod pipeline;

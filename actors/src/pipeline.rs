@@ -1,5 +1,6 @@
 //! Starts and stops every actor of a node's write path.
 
+use crate::balancer::{BalancerMsg, LeaderBalancer};
 use crate::outbox::{OutboxActor, OutboxArgs, OutboxMsg};
 use crate::retention::{RetentionActor, RetentionArgs, RetentionMsg};
 use crate::router::IngestRouter;
@@ -29,6 +30,8 @@ pub struct PipelineSettings {
     pub max_in_flight: usize,
     /// How long a submission may wait for its commit.
     pub submit_timeout: Duration,
+    /// How often leadership balance is checked.
+    pub balance_interval: Duration,
 }
 
 impl Default for PipelineSettings {
@@ -42,6 +45,7 @@ impl Default for PipelineSettings {
             max_batch_commands: 2_000,
             max_in_flight: 1,
             submit_timeout: Duration::from_secs(30),
+            balance_interval: Duration::from_secs(2),
         }
     }
 }
@@ -52,6 +56,7 @@ pub struct Pipeline {
     shard_actors: Vec<(ActorRef<crate::shard::ShardMsg>, JoinHandle<()>)>,
     outbox: (ActorRef<OutboxMsg>, JoinHandle<()>),
     retention: (ActorRef<RetentionMsg>, JoinHandle<()>),
+    balancer: (ActorRef<BalancerMsg>, JoinHandle<()>),
 }
 
 impl Pipeline {
@@ -105,7 +110,7 @@ impl Pipeline {
             None,
             RetentionActor,
             RetentionArgs {
-                shards,
+                shards: shards.clone(),
                 router: router.clone(),
                 retention: settings.retention,
             },
@@ -114,11 +119,16 @@ impl Pipeline {
         retention
             .0
             .send_interval(settings.retention_interval, || RetentionMsg::Tick);
+        let balancer = Actor::spawn(None, LeaderBalancer, shards).await?;
+        balancer
+            .0
+            .send_interval(settings.balance_interval, || BalancerMsg::Tick);
         Ok(Self {
             router,
             shard_actors,
             outbox,
             retention,
+            balancer,
         })
     }
 
@@ -131,10 +141,13 @@ impl Pipeline {
     pub async fn stop(self) {
         let (outbox, outbox_done) = self.outbox;
         let (retention, retention_done) = self.retention;
+        let (balancer, balancer_done) = self.balancer;
         outbox.stop(None);
         retention.stop(None);
+        balancer.stop(None);
         let _ = outbox_done.await;
         let _ = retention_done.await;
+        let _ = balancer_done.await;
         for (actor, handle) in self.shard_actors {
             actor.drain().ok();
             let _ = handle.await;

@@ -42,6 +42,12 @@ struct Opts {
     /// Seed of the fault choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Concurrent workload clients.
+    #[arg(long, default_value_t = 4)]
+    clients: u64,
+    /// Run the workload without injecting faults (a throughput baseline).
+    #[arg(long)]
+    no_faults: bool,
 }
 
 fn humantime_duration(s: &str) -> Result<Duration, String> {
@@ -131,13 +137,19 @@ fn main() -> anyhow::Result<()> {
 
     let targets = workload::Targets::new(&nodes);
     let stop = Arc::new(AtomicBool::new(false));
-    let load = workload::start(targets.clone(), stop.clone());
+    let load = workload::start(targets.clone(), stop.clone(), opts.clients);
     let mut rng = Rng(opts.seed.max(1));
     let mut recoveries = Vec::new();
     let started = Instant::now();
     let mut faults = 0;
     while started.elapsed() < opts.duration {
-        std::thread::sleep(opts.interval);
+        std::thread::sleep(
+            opts.interval
+                .min(opts.duration.saturating_sub(started.elapsed())),
+        );
+        if opts.no_faults || started.elapsed() >= opts.duration {
+            continue;
+        }
         let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].running()).collect();
         let observer = &nodes[live[0]];
         let shard = rng.below(u64::from(opts.shards)) as u32;

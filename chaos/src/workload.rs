@@ -9,9 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Concurrent clients.
-const CLIENTS: u64 = 4;
-
 /// Webhook addresses of the nodes and whether each is down.
 #[derive(Clone)]
 pub struct Targets(Arc<Mutex<Vec<(String, bool)>>>);
@@ -82,11 +79,11 @@ impl Load {
     }
 }
 
-/// Starts the clients; each finishes its current batch after `stop` is set.
-pub fn start(targets: Targets, stop: Arc<AtomicBool>) -> Load {
+/// Starts `clients` clients; each finishes its current batch after `stop` is set.
+pub fn start(targets: Targets, stop: Arc<AtomicBool>, clients: u64) -> Load {
     let acked = Arc::new(AtomicU64::new(0));
     let t0 = chrono::Utc::now().timestamp_micros() - 600_000_000;
-    let clients = (0..CLIENTS)
+    let clients = (0..clients)
         .map(|c| {
             let (targets, stop, acked) = (targets.clone(), stop.clone(), acked.clone());
             std::thread::spawn(move || client(c, &targets, &stop, &acked, t0))

@@ -136,6 +136,12 @@ impl ShardRaft {
         self.raft.metrics().borrow().current_term
     }
 
+    /// Starts an election for this shard on this node (used to move leadership to
+    /// its preferred node; it fails harmlessly if this node's log is behind).
+    pub async fn campaign(&self) -> Result<(), String> {
+        self.raft.trigger().elect().await.map_err(|e| e.to_string())
+    }
+
     /// Index of the last applied log entry.
     pub fn applied_index(&self) -> Option<u64> {
         self.raft.metrics().borrow().last_applied.map(|l| l.index)
@@ -298,6 +304,13 @@ impl ShardSet {
     /// Connections to peers, shared with command forwarding.
     pub fn channels(&self) -> &PeerChannels {
         &self.channels
+    }
+
+    /// The node that should lead `shard` when all are healthy: shards are spread over
+    /// the sorted node ids round-robin, so leadership (and its write load) is even.
+    pub fn preferred_leader(&self, shard: u32) -> NodeId {
+        let ids: Vec<NodeId> = self.peers.keys().copied().collect();
+        ids[shard as usize % ids.len()]
     }
 
     /// The peer address of a node.
