@@ -176,6 +176,30 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// Arguments of a single node on `data_dir` with every server on a loopback port
+    /// chosen by the OS: what the benchmarks start in-process.
+    pub fn loopback(data_dir: &std::path::Path, shards: u32) -> Result<Self, String> {
+        let dir = data_dir.to_str().ok_or("data dir is not UTF-8")?;
+        let shards = shards.to_string();
+        let mut argv = vec!["kelemetry", "serve", "--data-dir", dir, "--shards", &shards];
+        for flag in [
+            "--http-addr",
+            "--query-addr",
+            "--metrics-addr",
+            "--grpc-addr",
+            "--peer-addr",
+        ] {
+            argv.extend([flag, "127.0.0.1:0"]);
+        }
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Serve(args) => Ok(*args),
+            Command::Demo(_) => Err("expected serve arguments".into()),
+        }
+    }
+
     /// The Raft settings these flags describe.
     pub fn raft_settings(&self) -> Result<kelemetry_raft::RaftSettings, String> {
         let node_id = self.resolved_node_id();

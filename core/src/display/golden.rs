@@ -257,6 +257,12 @@ fn components(s: &Store, seed: &ObjectKey, mode: DisplayMode) -> Vec<Component> 
         s.windows(seed),
         Selector::for_modifier(mode.modifier),
     );
+    drive(s, &mut f);
+    f.assemble((T0, T0 + TTL), "limit")
+}
+
+/// Feeds the follower every object it asks for until it asks for none.
+fn drive(s: &Store, f: &mut Follower) {
     loop {
         let next = f.take_pending();
         if next.is_empty() {
@@ -267,7 +273,6 @@ fn components(s: &Store, seed: &ObjectKey, mode: DisplayMode) -> Vec<Component> 
             f.add_fetched(k, w, sel);
         }
     }
-    f.assemble((T0, T0 + TTL), "limit")
 }
 
 fn text(span: &Span) -> String {
@@ -471,16 +476,7 @@ fn the_follow_limit_warns_instead_of_truncating_silently() {
         s.windows(&seed),
         Selector::for_modifier(mode.modifier),
     );
-    loop {
-        let next = f.take_pending();
-        if next.is_empty() {
-            break;
-        }
-        for (k, sel) in next {
-            let w = s.windows(&k);
-            f.add_fetched(k, w, sel);
-        }
-    }
+    drive(&s, &mut f);
     assert!(f.truncated());
     let c = f.assemble((T0, T0 + TTL), "link following stopped at 3 objects");
     assert_eq!(

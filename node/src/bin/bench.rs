@@ -2,9 +2,7 @@
 //! one node, next to the raw RocksDB synced-batch write rate of the same disk measured
 //! in the same run. Run with `cargo run --release -p kelemetry --bin kelemetry-bench`.
 
-use anyhow::Context;
 use clap::Parser;
-use kelemetry::cli::{Cli, Command};
 use kelemetry::workload::pod_churn_batch;
 use kelemetry_raft::engine::Op;
 use kelemetry_raft::Engine;
@@ -74,28 +72,9 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let data_dir = dir.path().join("node");
-    let cli = Cli::try_parse_from([
-        "kelemetry",
-        "serve",
-        "--data-dir",
-        data_dir.to_str().context("utf-8 path")?,
-        "--http-addr",
-        "127.0.0.1:0",
-        "--query-addr",
-        "127.0.0.1:0",
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--peer-addr",
-        "127.0.0.1:0",
-        "--shards",
-        &opts.shards.to_string(),
-    ])?;
-    let Command::Serve(args) = cli.command else {
-        anyhow::bail!("expected serve arguments");
-    };
-    let node = runtime.block_on(kelemetry::server::start(*args))?;
+    let args =
+        kelemetry::cli::ServeArgs::loopback(&data_dir, opts.shards).map_err(anyhow::Error::msg)?;
+    let node = runtime.block_on(kelemetry::server::start(args))?;
     let url = format!("http://{}/audit/bench", node.http_addr);
 
     let t0 = chrono::Utc::now().timestamp_micros() - 3_600_000_000;

@@ -3,9 +3,7 @@
 //! reopening that result by trace ID, and a single-object search. Prints p50/p99.
 //! Run with `cargo run --release -p kelemetry --bin kelemetry-query-bench`.
 
-use anyhow::Context;
 use clap::Parser;
-use kelemetry::cli::{Cli, Command};
 use kelemetry::workload::owner_tree;
 use std::time::{Duration, Instant};
 
@@ -58,28 +56,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let cli = Cli::try_parse_from([
-        "kelemetry",
-        "serve",
-        "--data-dir",
-        dir.path().to_str().context("utf-8 path")?,
-        "--http-addr",
-        "127.0.0.1:0",
-        "--query-addr",
-        "127.0.0.1:0",
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--peer-addr",
-        "127.0.0.1:0",
-        "--shards",
-        "64",
-    ])?;
-    let Command::Serve(args) = cli.command else {
-        anyhow::bail!("expected serve arguments");
-    };
-    let node = runtime.block_on(kelemetry::server::start(*args))?;
+    let args = kelemetry::cli::ServeArgs::loopback(dir.path(), 64).map_err(anyhow::Error::msg)?;
+    let node = runtime.block_on(kelemetry::server::start(args))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
