@@ -22,6 +22,24 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Post simulated Deployment lifecycles to a node's audit webhook.
     Demo(DemoArgs),
+    /// Inspect a running cluster.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+/// `kelemetry cluster ...`.
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Show each shard's leader and term, and how leadership is spread.
+    Status {
+        /// Base URL of any node's webhook/admin server.
+        #[arg(
+            long,
+            env = "KELEMETRY_TARGET",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        target: String,
+    },
 }
 
 /// Flags of `kelemetry demo`.
@@ -196,7 +214,7 @@ impl ServeArgs {
             .command
         {
             Command::Serve(args) => Ok(*args),
-            Command::Demo(_) => Err("expected serve arguments".into()),
+            _ => Err("expected serve arguments".into()),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The Kelemetry node: CLI and configuration, the audit webhook, the Jaeger query
 //! API, health and metrics endpoints, and the process lifecycle.
 
+pub mod admin;
 pub mod cli;
 pub mod demo;
 pub mod grpc;

@@ -12,5 +12,6 @@ async fn main() -> anyhow::Result<()> {
             kelemetry::server::run(*args).await
         }
         Command::Demo(args) => kelemetry::demo::run(&args),
+        Command::Cluster(cmd) => kelemetry::admin::run(&cmd),
     }
 }

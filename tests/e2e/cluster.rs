@@ -123,6 +123,22 @@ fn killing_a_shard_leader_mid_stream_loses_nothing_acknowledged() {
     };
     assert_ne!(new_leader as usize, killed);
 
+    // `kelemetry cluster status` shows the leaders.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kelemetry"))
+        .args([
+            "cluster",
+            "status",
+            "--target",
+            &format!("http://{}", survivor.http),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("leaders: node"),
+        "{text}"
+    );
+
     // Every acknowledged event is stored exactly once, read from every survivor.
     let mut expected: BTreeMap<String, usize> = BTreeMap::new();
     for b in &acked {
@@ -154,4 +170,76 @@ fn killing_a_shard_leader_mid_stream_loses_nothing_acknowledged() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+#[test]
+fn a_shard_without_quorum_still_answers_queries_marked_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers: Vec<String> = (0..3)
+        .map(|i| format!("{i}=127.0.0.1:{}", free_port()))
+        .collect();
+    let peer_list = peers.join(",");
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|i| {
+            let data = dir.path().join(format!("n{i}"));
+            std::fs::create_dir_all(&data).unwrap();
+            let addr = peers[i].split_once('=').unwrap().1.to_string();
+            Node::start_no_wait(
+                &data,
+                &[
+                    "--shards",
+                    "4",
+                    "--node-id",
+                    &i.to_string(),
+                    "--peers",
+                    &peer_list,
+                    "--peer-addr",
+                    &addr,
+                ],
+            )
+        })
+        .collect();
+    for n in &mut nodes {
+        n.wait_ready();
+    }
+    let (batches, _) = deployment_lifecycle("default", "lonely", start_of_recent_window());
+    for b in &batches {
+        assert_eq!(nodes[0].post_audit(CLUSTER, b).0, 200);
+    }
+    // Wait until node 2 has applied the data, then leave it alone without a quorum.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while nodes[2].stored(&[("name", "lonely")]).is_empty() {
+        assert!(Instant::now() < deadline, "replica never caught up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nodes[0].kill();
+    nodes[1].kill();
+    let lone = &nodes[2];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, status) = lone.http_get_json("/cluster/status");
+        if status["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["leader"].is_null())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "leaders never lapsed: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        lone.post_audit(CLUSTER, &batches[0]).0,
+        503,
+        "no quorum, no acknowledgement"
+    );
+    let found = lone.search(
+        "tracing",
+        &[("resource", "deployments"), ("name", "lonely")],
+    );
+    assert_eq!(found.len(), 1, "queries still answer from the replica");
+    let warnings = found[0]["spans"][0]["warnings"].to_string();
+    assert!(warnings.contains("may be stale"), "{warnings}");
+    assert!(warnings.contains("could not be stored"), "{warnings}");
 }

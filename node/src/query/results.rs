@@ -5,7 +5,6 @@
 //! members with that mode.
 
 use crate::server::AppState;
-use kelemetry_actors::SubmitError;
 use kelemetry_core::command::ResultEntry;
 use kelemetry_core::display::assemble::Follower;
 use kelemetry_core::display::links::Selector;
@@ -23,9 +22,6 @@ pub enum QueryError {
     /// Reading shard state failed.
     #[error("storage: {0}")]
     Storage(String),
-    /// A result could not be stored.
-    #[error("cannot store the result: {0}")]
-    Unavailable(#[from] SubmitError),
 }
 
 fn storage(e: impl std::fmt::Display) -> QueryError {
@@ -82,6 +78,21 @@ fn follow(
             f.add_fetched(key, windows, selector);
         }
     }
+}
+
+/// A warning when a member's shard has no leader: the result was read from this
+/// node's replica, which may lag behind the last writes.
+fn stale_warning(state: &AppState, members: &[ObjectKey]) -> Option<String> {
+    let mut leaderless: Vec<u32> = members
+        .iter()
+        .map(|k| shard_of(k, state.shards.count()))
+        .filter(|s| !state.shards.shard(*s).has_leader())
+        .collect();
+    leaderless.sort_unstable();
+    leaderless.dedup();
+    (!leaderless.is_empty()).then(|| {
+        format!("shards {leaderless:?} have no leader right now: this result was read from a replica and may be stale")
+    })
 }
 
 fn limit_warning(limit: usize) -> String {
@@ -167,7 +178,8 @@ pub async fn search(state: &AppState, s: &Search) -> Result<Vec<Rendered>, Query
     let components = f.assemble((s.start_us, s.end_us), &limit_warning(state.follow_limit));
     let mut out = Vec::with_capacity(components.len());
     let expires_us = chrono::Utc::now().timestamp_micros() + state.result_ttl_us;
-    for c in components {
+    for mut c in components {
+        c.tree.warnings.extend(stale_warning(state, &c.members));
         let entry = ResultEntry {
             members: c.members,
             start_us: s.start_us,
@@ -175,17 +187,20 @@ pub async fn search(state: &AppState, s: &Search) -> Result<Vec<Rendered>, Query
         };
         let key = entry.cache_key();
         let shard = (key % u64::from(state.shards.count())) as u32;
-        state
-            .router
-            .submit_to_shard(
-                shard,
-                vec![Command::PutResult {
-                    key,
-                    entry,
-                    expires_us,
-                }],
-            )
-            .await?;
+        // The key is a hash of the content: a stored entry is this very result.
+        let stored = load_result(state.shards.shard(shard).reader(), key).map_err(storage)?;
+        if stored.is_none() {
+            let put = Command::PutResult {
+                key,
+                entry,
+                expires_us,
+            };
+            if let Err(e) = state.router.submit_to_shard(shard, vec![put]).await {
+                c.tree.warnings.push(format!(
+                    "this result could not be stored ({e}); reopening its trace ID later will fail"
+                ));
+            }
+        }
         out.push(Rendered {
             trace_id: trace_id::encode(s.mode, key),
             tree: render(c.tree, s.mode),
@@ -218,6 +233,10 @@ pub fn get(state: &AppState, id: u128) -> Result<Option<Rendered>, QueryError> {
         return Ok(None);
     }
     let mut first = components.remove(0);
+    first
+        .tree
+        .warnings
+        .extend(stale_warning(state, &first.members));
     if !components.is_empty() {
         first.tree.warnings.push(format!(
             "{} more unlinked objects of this result are not shown",
