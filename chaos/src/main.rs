@@ -75,6 +75,16 @@ impl Rng {
     }
 }
 
+/// A free peer port below the kernel's ephemeral range, so no port-0 bind elsewhere
+/// can take it before the node starts.
+fn peer_port(seed: u64, node: u64) -> u16 {
+    let base = u64::from(std::process::id()) ^ seed;
+    (0..)
+        .map(|k: u64| 20_000 + ((base + node * 7919 + k * 104_729) % 10_000) as u16)
+        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .unwrap_or(20_000)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -97,13 +107,7 @@ fn main() -> anyhow::Result<()> {
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
         .into();
-    let ports: Vec<u16> = (0..opts.nodes)
-        .map(|_| {
-            TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-        })
-        .collect::<Result<_, _>>()?;
+    let ports: Vec<u16> = (0..opts.nodes).map(|i| peer_port(opts.seed, i)).collect();
     let peers: String = (0..opts.nodes)
         .map(|i| format!("{i}=127.0.0.1:{}", ports[i as usize]))
         .collect::<Vec<_>>()

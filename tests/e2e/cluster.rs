@@ -7,17 +7,28 @@ use kelemetry::workload::deployment_lifecycle;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const CLUSTER: &str = "chaos";
 
-/// Peer ports must be known before any node starts, so they are picked up front.
+/// Peer ports must be known before any node starts, so they are picked up front,
+/// below the kernel's ephemeral range: no other test's port-0 bind can take one
+/// between picking and use.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .subsec_nanos();
+    let seed = std::process::id() ^ nanos;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(7919)) % 10_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Posts a batch, starting at node `start`, until some node acknowledges it,
