@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building Kelemetry needs on a Debian machine with Rust:
 # RocksDB (linked from Debian's librocksdb-dev), libclang for its bindgen, and protoc
-# for the gRPC code generated from proto/.
+# for the gRPC code generated from proto/, and openssl (tests make peer TLS certificates).
 # Safe to run repeatedly: it installs only what is missing.
 set -euo pipefail
 
-packages=(librocksdb-dev libclang1-14 libclang-common-14-dev protobuf-compiler)
+packages=(librocksdb-dev libclang1-14 libclang-common-14-dev protobuf-compiler openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

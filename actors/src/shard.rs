@@ -180,11 +180,34 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
         let forwarder = state.forwarder.clone();
         tokio::spawn(async move {
             if !raft.is_leader() {
-                if let (Some(leader), Some(f)) = (raft.leader(), forwarder) {
-                    forward(f, leader, raft.shard(), proposal.commands, batch).await;
-                    let _ = me.cast(ShardMsg::Finished);
-                    return;
+                let refusal = match (raft.leader(), forwarder) {
+                    (Some(leader), Some(f)) => {
+                        forward(f, leader, raft.shard(), proposal.commands, batch).await;
+                        None
+                    }
+                    // No effective leader: fail fast; the client retries.
+                    (None, _) => Some((
+                        SubmitError::NotLeader {
+                            shard: raft.shard(),
+                            leader: None,
+                        },
+                        batch,
+                    )),
+                    (Some(_), None) => Some((
+                        SubmitError::Unavailable {
+                            shard: raft.shard(),
+                            message: "this node is not the leader and cannot forward".into(),
+                        },
+                        batch,
+                    )),
+                };
+                if let Some((err, batch)) = refusal {
+                    for (_, reply, _) in batch {
+                        let _ = reply.send(Err(err.clone()));
+                    }
                 }
+                let _ = me.cast(ShardMsg::Finished);
+                return;
             }
             let started = Instant::now();
             let result = raft.propose(proposal).await;

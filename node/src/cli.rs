@@ -123,6 +123,16 @@ pub struct ServeArgs {
     /// shard is replicated on all of them. Empty: a single-node cluster.
     #[arg(long, env = "KELEMETRY_PEERS", value_delimiter = ',', value_parser = peer)]
     pub peers: Vec<(u64, String)>,
+    /// This node's peer certificate (PEM), for mutual TLS between peers; needs
+    /// `--peer-tls-key` and `--peer-tls-ca` too.
+    #[arg(long, env = "KELEMETRY_PEER_TLS_CERT")]
+    pub peer_tls_cert: Option<PathBuf>,
+    /// This node's peer private key (PEM).
+    #[arg(long, env = "KELEMETRY_PEER_TLS_KEY")]
+    pub peer_tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signs every node's peer certificate.
+    #[arg(long, env = "KELEMETRY_PEER_TLS_CA")]
+    pub peer_tls_ca: Option<PathBuf>,
     /// Initialise shard groups that were never initialised (the node with the lowest id
     /// in `--peers` does so by default).
     #[arg(long, env = "KELEMETRY_BOOTSTRAP")]
@@ -218,6 +228,22 @@ impl ServeArgs {
         }
     }
 
+    /// Mutual TLS material for peers: all three `--peer-tls-*` flags, or none.
+    pub fn peer_tls(&self) -> Result<Option<kelemetry_raft::PeerTls>, String> {
+        let read = |flag: &str, p: &PathBuf| {
+            std::fs::read(p).map_err(|e| format!("{flag} {}: {e}", p.display()))
+        };
+        match (&self.peer_tls_cert, &self.peer_tls_key, &self.peer_tls_ca) {
+            (None, None, None) => Ok(None),
+            (Some(c), Some(k), Some(a)) => Ok(Some(kelemetry_raft::PeerTls {
+                cert_pem: read("--peer-tls-cert", c)?,
+                key_pem: read("--peer-tls-key", k)?,
+                ca_pem: read("--peer-tls-ca", a)?,
+            })),
+            _ => Err("--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together: give all three or none".into()),
+        }
+    }
+
     /// The Raft settings these flags describe.
     pub fn raft_settings(&self) -> Result<kelemetry_raft::RaftSettings, String> {
         let node_id = self.resolved_node_id();
@@ -225,12 +251,11 @@ impl ServeArgs {
             .advertise_addr
             .clone()
             .unwrap_or_else(|| self.peer_addr.to_string());
+        let tls = self.peer_tls()?;
         if self.peers.is_empty() {
-            return Ok(kelemetry_raft::RaftSettings::single(
-                node_id,
-                advertise,
-                self.shards,
-            ));
+            let mut single = kelemetry_raft::RaftSettings::single(node_id, advertise, self.shards);
+            single.tls = tls;
+            return Ok(single);
         }
         let peers: std::collections::BTreeMap<u64, String> = self.peers.iter().cloned().collect();
         if !peers.contains_key(&node_id) {
@@ -245,6 +270,7 @@ impl ServeArgs {
             shards: self.shards,
             peers,
             bootstrap: self.bootstrap || lowest,
+            tls,
         })
     }
 
@@ -272,6 +298,11 @@ mod tests {
         let err =
             Cli::try_parse_from(["kelemetry", "serve", "--default-cluster", "a/b"]).unwrap_err();
         assert!(err.to_string().contains("--default-cluster"), "{err}");
+        let half = Cli::try_parse_from(["kelemetry", "serve", "--peer-tls-cert", "c.pem"]).unwrap();
+        let Command::Serve(h) = half.command else {
+            panic!("serve")
+        };
+        assert!(h.raft_settings().unwrap_err().contains("--peer-tls-key"));
         let ok = Cli::try_parse_from(["kelemetry", "serve", "--retention", "2d"]).unwrap();
         let Command::Serve(a) = ok.command else {
             panic!("serve")

@@ -91,9 +91,16 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     // Peers must reach this node's Raft groups before any shard can elect a leader.
     let (stop_tx, stop_rx) = watch::channel(false);
     let late_state = Arc::new(std::sync::OnceLock::new());
-    let peer_router = tonic::transport::Server::builder().add_service(
-        crate::peer::PeerService::new(shards.clone(), late_state.clone()),
-    );
+    let mut peer_server = tonic::transport::Server::builder();
+    if let Some(tls) = &settings.tls {
+        peer_server = peer_server
+            .tls_config(tls.server_config())
+            .context("--peer-tls-cert/--peer-tls-key: unusable certificate or key")?;
+    }
+    let peer_router = peer_server.add_service(crate::peer::PeerService::new(
+        shards.clone(),
+        late_state.clone(),
+    ));
     let (peer_addr, peer) =
         serve_grpc("peer", args.peer_addr, peer_router, stop_rx.clone()).await?;
     if !shards.wait_for_leaders(LEADER_WAIT).await {

@@ -19,6 +19,6 @@ pub mod types;
 mod wal_sync;
 
 pub use engine::{Engine, EngineError};
-pub use network::PeerChannels;
+pub use network::{PeerChannels, PeerTls};
 pub use shards::{ProposeError, RaftSettings, ShardRaft, ShardSet, ShardSetError};
 pub use types::NodeId;

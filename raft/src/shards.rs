@@ -3,7 +3,7 @@
 use crate::engine::{Engine, EngineError, PrefixView};
 use crate::keys::{self, GroupId};
 use crate::log_store::LogStore;
-use crate::network::{PeerChannels, PeerNetwork};
+use crate::network::{PeerChannels, PeerNetwork, PeerTls};
 use crate::state_machine::ShardStateMachine;
 use crate::types::{NodeId, TypeConfig};
 use crate::wal_sync::WalSyncer;
@@ -29,6 +29,8 @@ pub struct RaftSettings {
     pub peers: BTreeMap<NodeId, String>,
     /// Whether this node initialises groups that have never been initialised.
     pub bootstrap: bool,
+    /// Mutual TLS between peers, if configured.
+    pub tls: Option<PeerTls>,
 }
 
 impl RaftSettings {
@@ -40,6 +42,7 @@ impl RaftSettings {
             advertise_addr,
             shards,
             bootstrap: true,
+            tls: None,
         }
     }
 }
@@ -116,19 +119,28 @@ impl ShardRaft {
         }
     }
 
-    /// Whether this node currently leads the shard.
+    /// Whether this node currently leads the shard (with a quorum behind it).
     pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.node_id)
+        self.leader() == Some(self.node_id)
     }
 
-    /// Whether the shard has a known leader.
+    /// Whether the shard has a known, effective leader.
     pub fn has_leader(&self) -> bool {
-        self.raft.metrics().borrow().current_leader.is_some()
+        self.leader().is_some()
     }
 
-    /// The current leader, if known.
+    /// The current leader, if known. A leader of a multi-voter group that no quorum
+    /// has acknowledged for [`QUORUM_STALE_MS`] is isolated (openraft 0.9 keeps its
+    /// role until it sees a higher term) and is reported as no leader.
     pub fn leader(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow().current_leader
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        let voters = m.membership_config.membership().voter_ids().count();
+        let isolated = leader == self.node_id
+            && voters > 1
+            && m.millis_since_quorum_ack
+                .is_some_and(|ms| ms > QUORUM_STALE_MS);
+        (!isolated).then_some(leader)
     }
 
     /// The current term.
@@ -182,6 +194,10 @@ pub struct ShardSet {
 
 const SHARD_COUNT_KEY: &str = "shards";
 
+/// How long a leader may go without a quorum's acknowledgement before it is treated
+/// as isolated: a little more than the longest election timeout.
+pub const QUORUM_STALE_MS: u64 = 1_500;
+
 fn raft_config(shard: u32) -> Result<Arc<Config>, ShardSetError> {
     let config = Config {
         cluster_name: format!("kelemetry-shard-{shard}"),
@@ -224,7 +240,7 @@ impl ShardSet {
         }
         let syncer = WalSyncer::start(engine.clone())
             .map_err(|e| ShardSetError::Raft(format!("cannot start the WAL syncer: {e}")))?;
-        let channels = PeerChannels::default();
+        let channels = PeerChannels::new(settings.tls.clone());
         let mut shards = Vec::with_capacity(settings.shards as usize);
         for shard in 0..settings.shards {
             shards.push(Self::open_shard(&engine, &syncer, &channels, settings, shard).await?);

@@ -254,3 +254,134 @@ fn a_shard_without_quorum_still_answers_queries_marked_stale() {
     assert!(warnings.contains("may be stale"), "{warnings}");
     assert!(warnings.contains("could not be stored"), "{warnings}");
 }
+
+/// A CA and one node certificate (for 127.0.0.1) made with the openssl CLI.
+fn make_certs(dir: &std::path::Path) -> [String; 3] {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=kelemetry-test-ca",
+        "-days",
+        "2",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "node.key",
+        "-out",
+        "node.csr",
+        "-subj",
+        "/CN=kelemetry-node",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "node.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    ["node.crt", "node.key", "ca.crt"].map(|f| dir.join(f).to_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_talk_over_mutual_tls_and_refuse_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let [cert, key, ca] = make_certs(dir.path());
+    let peers: Vec<String> = (0..3)
+        .map(|i| format!("{i}=127.0.0.1:{}", free_port()))
+        .collect();
+    let peer_list = peers.join(",");
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|i| {
+            let data = dir.path().join(format!("n{i}"));
+            std::fs::create_dir_all(&data).unwrap();
+            let addr = peers[i].split_once('=').unwrap().1.to_string();
+            Node::start_no_wait(
+                &data,
+                &[
+                    "--shards",
+                    "4",
+                    "--node-id",
+                    &i.to_string(),
+                    "--peers",
+                    &peer_list,
+                    "--peer-addr",
+                    &addr,
+                    "--peer-tls-cert",
+                    &cert,
+                    "--peer-tls-key",
+                    &key,
+                    "--peer-tls-ca",
+                    &ca,
+                ],
+            )
+        })
+        .collect();
+    for n in &mut nodes {
+        n.wait_ready();
+    }
+    let (batches, _) = deployment_lifecycle("default", "tls", start_of_recent_window());
+    for b in &batches {
+        assert_eq!(nodes[1].post_audit(CLUSTER, b).0, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while nodes[2].stored(&[("name", "tls")]).is_empty() {
+        assert!(Instant::now() < deadline, "not replicated over TLS");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A peer without TLS is refused.
+    let addr = peers[0].split_once('=').unwrap().1;
+    let plain = kelemetry_proto::kelemetry::cluster::v1::peer_client::PeerClient::connect(format!(
+        "http://{addr}"
+    ))
+    .await;
+    let refused = match plain {
+        Err(_) => true,
+        Ok(mut c) => c
+            .submit(kelemetry_proto::kelemetry::cluster::v1::SubmitRequest::default())
+            .await
+            .is_err(),
+    };
+    assert!(
+        refused,
+        "plaintext peer RPC must fail against a TLS peer port"
+    );
+}
