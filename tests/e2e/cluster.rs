@@ -58,6 +58,43 @@ fn audit_ids(batch: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Starts three nodes that replicate every shard, with `extra` flags on each, and
+/// waits until all are ready; returns them with their peer addresses.
+fn start_cluster(dir: &std::path::Path, shards: &str, extra: &[&str]) -> (Vec<Node>, Vec<String>) {
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let peer_list = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{i}={a}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|i| {
+            let data = dir.join(format!("n{i}"));
+            std::fs::create_dir_all(&data).unwrap();
+            let id = i.to_string();
+            let mut args = vec![
+                "--shards",
+                shards,
+                "--node-id",
+                &id,
+                "--peers",
+                &peer_list,
+                "--peer-addr",
+                &addrs[i],
+            ];
+            args.extend_from_slice(extra);
+            Node::start_no_wait(&data, &args)
+        })
+        .collect();
+    for n in &mut nodes {
+        n.wait_ready();
+    }
+    (nodes, addrs)
+}
+
 fn leader_of(node: &Node, shard: u64) -> Option<u64> {
     let (_, body) = node.http_get_json("/cluster/status");
     body["shards"][shard as usize]["leader"].as_u64()
@@ -66,34 +103,8 @@ fn leader_of(node: &Node, shard: u64) -> Option<u64> {
 #[test]
 fn killing_a_shard_leader_mid_stream_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let peers: Vec<String> = (0..3)
-        .map(|i| format!("{i}=127.0.0.1:{}", free_port()))
-        .collect();
-    let peer_list = peers.join(",");
-    let mut nodes: Vec<Option<Node>> = (0..3)
-        .map(|i| {
-            let data = dir.path().join(format!("n{i}"));
-            std::fs::create_dir_all(&data).unwrap();
-            let addr = peers[i].split_once('=').unwrap().1.to_string();
-            Node::start_no_wait(
-                &data,
-                &[
-                    "--shards",
-                    "8",
-                    "--node-id",
-                    &i.to_string(),
-                    "--peers",
-                    &peer_list,
-                    "--peer-addr",
-                    &addr,
-                ],
-            )
-        })
-        .map(Some)
-        .collect();
-    for n in nodes.iter_mut().flatten() {
-        n.wait_ready();
-    }
+    let (started, _) = start_cluster(dir.path(), "8", &[]);
+    let mut nodes: Vec<Option<Node>> = started.into_iter().map(Some).collect();
 
     let t0 = start_of_recent_window();
     let mut acked: Vec<Value> = Vec::new();
@@ -186,33 +197,7 @@ fn killing_a_shard_leader_mid_stream_loses_nothing_acknowledged() {
 #[test]
 fn a_shard_without_quorum_still_answers_queries_marked_stale() {
     let dir = tempfile::tempdir().unwrap();
-    let peers: Vec<String> = (0..3)
-        .map(|i| format!("{i}=127.0.0.1:{}", free_port()))
-        .collect();
-    let peer_list = peers.join(",");
-    let mut nodes: Vec<Node> = (0..3)
-        .map(|i| {
-            let data = dir.path().join(format!("n{i}"));
-            std::fs::create_dir_all(&data).unwrap();
-            let addr = peers[i].split_once('=').unwrap().1.to_string();
-            Node::start_no_wait(
-                &data,
-                &[
-                    "--shards",
-                    "4",
-                    "--node-id",
-                    &i.to_string(),
-                    "--peers",
-                    &peer_list,
-                    "--peer-addr",
-                    &addr,
-                ],
-            )
-        })
-        .collect();
-    for n in &mut nodes {
-        n.wait_ready();
-    }
+    let (mut nodes, _) = start_cluster(dir.path(), "4", &[]);
     let (batches, _) = deployment_lifecycle("default", "lonely", start_of_recent_window());
     for b in &batches {
         assert_eq!(nodes[0].post_audit(CLUSTER, b).0, 200);
@@ -325,39 +310,15 @@ fn make_certs(dir: &std::path::Path) -> [String; 3] {
 async fn peers_talk_over_mutual_tls_and_refuse_plaintext() {
     let dir = tempfile::tempdir().unwrap();
     let [cert, key, ca] = make_certs(dir.path());
-    let peers: Vec<String> = (0..3)
-        .map(|i| format!("{i}=127.0.0.1:{}", free_port()))
-        .collect();
-    let peer_list = peers.join(",");
-    let mut nodes: Vec<Node> = (0..3)
-        .map(|i| {
-            let data = dir.path().join(format!("n{i}"));
-            std::fs::create_dir_all(&data).unwrap();
-            let addr = peers[i].split_once('=').unwrap().1.to_string();
-            Node::start_no_wait(
-                &data,
-                &[
-                    "--shards",
-                    "4",
-                    "--node-id",
-                    &i.to_string(),
-                    "--peers",
-                    &peer_list,
-                    "--peer-addr",
-                    &addr,
-                    "--peer-tls-cert",
-                    &cert,
-                    "--peer-tls-key",
-                    &key,
-                    "--peer-tls-ca",
-                    &ca,
-                ],
-            )
-        })
-        .collect();
-    for n in &mut nodes {
-        n.wait_ready();
-    }
+    let tls = [
+        "--peer-tls-cert",
+        &cert,
+        "--peer-tls-key",
+        &key,
+        "--peer-tls-ca",
+        &ca,
+    ];
+    let (nodes, addrs) = start_cluster(dir.path(), "4", &tls);
     let (batches, _) = deployment_lifecycle("default", "tls", start_of_recent_window());
     for b in &batches {
         assert_eq!(nodes[1].post_audit(CLUSTER, b).0, 200);
@@ -368,7 +329,7 @@ async fn peers_talk_over_mutual_tls_and_refuse_plaintext() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A peer without TLS is refused.
-    let addr = peers[0].split_once('=').unwrap().1;
+    let addr = &addrs[0];
     let plain = kelemetry_proto::kelemetry::cluster::v1::peer_client::PeerClient::connect(format!(
         "http://{addr}"
     ))
