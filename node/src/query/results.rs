@@ -6,7 +6,7 @@
 
 use crate::server::AppState;
 use kelemetry_core::command::ResultEntry;
-use kelemetry_core::display::assemble::Follower;
+use kelemetry_core::display::assemble::{Component, Follower};
 use kelemetry_core::display::links::Selector;
 use kelemetry_core::display::mode::DisplayMode;
 use kelemetry_core::display::tree::Span;
@@ -168,25 +168,44 @@ pub fn stored(state: &AppState, s: &Search) -> Result<Vec<StoredTrace>, QueryErr
     Ok(found)
 }
 
+/// Follows links from `seeds` with the mode's selector and assembles the connected
+/// components, each marked stale if one of its shards has no leader.
+fn components(
+    state: &AppState,
+    seeds: Vec<(ObjectKey, Vec<StoredTrace>)>,
+    mode: DisplayMode,
+    (start_us, end_us): (i64, i64),
+) -> Result<Vec<Component>, QueryError> {
+    let mut f = Follower::new(state.follow_limit);
+    for (key, windows) in seeds {
+        f.add_seed(key, windows, Selector::for_modifier(mode.modifier));
+    }
+    follow(state, &mut f, start_us, end_us)?;
+    let mut components = f.assemble((start_us, end_us), &limit_warning(state.follow_limit));
+    for c in &mut components {
+        c.tree.warnings.extend(stale_warning(state, &c.members));
+    }
+    Ok(components)
+}
+
+/// The shard that stores the result with cache key `key`.
+fn result_shard(state: &AppState, key: u64) -> u32 {
+    (key % u64::from(state.shards.count())) as u32
+}
+
 /// Runs a search and stores its results.
 pub async fn search(state: &AppState, s: &Search) -> Result<Vec<Rendered>, QueryError> {
-    let mut f = Follower::new(state.follow_limit);
-    for (key, windows) in seeds(state, s)? {
-        f.add_seed(key, windows, Selector::for_modifier(s.mode.modifier));
-    }
-    follow(state, &mut f, s.start_us, s.end_us)?;
-    let components = f.assemble((s.start_us, s.end_us), &limit_warning(state.follow_limit));
+    let components = components(state, seeds(state, s)?, s.mode, (s.start_us, s.end_us))?;
     let mut out = Vec::with_capacity(components.len());
     let expires_us = chrono::Utc::now().timestamp_micros() + state.result_ttl_us;
     for mut c in components {
-        c.tree.warnings.extend(stale_warning(state, &c.members));
         let entry = ResultEntry {
             members: c.members,
             start_us: s.start_us,
             end_us: s.end_us,
         };
         let key = entry.cache_key();
-        let shard = (key % u64::from(state.shards.count())) as u32;
+        let shard = result_shard(state, key);
         // The key is a hash of the content: a stored entry is this very result.
         let stored = load_result(state.shards.shard(shard).reader(), key).map_err(storage)?;
         if stored.is_none() {
@@ -215,28 +234,26 @@ pub fn get(state: &AppState, id: u128) -> Result<Option<Rendered>, QueryError> {
     let Some((mode, key)) = trace_id::decode(id) else {
         return Ok(None);
     };
-    let shard = (key % u64::from(state.shards.count())) as u32;
-    let Some(entry) = load_result(state.shards.shard(shard).reader(), key).map_err(storage)? else {
+    let Some(entry) =
+        load_result(state.shards.shard(result_shard(state, key)).reader(), key).map_err(storage)?
+    else {
         return Ok(None);
     };
-    let mut f = Follower::new(state.follow_limit);
-    for m in &entry.members {
-        let windows = windows_of(state, m, entry.start_us, entry.end_us)?;
-        f.add_seed(m.clone(), windows, Selector::for_modifier(mode.modifier));
-    }
-    follow(state, &mut f, entry.start_us, entry.end_us)?;
-    let mut components = f.assemble(
-        (entry.start_us, entry.end_us),
-        &limit_warning(state.follow_limit),
-    );
+    let seeds = entry
+        .members
+        .iter()
+        .map(|m| {
+            Ok((
+                m.clone(),
+                windows_of(state, m, entry.start_us, entry.end_us)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, QueryError>>()?;
+    let mut components = components(state, seeds, mode, (entry.start_us, entry.end_us))?;
     if components.is_empty() {
         return Ok(None);
     }
     let mut first = components.remove(0);
-    first
-        .tree
-        .warnings
-        .extend(stale_warning(state, &first.members));
     if !components.is_empty() {
         first.tree.warnings.push(format!(
             "{} more unlinked objects of this result are not shown",
