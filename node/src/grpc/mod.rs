@@ -2,7 +2,7 @@
 //! `jaeger.storage.v1` for jaeger-query 1.x, and `grpc.health.v1` for both. Reads only:
 //! writes answer a clear error, because traces come from Kubernetes, not from Jaeger.
 
-mod convert;
+pub(crate) mod convert;
 mod v1;
 mod v2;
 

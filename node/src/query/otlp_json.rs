@@ -1,78 +1,75 @@
 //! Span trees as OTLP/JSON `TracesData` (JAEGER.md 1b.4): one resource per service,
 //! lowercase hex IDs, decimal-string nanoseconds, logs as span events.
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use kelemetry_core::display::tree::Span;
+use kelemetry_proto::opentelemetry::proto::common::v1 as common;
+use kelemetry_proto::opentelemetry::proto::trace::v1 as otlp;
 use serde_json::{json, Value};
 
-fn string_attr(key: &str, value: &str) -> Value {
-    json!({"key": key, "value": {"stringValue": value}})
-}
-
-fn nanos(us: i64) -> String {
-    (i128::from(us) * 1000).to_string()
-}
-
-/// OTLP span kind INTERNAL.
-const KIND_INTERNAL: u8 = 1;
-
-fn otlp_span(s: &Span, parent: Option<u64>, trace_id: u128) -> Value {
-    let mut attributes: Vec<Value> = s.tags.iter().map(|(k, v)| string_attr(k, v)).collect();
-    if !s.warnings.is_empty() {
-        let values: Vec<Value> = s
-            .warnings
-            .iter()
-            .map(|w| json!({"stringValue": w}))
-            .collect();
-        attributes
-            .push(json!({"key": "@jaeger@warnings", "value": {"arrayValue": {"values": values}}}));
-    }
-    let events: Vec<Value> = s
-        .logs
-        .iter()
-        .map(|l| {
-            let name = l.field("event").unwrap_or_default();
-            let attrs: Vec<Value> = l
-                .fields
-                .iter()
-                .filter(|(k, _)| k != "event")
-                .map(|(k, v)| string_attr(k, v))
-                .collect();
-            json!({"timeUnixNano": nanos(l.timestamp_us), "name": name, "attributes": attrs})
-        })
-        .collect();
-    let mut span = json!({
-        "traceId": format!("{trace_id:032x}"), "spanId": format!("{:016x}", s.span_id),
-        "name": s.operation, "kind": KIND_INTERNAL,
-        "startTimeUnixNano": nanos(s.start_us), "endTimeUnixNano": nanos(s.end_us()),
-        "attributes": attributes, "events": events, "status": {},
-    });
-    if let Some(p) = parent {
-        span["parentSpanId"] = json!(format!("{p:016x}"));
-    }
-    span
-}
-
-/// Appends a tree's spans, grouped by service into `resources` (service -> spans).
-pub fn add_tree(resources: &mut Vec<(String, Vec<Value>)>, root: &Span, trace_id: Option<u128>) {
-    root.walk(None, &mut |s, parent| {
-        let span = otlp_span(s, parent, trace_id.unwrap_or(s.trace_id));
-        match resources.iter_mut().find(|(svc, _)| *svc == s.service) {
-            Some((_, spans)) => spans.push(span),
-            None => resources.push((s.service.clone(), vec![span])),
+/// OTLP/JSON of one attribute value.
+fn any_value(v: &common::AnyValue) -> Value {
+    use common::any_value::Value as V;
+    match &v.value {
+        Some(V::StringValue(s)) => json!({"stringValue": s}),
+        Some(V::BoolValue(b)) => json!({"boolValue": b}),
+        Some(V::IntValue(i)) => json!({"intValue": i.to_string()}),
+        Some(V::DoubleValue(d)) => json!({"doubleValue": d}),
+        Some(V::BytesValue(b)) => json!({"bytesValue": BASE64.encode(b)}),
+        Some(V::ArrayValue(a)) => {
+            json!({"arrayValue": {"values": a.values.iter().map(any_value).collect::<Vec<_>>()}})
         }
-    });
+        Some(V::KvlistValue(l)) => json!({"kvlistValue": {"values": attributes(&l.values)}}),
+        None => json!({}),
+    }
 }
 
-/// `TracesData` from grouped spans.
-pub fn traces_data(resources: Vec<(String, Vec<Value>)>) -> Value {
-    let rs: Vec<Value> = resources
-        .into_iter()
-        .map(|(service, spans)| {
-            json!({"resource": {"attributes": [string_attr("service.name", &service)]},
-                   "scopeSpans": [{"scope": {}, "spans": spans}]})
+fn attributes(kvs: &[common::KeyValue]) -> Vec<Value> {
+    kvs.iter()
+        .map(|kv| json!({"key": kv.key, "value": kv.value.as_ref().map_or(json!({}), any_value)}))
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn span(s: &otlp::Span) -> Value {
+    let mut v = json!({
+        "traceId": hex(&s.trace_id), "spanId": hex(&s.span_id), "name": s.name, "kind": s.kind,
+        "startTimeUnixNano": s.start_time_unix_nano.to_string(), "endTimeUnixNano": s.end_time_unix_nano.to_string(),
+        "attributes": attributes(&s.attributes),
+        "events": s.events.iter().map(|e| json!({
+            "timeUnixNano": e.time_unix_nano.to_string(), "name": e.name, "attributes": attributes(&e.attributes),
+        })).collect::<Vec<_>>(),
+        "status": {},
+    });
+    if !s.parent_span_id.is_empty() {
+        v["parentSpanId"] = json!(hex(&s.parent_span_id));
+    }
+    v
+}
+
+/// OTLP/JSON of trace data (the protobuf form storage v2 streams, so both APIs map
+/// spans the same way).
+pub fn traces_json(data: &otlp::TracesData) -> Value {
+    let rs: Vec<Value> = data
+        .resource_spans
+        .iter()
+        .map(|r| {
+            json!({
+                "resource": {"attributes": r.resource.as_ref().map_or(Vec::new(), |res| attributes(&res.attributes))},
+                "scopeSpans": r.scope_spans.iter().map(|ss| json!({"scope": {}, "spans": ss.spans.iter().map(span).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            })
         })
         .collect();
     json!({"resourceSpans": rs})
+}
+
+/// Microseconds as a decimal string of nanoseconds.
+fn nanos(us: i64) -> String {
+    (i128::from(us) * 1000).to_string()
 }
 
 /// A trace summary as the UI's search list needs it.

@@ -1,15 +1,17 @@
 //! `/api/v3/*`: the HTTP form of Jaeger's api_v3 that Jaeger UI 2.15+ calls.
 
-use super::otlp_json::{add_tree, summary, traces_data};
+use super::otlp_json::{summary, traces_json};
 use super::params::parse_trace_id;
 use super::results::{self, Search};
 use super::{known_clusters, mode_names, trace_tree};
+use crate::grpc::convert::traces_data;
 use crate::server::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kelemetry_core::display::mode::DisplayMode;
+use kelemetry_proto::opentelemetry::proto::trace::v1::TracesData;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -124,11 +126,12 @@ pub async fn find_traces(
     match results::search(&state, &s).await {
         Ok(found) if found.is_empty() => v3_error(StatusCode::NOT_FOUND, "No traces found"),
         Ok(found) => {
-            let mut resources = Vec::new();
+            let mut all = TracesData::default();
             for r in &found {
-                add_tree(&mut resources, &r.tree, Some(r.trace_id));
+                all.resource_spans
+                    .extend(traces_data(&r.tree, Some(r.trace_id)).resource_spans);
             }
-            Json(json!({"result": traces_data(resources)})).into_response()
+            Json(json!({"result": traces_json(&all)})).into_response()
         }
         Err(e) => v3_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
@@ -144,9 +147,7 @@ pub async fn get_trace(State(state): State<Arc<AppState>>, Path(id): Path<String
     };
     match trace_tree(&state, id) {
         Ok(Some((tree, tid))) => {
-            let mut resources = Vec::new();
-            add_tree(&mut resources, &tree, tid);
-            Json(json!({"result": traces_data(resources)})).into_response()
+            Json(json!({"result": traces_json(&traces_data(&tree, tid))})).into_response()
         }
         Ok(None) => v3_error(StatusCode::NOT_FOUND, "trace not found"),
         Err(e) => v3_error(StatusCode::INTERNAL_SERVER_ERROR, e),
