@@ -159,7 +159,20 @@ struct Lifecycle<'a> {
     batches: Vec<Value>,
 }
 
-impl Lifecycle<'_> {
+impl<'a> Lifecycle<'a> {
+    /// An empty lifecycle whose audit IDs start with `prefix`.
+    fn new(ns: &'a str, name: &'a str, t0_us: i64, prefix: &str) -> Self {
+        Self {
+            s: AuditStream::new(ns, t0_us, prefix),
+            ns,
+            name,
+            rv: 0,
+            pods: Vec::new(),
+            batch: Vec::new(),
+            batches: Vec::new(),
+        }
+    }
+
     /// One request on `target` = (resource, group, subresource, name).
     fn request(
         &mut self,
@@ -247,15 +260,7 @@ impl Lifecycle<'_> {
 pub fn deployment_lifecycle(ns: &str, name: &str, t0_us: i64) -> (Vec<Value>, LifecycleNames) {
     let rs1 = format!("{name}-5d8b9c7f4");
     let rs2 = format!("{name}-7f6c5d9b8");
-    let mut l = Lifecycle {
-        s: AuditStream::new(ns, t0_us, &format!("{ns}-{name}")),
-        ns,
-        name,
-        rv: 0,
-        pods: Vec::new(),
-        batch: Vec::new(),
-        batches: Vec::new(),
-    };
+    let mut l = Lifecycle::new(ns, name, t0_us, &format!("{ns}-{name}"));
     // kubectl create; the controller creates the first ReplicaSet and its pods.
     l.deployment("create", "", 1, 2, "alpine:3.16", None);
     l.replicaset(&rs1, 2, "alpine:3.16");
@@ -351,15 +356,7 @@ pub fn owner_tree(
     pods_per_rs: u32,
     t0_us: i64,
 ) -> Vec<Value> {
-    let mut l = Lifecycle {
-        s: AuditStream::new(ns, t0_us, &format!("{ns}-{name}-tree")),
-        ns,
-        name,
-        rv: 0,
-        pods: Vec::new(),
-        batch: Vec::new(),
-        batches: Vec::new(),
-    };
+    let mut l = Lifecycle::new(ns, name, t0_us, &format!("{ns}-{name}-tree"));
     l.deployment("create", "", 1, u64::from(pods_per_rs), "app:1", None);
     l.end_batch();
     for r in 0..replicasets {

@@ -98,19 +98,26 @@ fn parse_search(q: &HashMap<String, String>) -> Result<Search, String> {
     })
 }
 
+/// Parses the query of a trace search and runs it; a bad query is a 400 response.
+async fn run_search(
+    state: &AppState,
+    q: &HashMap<String, String>,
+) -> Result<Vec<results::Rendered>, Response> {
+    let s = parse_search(q).map_err(|e| v3_error(StatusCode::BAD_REQUEST, e))?;
+    results::search(state, &s)
+        .await
+        .map_err(|e| v3_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+}
+
 /// `GET /api/v3/trace-summaries`.
 pub async fn trace_summaries(
     State(state): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let s = match parse_search(&q) {
-        Ok(s) => s,
-        Err(e) => return v3_error(StatusCode::BAD_REQUEST, e),
-    };
-    match results::search(&state, &s).await {
+    match run_search(&state, &q).await {
         Ok(found) => Json(json!({"summaries": found.iter().map(|r| summary(&r.tree, r.trace_id)).collect::<Vec<_>>()}))
             .into_response(),
-        Err(e) => v3_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(response) => response,
     }
 }
 
@@ -119,11 +126,7 @@ pub async fn find_traces(
     State(state): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let s = match parse_search(&q) {
-        Ok(s) => s,
-        Err(e) => return v3_error(StatusCode::BAD_REQUEST, e),
-    };
-    match results::search(&state, &s).await {
+    match run_search(&state, &q).await {
         Ok(found) if found.is_empty() => v3_error(StatusCode::NOT_FOUND, "No traces found"),
         Ok(found) => {
             let mut all = TracesData::default();
@@ -133,7 +136,7 @@ pub async fn find_traces(
             }
             Json(json!({"result": traces_json(&all)})).into_response()
         }
-        Err(e) => v3_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(response) => response,
     }
 }
 
