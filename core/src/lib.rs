@@ -5,6 +5,7 @@
 //! computes the same bytes (see `state`).
 
 pub mod audit;
+pub mod cluster;
 pub mod command;
 pub mod diff;
 pub mod display;

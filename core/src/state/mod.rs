@@ -15,7 +15,7 @@ pub use apply::{apply_proposal, ShardContext};
 pub use kv::{KvRead, MemKv, Overlay, StateError, WriteOp};
 pub use read::{
     clusters, find_trace_by_id, find_traces, list_outbox, load_result, load_trace, object_windows,
-    StoredTrace, TraceQuery,
+    ShardRead, ShardReadResult, StoredTrace, TraceQuery,
 };
 
 #[cfg(test)]

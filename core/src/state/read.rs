@@ -7,7 +7,7 @@ use crate::key::ObjectKey;
 use crate::model::{EventSource, EventSpanRecord, LinkRecord, ObjectSpanRecord};
 
 /// One object's trace in one window, as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredTrace {
     /// The object span.
     pub object: ObjectSpanRecord,
@@ -18,7 +18,7 @@ pub struct StoredTrace {
 }
 
 /// A search over stored traces.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct TraceQuery {
     /// Keep only traces with an event span of this source; `None` keeps all.
     pub source: Option<EventSource>,
@@ -215,4 +215,66 @@ pub fn clusters(kv: &dyn KvRead) -> Result<Vec<String>, StateError> {
         true
     })?;
     Ok(out)
+}
+
+/// A read of one shard's state that may be served by another node (the shard's
+/// leader), so it travels as data.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub enum ShardRead {
+    /// [`object_windows`] of one object.
+    ObjectWindows {
+        /// The object.
+        key: ObjectKey,
+        /// Range start, microseconds.
+        start_us: i64,
+        /// Range end, microseconds.
+        end_us: i64,
+        /// Longest window length.
+        max_window_us: i64,
+    },
+    /// [`find_traces`].
+    FindTraces(TraceQuery),
+    /// [`find_trace_by_id`].
+    TraceById(u128),
+    /// [`load_result`].
+    LoadResult(u64),
+    /// [`clusters`].
+    Clusters,
+}
+
+/// What a [`ShardRead`] returns.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ShardReadResult {
+    /// Traces (object windows, search hits, or zero or one trace by ID).
+    Traces(Vec<StoredTrace>),
+    /// A stored search result, if any.
+    Result(Option<ResultEntry>),
+    /// Cluster names.
+    Clusters(Vec<String>),
+}
+
+impl ShardRead {
+    /// Runs the read against a shard's state.
+    pub fn run(&self, kv: &dyn KvRead) -> Result<ShardReadResult, StateError> {
+        Ok(match self {
+            Self::ObjectWindows {
+                key,
+                start_us,
+                end_us,
+                max_window_us,
+            } => ShardReadResult::Traces(object_windows(
+                kv,
+                key,
+                *start_us,
+                *end_us,
+                *max_window_us,
+            )?),
+            Self::FindTraces(q) => ShardReadResult::Traces(find_traces(kv, q)?),
+            Self::TraceById(id) => {
+                ShardReadResult::Traces(find_trace_by_id(kv, *id)?.into_iter().collect())
+            }
+            Self::LoadResult(key) => ShardReadResult::Result(load_result(kv, *key)?),
+            Self::Clusters => ShardReadResult::Clusters(clusters(kv)?),
+        })
+    }
 }
