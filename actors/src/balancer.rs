@@ -35,13 +35,15 @@ impl Actor for LeaderBalancer {
         BalancerMsg::Tick: BalancerMsg,
         shards: &mut Arc<ShardSet>,
     ) -> Result<(), ActorProcessingErr> {
-        if !shards.iter().all(|s| s.has_leader()) {
+        let locals = shards.locals();
+        if !locals.iter().all(|s| s.has_leader()) {
             return Ok(());
         }
         let me = shards.node_id();
-        let candidate = shards
+        let preferred = shards.cluster().preferred_leaders();
+        let candidate = locals
             .iter()
-            .find(|s| shards.preferred_leader(s.shard()) == me && !s.is_leader());
+            .find(|s| preferred.get(&s.shard()) == Some(&me) && !s.is_leader());
         if let Some(s) = candidate {
             tracing::info!(shard = s.shard(), leader = ?s.leader(), "campaigning to lead preferred shard");
             if let Err(e) = s.campaign().await {

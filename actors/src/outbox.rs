@@ -76,6 +76,7 @@ impl Actor for OutboxActor {
             OutboxMsg::Tick => state.dirty.extend(
                 state
                     .shards
+                    .locals()
                     .iter()
                     .filter(|s| s.is_leader())
                     .map(|s| s.shard()),
@@ -109,7 +110,9 @@ impl Actor for OutboxActor {
 }
 
 async fn deliver(shards: &ShardSet, router: &IngestRouter, shard: u32) {
-    let source = shards.shard(shard);
+    let Some(source) = shards.local(shard) else {
+        return;
+    };
     loop {
         if !source.is_leader() {
             return;

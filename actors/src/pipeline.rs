@@ -75,10 +75,11 @@ impl Pipeline {
         };
         let outbox_ref: Arc<OnceLock<ActorRef<OutboxMsg>>> = Arc::new(OnceLock::new());
         let mut shard_actors = Vec::new();
-        for raft in shards.iter() {
+        for shard in 0..shards.count() {
             let kick = outbox_ref.clone();
             let args = ShardArgs {
-                raft: raft.clone(),
+                shards: shards.clone(),
+                shard,
                 limits,
                 on_outbox: Box::new(move |shard| {
                     if let Some(o) = kick.get() {

@@ -96,6 +96,7 @@ async fn sweep(args: &RetentionArgs) {
     let before_us = now_us() - args.retention.as_micros() as i64;
     for shard in args
         .shards
+        .locals()
         .iter()
         .filter(|s| s.is_leader())
         .map(|s| s.shard())

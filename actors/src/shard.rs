@@ -9,9 +9,10 @@
 use crate::metrics;
 use crate::router::SubmitError;
 use kelemetry_core::{Command, CommandOutcome, Proposal};
-use kelemetry_raft::{ProposeError, ShardRaft};
+use kelemetry_raft::{ProposeError, ShardRaft, ShardSet};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Limits of one shard actor.
@@ -59,8 +60,11 @@ pub trait Forwarder: Send + Sync {
 
 /// Start-up arguments.
 pub struct ShardArgs {
-    /// The shard's Raft group.
-    pub raft: ShardRaft,
+    /// The node's groups; the actor proposes when this node leads the shard and
+    /// forwards otherwise (also when this node holds no replica of it).
+    pub shards: Arc<ShardSet>,
+    /// The shard.
+    pub shard: u32,
     /// Limits.
     pub limits: ShardLimits,
     /// Called with the shard number after a commit that added outbox entries.
@@ -80,7 +84,8 @@ struct Waiting {
 
 /// State of a shard actor.
 pub struct ShardState {
-    raft: ShardRaft,
+    shards: Arc<ShardSet>,
+    shard: u32,
     limits: ShardLimits,
     on_outbox: std::sync::Arc<OutboxKick>,
     forwarder: Option<std::sync::Arc<dyn Forwarder>>,
@@ -100,10 +105,11 @@ impl Actor for ShardActor {
         _myself: ActorRef<ShardMsg>,
         args: ShardArgs,
     ) -> Result<ShardState, ActorProcessingErr> {
-        let depth = metrics::QUEUE_DEPTH.with_label_values(&[&args.raft.shard().to_string()]);
+        let depth = metrics::QUEUE_DEPTH.with_label_values(&[&args.shard.to_string()]);
         depth.set(0);
         Ok(ShardState {
-            raft: args.raft,
+            shards: args.shards,
+            shard: args.shard,
             limits: args.limits,
             on_outbox: std::sync::Arc::new(args.on_outbox),
             forwarder: args.forwarder,
@@ -129,7 +135,7 @@ impl Actor for ShardActor {
                 if state.queued_commands + commands.len() > state.limits.max_queued_commands {
                     metrics::REJECTED.with_label_values(&["overloaded"]).inc();
                     let _ = reply.send(Err(SubmitError::Overloaded {
-                        shard: state.raft.shard(),
+                        shard: state.shard,
                         queued: state.queued_commands,
                     }));
                     return Ok(());
@@ -174,48 +180,40 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
             now_us: now_us(),
             commands,
         };
-        let raft = state.raft.clone();
+        let (shards, shard) = (state.shards.clone(), state.shard);
         let me = myself.clone();
         let on_outbox = state.on_outbox.clone();
         let forwarder = state.forwarder.clone();
         tokio::spawn(async move {
-            if !raft.is_leader() {
-                let refusal = match (raft.leader(), forwarder) {
-                    (Some(leader), Some(f)) => {
-                        forward(f, leader, raft.shard(), proposal.commands, batch).await;
-                        None
+            let raft = match route(&shards, shard) {
+                Route::Propose(raft) => raft,
+                Route::Forward(leader) => {
+                    match forwarder {
+                        Some(f) => forward(f, leader, shard, proposal.commands, batch).await,
+                        None => refuse(
+                            batch,
+                            SubmitError::Unavailable {
+                                shard,
+                                message: "this node is not the leader and cannot forward".into(),
+                            },
+                        ),
                     }
-                    // No effective leader: fail fast; the client retries.
-                    (None, _) => Some((
-                        SubmitError::NotLeader {
-                            shard: raft.shard(),
-                            leader: None,
-                        },
-                        batch,
-                    )),
-                    (Some(_), None) => Some((
-                        SubmitError::Unavailable {
-                            shard: raft.shard(),
-                            message: "this node is not the leader and cannot forward".into(),
-                        },
-                        batch,
-                    )),
-                };
-                if let Some((err, batch)) = refusal {
-                    for (_, reply, _) in batch {
-                        let _ = reply.send(Err(err.clone()));
-                    }
+                    let _ = me.cast(ShardMsg::Finished);
+                    return;
                 }
-                let _ = me.cast(ShardMsg::Finished);
-                return;
-            }
+                Route::Refuse(err) => {
+                    refuse(batch, err);
+                    let _ = me.cast(ShardMsg::Finished);
+                    return;
+                }
+            };
             let started = Instant::now();
             let result = raft.propose(proposal).await;
             metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
             match result {
                 Ok(outcome) => {
                     if outcome.outbox_added > 0 {
-                        on_outbox(raft.shard());
+                        on_outbox(shard);
                     }
                     let mut outcomes = outcome.outcomes.into_iter();
                     for (n, reply, _) in batch {
@@ -242,6 +240,43 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
             }
             let _ = me.cast(ShardMsg::Finished);
         });
+    }
+}
+
+/// Where a batch goes.
+enum Route {
+    /// This node leads the shard.
+    Propose(ShardRaft),
+    /// Another node leads it (or may know who does).
+    Forward(u64),
+    /// Nobody can take it now; the client retries.
+    Refuse(SubmitError),
+}
+
+fn route(shards: &ShardSet, shard: u32) -> Route {
+    match shards.local(shard) {
+        Some(raft) if raft.is_leader() => Route::Propose(raft),
+        Some(raft) => match raft.leader() {
+            Some(leader) => Route::Forward(leader),
+            // No effective leader: fail fast.
+            None => Route::Refuse(SubmitError::NotLeader {
+                shard,
+                leader: None,
+            }),
+        },
+        None => match shards.leader_hint(shard) {
+            Some(leader) => Route::Forward(leader),
+            None => Route::Refuse(SubmitError::Unavailable {
+                shard,
+                message: "no replica of this shard is known yet".into(),
+            }),
+        },
+    }
+}
+
+fn refuse(batch: Batch, err: SubmitError) {
+    for (_, reply, _) in batch {
+        let _ = reply.send(Err(err.clone()));
     }
 }
 

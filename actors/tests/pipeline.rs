@@ -88,7 +88,7 @@ async fn concurrent_submissions_commit_and_links_cross_shards() {
         .iter()
         .any(|c| shard_of(c.routing_key().unwrap(), 8) != shard_of(&rs, 8)));
     router.submit(owned).await.unwrap();
-    let rs_shard = shards.shard(shard_of(&rs, 8));
+    let rs_shard = shards.local(shard_of(&rs, 8)).expect("local replica");
     let window = Window::containing(T, settings.span_ttl.as_micros() as i64);
     let mut links = 0;
     for _ in 0..200 {
@@ -106,6 +106,7 @@ async fn concurrent_submissions_commit_and_links_cross_shards() {
     assert_eq!(links, 12, "every child link reached the owner's shard");
     for _ in 0..100 {
         if shards
+            .locals()
             .iter()
             .all(|s| list_outbox(s.reader(), 1).unwrap().is_empty())
         {
@@ -115,6 +116,7 @@ async fn concurrent_submissions_commit_and_links_cross_shards() {
     }
     assert!(
         shards
+            .locals()
             .iter()
             .all(|s| list_outbox(s.reader(), 1).unwrap().is_empty()),
         "outboxes acknowledged"
@@ -188,7 +190,13 @@ async fn retention_deletes_windows_older_than_the_retention() {
     pipeline.router().submit(vec![old, recent]).await.unwrap();
     let ttl = settings.span_ttl.as_micros() as i64;
     let window_of = |t: i64| Window::containing(t, ttl).start_us;
-    let reader = |k: &ObjectKey| shards.shard(shard_of(k, 4)).reader().clone();
+    let reader = |k: &ObjectKey| {
+        shards
+            .local(shard_of(k, 4))
+            .expect("local replica")
+            .reader()
+            .clone()
+    };
     let mut gone = false;
     for _ in 0..100 {
         if load_trace(&reader(&pod("old")), &pod("old"), window_of(T))

@@ -119,8 +119,9 @@ pub struct ServeArgs {
     /// Address other nodes use to reach this node's peer RPC; defaults to `--peer-addr`.
     #[arg(long, env = "KELEMETRY_ADVERTISE_ADDR")]
     pub advertise_addr: Option<String>,
-    /// Every node of the cluster as `id=host:port,...` (this node included). Every
-    /// shard is replicated on all of them. Empty: a single-node cluster.
+    /// The initial members of a new cluster as `id=host:port,...` (this node
+    /// included); shards are placed on them by rendezvous hashing. Empty, and no
+    /// `--join`: a single-node cluster.
     #[arg(long, env = "KELEMETRY_PEERS", value_delimiter = ',', value_parser = peer)]
     pub peers: Vec<(u64, String)>,
     /// This node's peer certificate (PEM), for mutual TLS between peers; needs
@@ -133,10 +134,26 @@ pub struct ServeArgs {
     /// The CA (PEM) that signs every node's peer certificate.
     #[arg(long, env = "KELEMETRY_PEER_TLS_CA")]
     pub peer_tls_ca: Option<PathBuf>,
-    /// Initialise shard groups that were never initialised (the node with the lowest id
-    /// in `--peers` does so by default).
+    /// Initialise a new cluster if the data directory is fresh (by default: a node
+    /// without `--peers` and `--join`, the lowest id in `--peers`, or StatefulSet
+    /// ordinal 0 with `--join`).
     #[arg(long, env = "KELEMETRY_BOOTSTRAP")]
     pub bootstrap: bool,
+    /// Peer addresses (`host:port,...`) of nodes of an existing cluster to ask for
+    /// admission when the data directory is fresh; a restarted node rejoins with its
+    /// data without asking.
+    #[arg(long, env = "KELEMETRY_JOIN", value_delimiter = ',')]
+    pub join: Vec<String>,
+    /// Replicas per shard (Raft voters on distinct nodes).
+    #[arg(long, env = "KELEMETRY_REPLICAS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=7))]
+    pub replicas: u32,
+    /// A member unreachable for this long has its replicas moved to other nodes and
+    /// is then removed.
+    #[arg(long, env = "KELEMETRY_DEAD_NODE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub dead_node_timeout: Duration,
+    /// Most shards whose replicas move at the same time (rate limit of rebalancing).
+    #[arg(long, env = "KELEMETRY_MAX_MOVING_SHARDS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_moving_shards: u32,
     /// Prometheus /metrics.
     #[arg(long, env = "KELEMETRY_METRICS_ADDR", default_value = "0.0.0.0:9090")]
     pub metrics_addr: SocketAddr,
@@ -255,7 +272,16 @@ impl ServeArgs {
         if self.peers.is_empty() {
             let mut single = kelemetry_raft::RaftSettings::single(node_id, advertise, self.shards);
             single.tls = tls;
+            single.replicas = self.replicas;
+            let ordinal_zero = self.node_id.is_none() && node_id == 0;
+            single.bootstrap = self.join.is_empty() || self.bootstrap || ordinal_zero;
             return Ok(single);
+        }
+        if !self.join.is_empty() {
+            return Err(
+                "--peers starts a new cluster and --join joins an existing one: give one of them"
+                    .into(),
+            );
         }
         let peers: std::collections::BTreeMap<u64, String> = self.peers.iter().cloned().collect();
         if !peers.contains_key(&node_id) {
@@ -271,6 +297,7 @@ impl ServeArgs {
             peers,
             bootstrap: self.bootstrap || lowest,
             tls,
+            replicas: self.replicas,
         })
     }
 

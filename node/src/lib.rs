@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod cluster;
 pub mod demo;
 pub mod grpc;
 pub mod http;
@@ -10,5 +11,6 @@ pub mod logging;
 pub mod metrics;
 pub mod peer;
 pub mod query;
+pub mod reads;
 pub mod server;
 pub mod workload;

@@ -46,10 +46,31 @@ pub static SHARDS_WITHOUT_LEADER: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric names are unique")
 });
 
+/// Shard replicas this node holds.
+pub static LOCAL_REPLICAS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "kelemetry_local_replicas",
+        "Shard replicas held by this node."
+    )
+    .expect("metric names are unique")
+});
+
+/// Shards whose replicas are moving.
+pub static SHARDS_MOVING: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "kelemetry_shards_moving",
+        "Shards whose voters differ from their placement target (moves in progress)."
+    )
+    .expect("metric names are unique")
+});
+
 /// Renders every registered metric, refreshing the leadership gauges first.
 pub async fn render(shards: Arc<ShardSet>) -> impl IntoResponse {
-    SHARD_LEADERS.set(shards.iter().filter(|s| s.is_leader()).count() as i64);
-    SHARDS_WITHOUT_LEADER.set(shards.iter().filter(|s| !s.has_leader()).count() as i64);
+    let locals = shards.locals();
+    SHARD_LEADERS.set(locals.iter().filter(|s| s.is_leader()).count() as i64);
+    SHARDS_WITHOUT_LEADER.set(locals.iter().filter(|s| !s.has_leader()).count() as i64);
+    LOCAL_REPLICAS.set(locals.len() as i64);
+    SHARDS_MOVING.set(shards.cluster().moving().len() as i64);
     let mut buf = Vec::new();
     let encoder = TextEncoder::new();
     if let Err(e) = encoder.encode(&prometheus::gather(), &mut buf) {

@@ -3,9 +3,14 @@
 
 use crate::server::AppState;
 use kelemetry_actors::{ForwardFuture, Forwarder, SubmitError};
+use kelemetry_core::cluster::MetaCommand;
+use kelemetry_core::state::ShardRead;
 use kelemetry_core::{Command, CommandOutcome};
 use kelemetry_proto::kelemetry::cluster::v1::peer_server::{Peer, PeerServer};
-use kelemetry_proto::kelemetry::cluster::v1::{RaftKind, RaftMessage, SubmitReply, SubmitRequest};
+use kelemetry_proto::kelemetry::cluster::v1::{
+    MetaReply, MetaRequest, PingReply, PingRequest, RaftKind, RaftMessage, ReadReply, ReadRequest,
+    SubmitReply, SubmitRequest,
+};
 use kelemetry_raft::ShardSet;
 use std::sync::{Arc, OnceLock};
 use tonic::{Request, Response, Status};
@@ -58,15 +63,68 @@ impl Peer for PeerService {
             Err(e) => SubmitReply {
                 not_leader: matches!(e, SubmitError::NotLeader { .. }),
                 overloaded: matches!(e, SubmitError::Overloaded { .. }),
+                leader: match e {
+                    SubmitError::NotLeader { leader, .. } => leader,
+                    _ => None,
+                },
                 error: e.to_string(),
                 ..Default::default()
             },
         };
         Ok(Response::new(reply))
     }
+
+    async fn read(&self, req: Request<ReadRequest>) -> Result<Response<ReadReply>, Status> {
+        let req = req.into_inner();
+        let read: ShardRead = postcard::from_bytes(&req.read)
+            .map_err(|e| Status::invalid_argument(format!("undecodable read: {e}")))?;
+        let reply =
+            match crate::reads::serve_read(&self.shards, req.shard, &read, req.allow_stale).await {
+                Ok((result, stale)) => ReadReply {
+                    result: postcard::to_stdvec(&result)
+                        .map_err(|e| Status::internal(e.to_string()))?,
+                    stale,
+                    ..Default::default()
+                },
+                Err(crate::reads::ServeError::NotLeader(leader)) => ReadReply {
+                    not_leader: true,
+                    leader,
+                    error: format!(
+                        "node {} does not lead shard {}",
+                        self.shards.node_id(),
+                        req.shard
+                    ),
+                    ..Default::default()
+                },
+                Err(crate::reads::ServeError::Failed(error)) => ReadReply {
+                    error,
+                    ..Default::default()
+                },
+            };
+        Ok(Response::new(reply))
+    }
+
+    async fn meta(&self, req: Request<MetaRequest>) -> Result<Response<MetaReply>, Status> {
+        let req = req.into_inner();
+        let cmd: MetaCommand = postcard::from_bytes(&req.command)
+            .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
+        let reply =
+            match crate::cluster::meta_client::handle(&self.shards, cmd, req.forwarded).await {
+                Ok(()) => MetaReply::default(),
+                Err(error) => MetaReply { error },
+            };
+        Ok(Response::new(reply))
+    }
+
+    async fn ping(&self, _req: Request<PingRequest>) -> Result<Response<PingReply>, Status> {
+        Ok(Response::new(PingReply {
+            node_id: self.shards.node_id(),
+        }))
+    }
 }
 
-/// Forwards batches to shard leaders over the shared peer channels.
+/// Forwards batches to shard leaders over the shared peer channels, following one
+/// redirect when the receiver names another leader.
 pub struct PeerForwarder(pub Arc<ShardSet>);
 
 impl Forwarder for PeerForwarder {
@@ -74,28 +132,43 @@ impl Forwarder for PeerForwarder {
         let shards = self.0.clone();
         Box::pin(async move {
             let unavailable = |message: String| SubmitError::Unavailable { shard, message };
-            let addr = shards
-                .peer_addr(leader)
-                .ok_or_else(|| unavailable(format!("leader {leader} has no known address")))?
-                .to_string();
-            let mut client = shards.channels().client(&addr).map_err(unavailable)?;
             let body = postcard::to_stdvec(&commands).map_err(|e| unavailable(e.to_string()))?;
-            let reply = client
-                .submit(SubmitRequest {
-                    shard,
-                    commands: body,
-                })
-                .await
-                .map_err(|s| unavailable(format!("forwarding to node {leader}: {}", s.message())))?
-                .into_inner();
-            if reply.overloaded {
-                return Err(SubmitError::Overloaded { shard, queued: 0 });
+            let mut target = leader;
+            for attempt in 0..2 {
+                let addr = shards
+                    .peer_addr(target)
+                    .ok_or_else(|| unavailable(format!("node {target} has no known address")))?;
+                let mut client = shards.channels().client(&addr).map_err(unavailable)?;
+                let reply = client
+                    .submit(SubmitRequest {
+                        shard,
+                        commands: body.clone(),
+                    })
+                    .await
+                    .map_err(|s| {
+                        shards.forget_leader(shard);
+                        unavailable(format!("forwarding to node {target}: {}", s.message()))
+                    })?
+                    .into_inner();
+                if reply.overloaded {
+                    return Err(SubmitError::Overloaded { shard, queued: 0 });
+                }
+                match (reply.not_leader, reply.leader) {
+                    (true, Some(next)) if next != target && attempt == 0 => {
+                        shards.note_leader(shard, next);
+                        target = next;
+                        continue;
+                    }
+                    _ => {}
+                }
+                if !reply.error.is_empty() {
+                    return Err(unavailable(format!("node {target}: {}", reply.error)));
+                }
+                shards.note_leader(shard, target);
+                return postcard::from_bytes::<Vec<CommandOutcome>>(&reply.outcomes)
+                    .map_err(|e| unavailable(e.to_string()));
             }
-            if !reply.error.is_empty() {
-                return Err(unavailable(format!("node {leader}: {}", reply.error)));
-            }
-            postcard::from_bytes::<Vec<CommandOutcome>>(&reply.outcomes)
-                .map_err(|e| unavailable(e.to_string()))
+            Err(unavailable(format!("node {target} redirected again")))
         })
     }
 }

@@ -56,8 +56,21 @@ pub struct RunningNode {
     state: Arc<AppState>,
     stop_tx: watch::Sender<bool>,
     servers: Vec<tokio::task::JoinHandle<()>>,
+    agent: (
+        ractor::ActorRef<crate::cluster::AgentMsg>,
+        tokio::task::JoinHandle<()>,
+    ),
     pipeline: Pipeline,
     shards: Arc<ShardSet>,
+}
+
+/// The HTTP address other nodes and the CLI can use: the advertised peer host with
+/// the bound HTTP port.
+fn advertised(peer_advertise: &str, http: SocketAddr) -> String {
+    let host = peer_advertise
+        .rsplit_once(':')
+        .map_or(peer_advertise, |(h, _)| h);
+    format!("{host}:{}", http.port())
 }
 
 /// Runs a node until SIGTERM or Ctrl-C.
@@ -173,6 +186,22 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         )
         .with_context(|| format!("--addr-file {}: cannot write", path.display()))?;
     }
+    let agent = crate::cluster::start(crate::cluster::AgentArgs {
+        shards: shards.clone(),
+        me: kelemetry_core::cluster::Member {
+            id: node_id,
+            peer_addr: settings.advertise_addr.clone(),
+            http_addr: advertised(&settings.advertise_addr, http_addr),
+            state: kelemetry_core::cluster::MemberState::Joining,
+        },
+        join: args.join.clone(),
+        control: crate::cluster::controller::ControlSettings {
+            replicas: args.replicas,
+            dead_node_timeout: args.dead_node_timeout,
+            max_moving: args.max_moving_shards as usize,
+        },
+    })
+    .await?;
     tracing::info!(http = %http_addr, query = %query_addr, metrics = %metrics_addr, grpc = %grpc_addr, "kelemetry node ready");
     Ok(RunningNode {
         http_addr,
@@ -182,6 +211,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         state,
         stop_tx,
         servers: vec![http, query, metrics, grpc, peer],
+        agent,
         pipeline,
         shards,
     })
@@ -197,6 +227,8 @@ impl RunningNode {
         for s in self.servers {
             let _ = s.await;
         }
+        self.agent.0.stop(None);
+        let _ = self.agent.1.await;
         self.pipeline.stop().await;
         self.shards.shutdown().await?;
         tracing::info!("shutdown complete");

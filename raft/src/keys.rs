@@ -6,6 +6,28 @@
 /// A Raft group id: shard `n` is group `n + 1`; 0 is reserved for cluster metadata.
 pub type GroupId = u32;
 
+/// The metadata group.
+pub const META_GROUP: GroupId = 0;
+
+/// Key, inside the metadata group's state, of the one cluster metadata record (shard
+/// state keys start with a letter, so this cannot collide).
+pub const META_RECORD: &[u8] = b"\0cluster-meta";
+
+/// The shard of a group, if it is a shard group.
+pub fn group_shard(group: GroupId) -> Option<u32> {
+    group.checked_sub(1)
+}
+
+/// First key of every record of `group` (log, vote, state).
+pub fn group_start(group: GroupId) -> Vec<u8> {
+    group.to_be_bytes().to_vec()
+}
+
+/// End (exclusive) of every record of `group`.
+pub fn group_end(group: GroupId) -> Vec<u8> {
+    (group + 1).to_be_bytes().to_vec()
+}
+
 /// The group of shard `shard`.
 pub fn shard_group(shard: u32) -> GroupId {
     shard + 1

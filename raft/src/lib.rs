@@ -20,5 +20,7 @@ mod wal_sync;
 
 pub use engine::{Engine, EngineError};
 pub use network::{PeerChannels, PeerTls};
-pub use shards::{ProposeError, RaftSettings, ShardRaft, ShardSet, ShardSetError};
-pub use types::NodeId;
+pub use shards::{
+    ProposeError, RaftSettings, ShardRaft, ShardSet, ShardSetError, META_SHARD, QUORUM_STALE_MS,
+};
+pub use types::{GroupRequest, NodeId};

@@ -4,16 +4,18 @@ use crate::engine::{Engine, EngineError, PrefixView};
 use crate::keys::{self, GroupId};
 use crate::log_store::LogStore;
 use crate::network::{PeerChannels, PeerNetwork, PeerTls};
+use crate::state_machine::read_meta;
 use crate::state_machine::ShardStateMachine;
-use crate::types::{NodeId, TypeConfig};
+use crate::types::{GroupRequest, NodeId, TypeConfig};
 use crate::wal_sync::WalSyncer;
+use kelemetry_core::cluster::{rendezvous, ClusterMeta, MetaCommand, MAX_METADATA_VOTERS};
 use kelemetry_core::state::ShardContext;
 use kelemetry_core::{Proposal, ProposalOutcome};
 use kelemetry_proto::kelemetry::cluster::v1::RaftKind;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use openraft::{BasicNode, ChangeMembers, Config, Raft, SnapshotPolicy};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// Settings of the node's Raft groups.
@@ -25,12 +27,16 @@ pub struct RaftSettings {
     pub advertise_addr: String,
     /// Number of shards; fixed when the data directory is first initialised.
     pub shards: u32,
-    /// Every voter of every shard group: node id to peer address (this node included).
+    /// The initial members when bootstrapping (node id to peer address, this node
+    /// included); also the fallback address book before the metadata is known.
     pub peers: BTreeMap<NodeId, String>,
-    /// Whether this node initialises groups that have never been initialised.
+    /// Whether this node initialises a new cluster over `peers` when its data
+    /// directory is fresh.
     pub bootstrap: bool,
     /// Mutual TLS between peers, if configured.
     pub tls: Option<PeerTls>,
+    /// Replicas per shard.
+    pub replicas: u32,
 }
 
 impl RaftSettings {
@@ -43,6 +49,7 @@ impl RaftSettings {
             shards,
             bootstrap: true,
             tls: None,
+            replicas: 3,
         }
     }
 }
@@ -87,7 +94,7 @@ pub enum ProposeError {
     },
 }
 
-/// One shard's Raft group on this node.
+/// One Raft group on this node: a shard, or the metadata group.
 #[derive(Clone)]
 pub struct ShardRaft {
     shard: u32,
@@ -97,14 +104,13 @@ pub struct ShardRaft {
 }
 
 impl ShardRaft {
-    /// The shard number.
+    /// The shard number (`u32::MAX` for the metadata group).
     pub fn shard(&self) -> u32 {
         self.shard
     }
 
-    /// Replicates and applies a proposal; returns once it is committed and applied.
-    pub async fn propose(&self, proposal: Proposal) -> Result<ProposalOutcome, ProposeError> {
-        match self.raft.client_write(proposal).await {
+    async fn write(&self, req: GroupRequest) -> Result<ProposalOutcome, ProposeError> {
+        match self.raft.client_write(req).await {
             Ok(resp) => Ok(resp.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(ProposeError::NotLeader {
@@ -117,6 +123,24 @@ impl ShardRaft {
                 message: e.to_string(),
             }),
         }
+    }
+
+    /// Replicates and applies a proposal; returns once it is committed and applied.
+    pub async fn propose(&self, proposal: Proposal) -> Result<ProposalOutcome, ProposeError> {
+        self.write(GroupRequest::Shard(proposal)).await
+    }
+
+    /// Replicates and applies a metadata command (metadata group only).
+    pub async fn propose_meta(&self, cmd: MetaCommand) -> Result<(), ProposeError> {
+        self.write(GroupRequest::Meta(cmd)).await.map(|_| ())
+    }
+
+    /// The cluster metadata as this replica has applied it (metadata group only).
+    pub fn cluster(&self) -> ClusterMeta {
+        read_meta(&self.view).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the cluster metadata");
+            ClusterMeta::default()
+        })
     }
 
     /// Whether this node currently leads the shard (with a quorum behind it).
@@ -146,6 +170,66 @@ impl ShardRaft {
     /// The current term.
     pub fn term(&self) -> u64 {
         self.raft.metrics().borrow().current_term
+    }
+
+    /// Voters of the group's current membership.
+    pub fn voters(&self) -> BTreeSet<NodeId> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        m.membership().voter_ids().collect()
+    }
+
+    /// Learners of the group's current membership.
+    pub fn learners(&self) -> BTreeSet<NodeId> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        m.membership().learner_ids().collect()
+    }
+
+    /// Whether a membership change is still in joint consensus.
+    pub fn in_joint_config(&self) -> bool {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        m.membership().get_joint_config().len() > 1
+    }
+
+    /// Adds `node` as a learner and waits until it has caught up with the log.
+    pub async fn add_learner(&self, node: NodeId, addr: &str) -> Result<(), String> {
+        self.raft
+            .add_learner(node, BasicNode::new(addr), true)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Makes exactly `voters` the voters; with `keep_as_learners`, removed voters
+    /// stay as learners, otherwise they leave the group.
+    pub async fn set_voters(
+        &self,
+        voters: BTreeSet<NodeId>,
+        keep_as_learners: bool,
+    ) -> Result<(), String> {
+        self.raft
+            .change_membership(voters, keep_as_learners)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Removes learners (or voters) from the group altogether.
+    pub async fn remove_nodes(&self, nodes: BTreeSet<NodeId>) -> Result<(), String> {
+        self.raft
+            .change_membership(ChangeMembers::RemoveNodes(nodes), false)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Confirms with a quorum that this node still leads and waits until everything
+    /// committed before the call is applied: a read after it is linearizable.
+    pub async fn ensure_linearizable(&self) -> Result<(), String> {
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Starts an election for this shard on this node (used to move leadership to
@@ -183,13 +267,18 @@ impl ShardRaft {
     }
 }
 
-/// Every shard group of this node.
+/// Every Raft group of this node: the metadata group, always open, and the shard
+/// groups this node holds a replica of, opened and removed as placement changes.
 pub struct ShardSet {
-    shards: Vec<ShardRaft>,
+    groups: RwLock<BTreeMap<u32, ShardRaft>>,
+    meta: ShardRaft,
     engine: Engine,
+    syncer: WalSyncer,
     channels: PeerChannels,
-    peers: BTreeMap<NodeId, String>,
-    node_id: NodeId,
+    settings: RaftSettings,
+    changing: tokio::sync::Mutex<()>,
+    meta_cache: Mutex<(Option<u64>, Arc<ClusterMeta>)>,
+    hints: Mutex<HashMap<u32, NodeId>>,
 }
 
 const SHARD_COUNT_KEY: &str = "shards";
@@ -198,9 +287,12 @@ const SHARD_COUNT_KEY: &str = "shards";
 /// as isolated: a little more than the longest election timeout.
 pub const QUORUM_STALE_MS: u64 = 1_500;
 
-fn raft_config(shard: u32) -> Result<Arc<Config>, ShardSetError> {
+/// Shard number reported by the metadata group's handle.
+pub const META_SHARD: u32 = u32::MAX;
+
+fn raft_config(name: String) -> Result<Arc<Config>, ShardSetError> {
     let config = Config {
-        cluster_name: format!("kelemetry-shard-{shard}"),
+        cluster_name: name,
         // Fast failover on a LAN: a dead leader is replaced within about a second.
         heartbeat_interval: 100,
         election_timeout_min: 400,
@@ -215,9 +307,20 @@ fn raft_config(shard: u32) -> Result<Arc<Config>, ShardSetError> {
         .map_err(|e| ShardSetError::Raft(e.to_string()))
 }
 
+fn members_of(
+    ids: impl IntoIterator<Item = NodeId>,
+    addr: impl Fn(NodeId) -> Option<String>,
+) -> BTreeMap<NodeId, BasicNode> {
+    ids.into_iter()
+        .filter_map(|id| addr(id).map(|a| (id, BasicNode::new(a))))
+        .collect()
+}
+
 impl ShardSet {
-    /// Opens every shard group, initialising a fresh data directory with this node as
-    /// the single voter of each group.
+    /// Opens the metadata group and every shard group this node has data for or is
+    /// placed on. With `settings.bootstrap` and a data directory that was never
+    /// initialised, it initialises the metadata group and every shard group with
+    /// the initial placement over `settings.peers`.
     pub async fn open(engine: Engine, settings: &RaftSettings) -> Result<Self, ShardSetError> {
         let count_key = keys::node_meta(SHARD_COUNT_KEY);
         match engine.get(&count_key)? {
@@ -241,54 +344,92 @@ impl ShardSet {
         let syncer = WalSyncer::start(engine.clone())
             .map_err(|e| ShardSetError::Raft(format!("cannot start the WAL syncer: {e}")))?;
         let channels = PeerChannels::new(settings.tls.clone());
-        let mut shards = Vec::with_capacity(settings.shards as usize);
-        for shard in 0..settings.shards {
-            shards.push(Self::open_shard(&engine, &syncer, &channels, settings, shard).await?);
-        }
-        Ok(Self {
-            shards,
+        let meta =
+            Self::open_group(&engine, &syncer, &channels, settings, keys::META_GROUP).await?;
+        let set = Self {
+            groups: RwLock::default(),
+            meta,
             engine,
+            syncer,
             channels,
-            peers: settings.peers.clone(),
-            node_id: settings.node_id,
-        })
+            settings: settings.clone(),
+            changing: tokio::sync::Mutex::new(()),
+            meta_cache: Mutex::default(),
+            hints: Mutex::default(),
+        };
+        let fresh = !set.is_initialized(&set.meta).await?;
+        if fresh && settings.bootstrap {
+            set.bootstrap().await?;
+        }
+        let placed = set.meta.cluster().shards_of(settings.node_id);
+        for shard in 0..settings.shards {
+            let has_data = set
+                .engine
+                .get(&keys::vote(keys::shard_group(shard)))?
+                .is_some();
+            if has_data || placed.contains(&shard) {
+                set.ensure_group(shard).await?;
+            }
+        }
+        Ok(set)
     }
 
-    async fn open_shard(
+    async fn is_initialized(&self, g: &ShardRaft) -> Result<bool, ShardSetError> {
+        g.raft
+            .is_initialized()
+            .await
+            .map_err(|e| ShardSetError::Raft(e.to_string()))
+    }
+
+    /// Initialises the metadata group with the peers as voters and each shard group
+    /// with its rendezvous replicas among them.
+    async fn bootstrap(&self) -> Result<(), ShardSetError> {
+        let peers = &self.settings.peers;
+        let addr = |id: NodeId| peers.get(&id).cloned();
+        let ids: Vec<NodeId> = peers.keys().copied().collect();
+        tracing::info!(nodes = ?ids, shards = self.settings.shards, "bootstrapping a new cluster");
+        let voters = ids.iter().copied().take(MAX_METADATA_VOTERS);
+        self.meta
+            .raft
+            .initialize(members_of(voters, addr))
+            .await
+            .map_err(|e| ShardSetError::Raft(e.to_string()))?;
+        for shard in 0..self.settings.shards {
+            let replicas = rendezvous(shard, &ids, self.settings.replicas as usize);
+            let g = self.ensure_group(shard).await?;
+            g.raft
+                .initialize(members_of(replicas, addr))
+                .await
+                .map_err(|e| ShardSetError::Raft(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn open_group(
         engine: &Engine,
         syncer: &WalSyncer,
         channels: &PeerChannels,
         settings: &RaftSettings,
-        shard: u32,
+        group: GroupId,
     ) -> Result<ShardRaft, ShardSetError> {
-        let group: GroupId = keys::shard_group(shard);
+        let shard = keys::group_shard(group).unwrap_or(META_SHARD);
         let ctx = ShardContext {
-            shard,
+            shard: keys::group_shard(group).unwrap_or(0),
             shards: settings.shards,
+        };
+        let name = match keys::group_shard(group) {
+            Some(s) => format!("kelemetry-shard-{s}"),
+            None => "kelemetry-metadata".to_string(),
         };
         let raft = Raft::new(
             settings.node_id,
-            raft_config(shard)?,
+            raft_config(name)?,
             PeerNetwork::new(group, channels.clone()),
             LogStore::new(engine.clone(), group, syncer.clone()),
             ShardStateMachine::new(engine.clone(), group, ctx),
         )
         .await
         .map_err(|e| ShardSetError::Raft(e.to_string()))?;
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| ShardSetError::Raft(e.to_string()))?;
-        if !initialized && settings.bootstrap {
-            let members: BTreeMap<NodeId, BasicNode> = settings
-                .peers
-                .iter()
-                .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
-                .collect();
-            raft.initialize(members)
-                .await
-                .map_err(|e| ShardSetError::Raft(e.to_string()))?;
-        }
         Ok(ShardRaft {
             shard,
             node_id: settings.node_id,
@@ -297,24 +438,132 @@ impl ShardSet {
         })
     }
 
-    /// The group of shard `shard`.
-    pub fn shard(&self, shard: u32) -> &ShardRaft {
-        &self.shards[shard as usize]
+    /// This node's replica of `shard`, opening it (empty, waiting for its leader) if
+    /// it is not open yet.
+    pub async fn ensure_group(&self, shard: u32) -> Result<ShardRaft, ShardSetError> {
+        if shard >= self.settings.shards {
+            return Err(ShardSetError::Raft(format!("no shard {shard}")));
+        }
+        if let Some(g) = self.local(shard) {
+            return Ok(g);
+        }
+        let _guard = self.changing.lock().await;
+        if let Some(g) = self.local(shard) {
+            return Ok(g);
+        }
+        let g = Self::open_group(
+            &self.engine,
+            &self.syncer,
+            &self.channels,
+            &self.settings,
+            keys::shard_group(shard),
+        )
+        .await?;
+        tracing::info!(shard, "opened shard replica");
+        self.groups_mut().insert(shard, g.clone());
+        Ok(g)
     }
 
-    /// All groups, in shard order.
-    pub fn iter(&self) -> impl Iterator<Item = &ShardRaft> {
-        self.shards.iter()
+    /// Stops this node's replica of `shard` and deletes its log and state (after the
+    /// shard's leader removed this node from the group).
+    pub async fn remove_group(&self, shard: u32) -> Result<(), ShardSetError> {
+        let _guard = self.changing.lock().await;
+        let Some(g) = self.groups_mut().remove(&shard) else {
+            return Ok(());
+        };
+        if let Err(e) = g.raft.shutdown().await {
+            tracing::warn!(shard, error = %e, "raft shutdown failed");
+        }
+        let group = keys::shard_group(shard);
+        self.engine.write(
+            [crate::engine::Op::DeleteRange(
+                keys::group_start(group),
+                keys::group_end(group),
+            )],
+            true,
+        )?;
+        tracing::info!(shard, "removed shard replica and its data");
+        Ok(())
+    }
+
+    fn groups_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u32, ShardRaft>> {
+        self.groups.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This node's replica of `shard`, if it holds one.
+    pub fn local(&self, shard: u32) -> Option<ShardRaft> {
+        let groups = self.groups.read().unwrap_or_else(|p| p.into_inner());
+        groups.get(&shard).cloned()
+    }
+
+    /// Every shard replica on this node, in shard order.
+    pub fn locals(&self) -> Vec<ShardRaft> {
+        let groups = self.groups.read().unwrap_or_else(|p| p.into_inner());
+        groups.values().cloned().collect()
+    }
+
+    /// The metadata group.
+    pub fn meta(&self) -> &ShardRaft {
+        &self.meta
+    }
+
+    /// The cluster metadata as this node has applied it (decoded once per applied
+    /// metadata entry).
+    pub fn cluster(&self) -> Arc<ClusterMeta> {
+        let applied = self.meta.applied_index();
+        let mut cache = self.meta_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.0 != applied || applied.is_none() {
+            *cache = (applied, Arc::new(self.meta.cluster()));
+        }
+        cache.1.clone()
+    }
+
+    /// Remembers who leads `shard`, learned from a redirect.
+    pub fn note_leader(&self, shard: u32, leader: NodeId) {
+        let mut hints = self.hints.lock().unwrap_or_else(|p| p.into_inner());
+        hints.insert(shard, leader);
+    }
+
+    /// Drops a leader hint that proved wrong (its node did not answer).
+    pub fn forget_leader(&self, shard: u32) {
+        let mut hints = self.hints.lock().unwrap_or_else(|p| p.into_inner());
+        hints.remove(&shard);
+    }
+
+    /// Where to send work for `shard` when this node has no replica of it: the last
+    /// leader learned from a redirect, else its preferred leader, else a voter.
+    pub fn leader_hint(&self, shard: u32) -> Option<NodeId> {
+        let hinted = {
+            let hints = self.hints.lock().unwrap_or_else(|p| p.into_inner());
+            hints.get(&shard).copied()
+        };
+        hinted.or_else(|| {
+            let meta = self.cluster();
+            meta.preferred_leaders()
+                .get(&shard)
+                .copied()
+                .or_else(|| meta.voters.get(&shard).and_then(|v| v.first().copied()))
+        })
+    }
+
+    /// The node that should lead `shard` (from the placement), if known.
+    pub fn preferred_leader(&self, shard: u32) -> Option<NodeId> {
+        self.cluster().preferred_leaders().get(&shard).copied()
     }
 
     /// Number of shards.
     pub fn count(&self) -> u32 {
-        self.shards.len() as u32
+        self.settings.shards
     }
 
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
-        self.node_id
+        self.settings.node_id
+    }
+
+    /// The settings the groups were opened with.
+    pub fn settings(&self) -> &RaftSettings {
+        &self.settings
     }
 
     /// Connections to peers, shared with command forwarding.
@@ -322,31 +571,28 @@ impl ShardSet {
         &self.channels
     }
 
-    /// The node that should lead `shard` when all are healthy: shards are spread over
-    /// the sorted node ids round-robin, so leadership (and its write load) is even.
-    pub fn preferred_leader(&self, shard: u32) -> NodeId {
-        let ids: Vec<NodeId> = self.peers.keys().copied().collect();
-        ids[shard as usize % ids.len()]
+    /// The peer address of a node: from the cluster metadata, or the static peers.
+    pub fn peer_addr(&self, node: NodeId) -> Option<String> {
+        self.cluster()
+            .peer_addr(node)
+            .map(str::to_string)
+            .or_else(|| self.settings.peers.get(&node).cloned())
     }
 
-    /// The peer address of a node.
-    pub fn peer_addr(&self, node: NodeId) -> Option<&str> {
-        self.peers.get(&node).map(String::as_str)
-    }
-
-    /// Handles a Raft message from a peer for one of this node's groups and returns
-    /// the encoded result.
+    /// Handles a Raft message from a peer and returns the encoded result. A message
+    /// for a shard this node has no replica of opens one: that is how a node added
+    /// as a learner receives its first entries or snapshot.
     pub async fn handle_raft(
         &self,
         group: GroupId,
         kind: RaftKind,
         payload: &[u8],
     ) -> Result<Vec<u8>, String> {
-        let shard = group
-            .checked_sub(1)
-            .and_then(|s| self.shards.get(s as usize))
-            .ok_or_else(|| format!("no raft group {group} on node {}", self.node_id))?;
-        let raft = &shard.raft;
+        let g = match keys::group_shard(group) {
+            None => self.meta.clone(),
+            Some(shard) => self.ensure_group(shard).await.map_err(|e| e.to_string())?,
+        };
+        let raft = &g.raft;
         fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
             postcard::from_bytes(b).map_err(|e| format!("undecodable raft message: {e}"))
         }
@@ -360,11 +606,12 @@ impl ShardSet {
         }
     }
 
-    /// Waits until every shard has a leader or `timeout` passes; returns whether all do.
+    /// Waits until the metadata group and every local shard have a leader, or
+    /// `timeout` passes; returns whether they do.
     pub async fn wait_for_leaders(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.shards.iter().all(ShardRaft::has_leader) {
+            if self.meta.has_leader() && self.locals().iter().all(ShardRaft::has_leader) {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -376,7 +623,7 @@ impl ShardSet {
 
     /// Stops every group and flushes the engine.
     pub async fn shutdown(&self) -> Result<(), EngineError> {
-        for s in &self.shards {
+        for s in self.locals().iter().chain([&self.meta]) {
             if let Err(e) = s.raft.shutdown().await {
                 tracing::warn!(shard = s.shard, error = %e, "raft shutdown failed");
             }

@@ -3,7 +3,8 @@
 
 use crate::engine::{Engine, EngineError, Op, PrefixView};
 use crate::keys::{self, GroupId};
-use crate::types::{NodeId, TypeConfig};
+use crate::types::{GroupRequest, NodeId, TypeConfig};
+use kelemetry_core::cluster::{ClusterMeta, MetaCommand};
 use kelemetry_core::state::{apply_proposal, KvRead, Overlay, ShardContext};
 use kelemetry_core::ProposalOutcome;
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -100,10 +101,14 @@ fn apply_entries(
         applied.last_applied = Some(entry.log_id);
         match entry.payload {
             EntryPayload::Blank => responses.push(ProposalOutcome::default()),
-            EntryPayload::Normal(proposal) => responses.push(
+            EntryPayload::Normal(GroupRequest::Shard(proposal)) => responses.push(
                 apply_proposal(&mut overlay, ctx, &proposal)
                     .map_err(|e| EngineError::other(e.to_string()))?,
             ),
+            EntryPayload::Normal(GroupRequest::Meta(cmd)) => {
+                apply_meta(&mut overlay, &cmd)?;
+                responses.push(ProposalOutcome::default());
+            }
             EntryPayload::Membership(m) => {
                 applied.membership = StoredMembership::new(Some(entry.log_id), m);
                 responses.push(ProposalOutcome::default());
@@ -122,6 +127,25 @@ fn apply_entries(
     // entry after `last_applied`, which is written in the same atomic batch.
     engine.write(ops, false)?;
     Ok(responses)
+}
+
+/// Reads the cluster metadata record of the metadata group's state.
+pub(crate) fn read_meta(kv: &dyn KvRead) -> Result<ClusterMeta, EngineError> {
+    match kv
+        .get(keys::META_RECORD)
+        .map_err(|e| EngineError::other(e.to_string()))?
+    {
+        Some(b) => postcard::from_bytes(&b).map_err(|e| EngineError::other(e.to_string())),
+        None => Ok(ClusterMeta::default()),
+    }
+}
+
+fn apply_meta(overlay: &mut Overlay<'_>, cmd: &MetaCommand) -> Result<(), EngineError> {
+    let mut meta = read_meta(overlay)?;
+    meta.apply(cmd);
+    let bytes = postcard::to_stdvec(&meta).map_err(|e| EngineError::other(e.to_string()))?;
+    overlay.put(keys::META_RECORD.to_vec(), bytes);
+    Ok(())
 }
 
 impl RaftStateMachine<TypeConfig> for ShardStateMachine {

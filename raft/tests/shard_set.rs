@@ -32,8 +32,21 @@ fn create(name: &str, t: i64) -> Command {
     })
 }
 
+/// Opens the set; the previous set's Raft tasks and WAL syncer release the database
+/// lock shortly after it is dropped, so opening retries for a moment.
 async fn open(dir: &std::path::Path, shards: u32) -> Result<ShardSet, ShardSetError> {
-    ShardSet::open(Engine::open(dir).unwrap(), &settings(shards)).await
+    let mut tries = 0;
+    let engine = loop {
+        match Engine::open(dir) {
+            Ok(e) => break e,
+            Err(e) if tries < 50 && e.to_string().contains("lock") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot open the engine: {e}"),
+        }
+    };
+    ShardSet::open(engine, &settings(shards)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,7 +60,8 @@ async fn commits_survive_restart_and_shard_count_is_fixed() {
             let cmd = create(&format!("p{i}"), t + i);
             let shard = shard_of(cmd.routing_key().unwrap(), 4);
             let out = set
-                .shard(shard)
+                .local(shard)
+                .expect("local replica")
                 .propose(Proposal {
                     span_ttl_us: TTL,
                     now_us: t,
@@ -79,6 +93,7 @@ async fn commits_survive_restart_and_shard_count_is_fixed() {
         ..Default::default()
     };
     let total: usize = set
+        .locals()
         .iter()
         .map(|s| find_traces(s.reader(), &q).unwrap().len())
         .sum();
@@ -87,7 +102,8 @@ async fn commits_survive_restart_and_shard_count_is_fixed() {
     let cmd = create("p3", t + 3);
     let shard = shard_of(cmd.routing_key().unwrap(), 4);
     let out = set
-        .shard(shard)
+        .local(shard)
+        .expect("local replica")
         .propose(Proposal {
             span_ttl_us: TTL,
             now_us: t,

@@ -48,7 +48,7 @@ impl span_reader_plugin_server::SpanReaderPlugin for Reader {
 
     async fn get_trace(&self, req: Request<GetTraceRequest>) -> Result<Response<Chunks>, Status> {
         let id = trace_id_from_bytes(&req.get_ref().trace_id)?;
-        match trace_tree(&self.0, id).map_err(internal)? {
+        match trace_tree(&self.0, id).await.map_err(internal)? {
             Some((tree, tid)) => Ok(Response::new(chunks(jaeger_spans(&tree, tid)))),
             None => Err(Status::not_found("trace not found")),
         }
@@ -67,7 +67,7 @@ impl span_reader_plugin_server::SpanReaderPlugin for Reader {
         &self,
         _: Request<GetOperationsRequest>,
     ) -> Result<Response<GetOperationsResponse>, Status> {
-        let clusters = known_clusters(&self.0).map_err(internal)?;
+        let clusters = known_clusters(&self.0).await.map_err(internal)?;
         Ok(Response::new(GetOperationsResponse {
             operations: clusters
                 .iter()

@@ -59,7 +59,7 @@ impl trace_reader_server::TraceReader for Reader {
         let mut out = Vec::new();
         for p in &req.get_ref().query {
             let id = trace_id_from_bytes(&p.trace_id)?;
-            if let Some((tree, tid)) = trace_tree(&self.0, id).map_err(internal)? {
+            if let Some((tree, tid)) = trace_tree(&self.0, id).await.map_err(internal)? {
                 out.push(traces_data(&tree, tid));
             }
         }
@@ -79,7 +79,7 @@ impl trace_reader_server::TraceReader for Reader {
         &self,
         _: Request<GetOperationsRequest>,
     ) -> Result<Response<GetOperationsResponse>, Status> {
-        let clusters = known_clusters(&self.0).map_err(internal)?;
+        let clusters = known_clusters(&self.0).await.map_err(internal)?;
         Ok(Response::new(GetOperationsResponse {
             operations: clusters
                 .into_iter()

@@ -1,20 +1,83 @@
-//! `GET /cluster/status`: this node's view of every shard group.
+//! Cluster administration on `--http-addr`: `GET /cluster/status` (members, shard
+//! placement and leaders as this node sees them), `POST /cluster/drain`, and the
+//! replica checks the chaos harness uses.
 
+use crate::cluster::meta_client::DrainError;
+use crate::http::errors::{field_error, retry_later};
 use crate::server::AppState;
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// Shards with their leader and term, as this node sees them.
+/// Members with their state and replica count, and every shard with its replicas,
+/// target, and (for shards this node holds) the leader and term it sees.
 pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let shards: Vec<Value> = state
-        .shards
-        .iter()
-        .map(|s| json!({"shard": s.shard(), "leader": s.leader(), "term": s.term(), "led_here": s.is_leader()}))
+    let shards = &state.shards;
+    let meta = shards.cluster();
+    let nodes: Vec<Value> = meta
+        .members
+        .values()
+        .map(|m| {
+            json!({"id": m.id, "state": m.state.as_str(), "peer_addr": m.peer_addr,
+                "http_addr": m.http_addr, "replicas": meta.shards_of(m.id).len()})
+        })
         .collect();
-    let led = state.shards.iter().filter(|s| s.is_leader()).count();
-    Json(json!({"node": state.shards.node_id(), "shards_led": led, "shards": shards}))
+    let moving = meta.moving();
+    let per_shard: Vec<Value> = (0..shards.count())
+        .map(|shard| {
+            let local = shards.local(shard);
+            json!({
+                "shard": shard,
+                "replicas": meta.voters.get(&shard).cloned().unwrap_or_default(),
+                "target": meta.target.get(&shard).cloned().unwrap_or_default(),
+                "moving": moving.contains(&shard),
+                "local": local.is_some(),
+                "leader": local.as_ref().and_then(|g| g.leader()),
+                "term": local.as_ref().map(|g| g.term()),
+                "led_here": local.as_ref().is_some_and(|g| g.is_leader()),
+            })
+        })
+        .collect();
+    let led = shards.locals().iter().filter(|s| s.is_leader()).count();
+    Json(json!({
+        "node": shards.node_id(),
+        "metadata_leader": shards.meta().leader(),
+        "replicas_per_shard": meta.replicas,
+        "shards_led": led,
+        "shards_moving": moving.len(),
+        "nodes": nodes,
+        "shards": per_shard,
+    }))
+}
+
+/// `POST /cluster/drain` with `{"node": N}`: marks the node draining; its replicas
+/// and leadership move to other nodes, then it is marked removed.
+pub async fn drain(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    let node = match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => match v.get("node").and_then(Value::as_u64) {
+            Some(n) => n,
+            None => {
+                return field_error(
+                    StatusCode::BAD_REQUEST,
+                    "node",
+                    "expected {\"node\": <node id>}",
+                )
+            }
+        },
+        Err(e) => return field_error(StatusCode::BAD_REQUEST, "body", format!("not JSON: {e}")),
+    };
+    match crate::cluster::meta_client::drain(&state.shards, node).await {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"node": node, "state": "draining"})),
+        )
+            .into_response(),
+        Err(DrainError::Invalid(e)) => field_error(StatusCode::BAD_REQUEST, "node", e),
+        Err(DrainError::Unavailable(e)) => retry_later(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
 }
 
 /// Per-shard state checksums with the applied index they were taken at, for comparing
@@ -22,6 +85,7 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
 pub async fn checksums(State(state): State<Arc<AppState>>) -> Json<Value> {
     let shards: Vec<Value> = state
         .shards
+        .locals()
         .iter()
         .map(|s| match s.state_checksum() {
             Ok(Some((applied, sum))) => {
@@ -45,7 +109,7 @@ pub async fn audit_ids(State(state): State<Arc<AppState>>) -> Json<Value> {
     let mut objects = 0u64;
     let mut distinct = std::collections::BTreeSet::new();
     let mut errors = Vec::new();
-    for s in state.shards.iter() {
+    for s in state.shards.locals() {
         let r = s.reader();
         let scanned = r.scan(&[EVENT], &prefix_end(&[EVENT]), &mut |k, v| {
             match decode::<EventSpanRecord>(k, v) {

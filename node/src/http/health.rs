@@ -11,13 +11,21 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// 200 only when every shard has a leader and the node accepts writes.
+/// 200 only when the metadata group and every shard replica on this node have a
+/// leader and the node accepts writes.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, String) {
     if state.shutting_down.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
     }
+    if !state.shards.meta().has_leader() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the metadata group has no leader".into(),
+        );
+    }
     let without: Vec<u32> = state
         .shards
+        .locals()
         .iter()
         .filter(|s| !s.has_leader())
         .map(|s| s.shard())

@@ -22,6 +22,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/redirect", get(redirect::redirect))
         .route("/cluster/status", get(cluster::status))
+        .route("/cluster/drain", post(cluster::drain))
         .route("/cluster/checksums", get(cluster::checksums))
         .route("/cluster/audit-ids", get(cluster::audit_ids))
         .layer(DefaultBodyLimit::max(limit))

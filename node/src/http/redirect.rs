@@ -41,7 +41,7 @@ pub async fn redirect(
         },
         None => chrono::Utc::now().timestamp_micros(),
     };
-    let known = match known_clusters(&state) {
+    let known = match known_clusters(&state).await {
         Ok(k) => k,
         Err(e) => return field_error(StatusCode::INTERNAL_SERVER_ERROR, "cluster", e),
     };

@@ -19,8 +19,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use kelemetry_core::display::mode;
 use kelemetry_core::display::tree::{from_stored, Span};
-use kelemetry_core::ids::shard_of_trace;
-use kelemetry_core::state::{clusters, find_trace_by_id};
 use params::{parse_trace_id, SearchParams};
 use results::Rendered;
 use serde_json::{json, Value};
@@ -74,11 +72,9 @@ pub fn mode_names() -> Vec<String> {
 }
 
 /// Cluster names configured or found in any shard, sorted.
-pub fn known_clusters(state: &AppState) -> Result<Vec<String>, String> {
+pub async fn known_clusters(state: &AppState) -> Result<Vec<String>, String> {
     let mut all: BTreeSet<String> = state.cluster_names.iter().cloned().collect();
-    for s in state.shards.iter() {
-        all.extend(clusters(s.reader()).map_err(|e| e.to_string())?);
-    }
+    all.extend(results::clusters(state).await.map_err(|e| e.to_string())?);
     Ok(all.into_iter().collect())
 }
 
@@ -92,7 +88,7 @@ async fn service_operations(
     State(state): State<Arc<AppState>>,
     Path(_service): Path<String>,
 ) -> Response {
-    match known_clusters(&state) {
+    match known_clusters(&state).await {
         Ok(c) => {
             let n = c.len();
             envelope(json!(c), n)
@@ -108,7 +104,7 @@ async fn operations(
     if q.get("service").is_none_or(|s| s.is_empty()) {
         return api_error(StatusCode::BAD_REQUEST, "parameter 'service' is required");
     }
-    match known_clusters(&state) {
+    match known_clusters(&state).await {
         Ok(c) => {
             let ops: Vec<Value> = c
                 .iter()
@@ -135,10 +131,10 @@ async fn search(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> 
         Err(e) => return api_error(StatusCode::BAD_REQUEST, e),
     };
     let Some(search) = params.search else {
-        return lookup_many(&state, &params.trace_ids);
+        return lookup_many(&state, &params.trace_ids).await;
     };
     if params.raw {
-        return match results::stored(&state, &search) {
+        return match results::stored(&state, &search).await {
             Ok(found) => envelope(
                 Value::Array(
                     found
@@ -159,32 +155,31 @@ async fn search(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> 
 
 /// A result (with the trace ID to give every span) or a stored trace (keeping its
 /// own IDs) by ID.
-pub(crate) fn trace_tree(
+pub(crate) async fn trace_tree(
     state: &AppState,
     id: u128,
 ) -> Result<Option<(Span, Option<u128>)>, String> {
-    if let Some(r) = results::get(state, id).map_err(|e| e.to_string())? {
+    if let Some(r) = results::get(state, id).await.map_err(|e| e.to_string())? {
         return Ok(Some((r.tree, Some(r.trace_id))));
     }
-    let shard = shard_of_trace(id);
-    if shard >= state.shards.count() {
-        return Ok(None);
-    }
-    let stored =
-        find_trace_by_id(state.shards.shard(shard).reader(), id).map_err(|e| e.to_string())?;
+    let stored = results::stored_by_id(state, id)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(stored.map(|t| (from_stored(&t), None)))
 }
 
 /// A result or stored trace by ID, as Jaeger JSON.
-pub(crate) fn trace_by_id(state: &AppState, id: u128) -> Result<Option<Value>, String> {
-    Ok(trace_tree(state, id)?.map(|(tree, tid)| jaeger::trace(&tree, tid)))
+pub(crate) async fn trace_by_id(state: &AppState, id: u128) -> Result<Option<Value>, String> {
+    Ok(trace_tree(state, id)
+        .await?
+        .map(|(tree, tid)| jaeger::trace(&tree, tid)))
 }
 
-fn lookup_many(state: &AppState, ids: &[u128]) -> Response {
+async fn lookup_many(state: &AppState, ids: &[u128]) -> Response {
     let mut data = Vec::new();
     let mut errors = Vec::new();
     for &id in ids {
-        match trace_by_id(state, id) {
+        match trace_by_id(state, id).await {
             Ok(Some(t)) => data.push(t),
             Ok(None) => {
                 errors.push(json!({"msg": "trace not found", "traceID": format!("{id:032x}")}))
@@ -208,7 +203,7 @@ async fn get_trace(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
             format!("invalid trace id {id:?}: expected up to 32 hex digits"),
         );
     };
-    match trace_by_id(&state, id) {
+    match trace_by_id(&state, id).await {
         Ok(Some(t)) => envelope(json!([t]), 0),
         Ok(None) => api_error(StatusCode::NOT_FOUND, "trace not found"),
         Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e),

@@ -4,6 +4,7 @@
 //! (by trace ID, possibly with other mode digits) repeats link following from its
 //! members with that mode.
 
+use crate::reads::read_many;
 use crate::server::AppState;
 use kelemetry_core::command::ResultEntry;
 use kelemetry_core::display::assemble::{Component, Follower};
@@ -12,9 +13,9 @@ use kelemetry_core::display::mode::DisplayMode;
 use kelemetry_core::display::tree::Span;
 use kelemetry_core::display::{render, trace_id};
 use kelemetry_core::ids::shard_of;
-use kelemetry_core::state::{find_traces, load_result, object_windows, StoredTrace, TraceQuery};
+use kelemetry_core::state::{ShardRead, ShardReadResult, StoredTrace, TraceQuery};
 use kelemetry_core::{Command, ObjectKey};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,10 +23,6 @@ pub enum QueryError {
     /// Reading shard state failed.
     #[error("storage: {0}")]
     Storage(String),
-}
-
-fn storage(e: impl std::fmt::Display) -> QueryError {
-    QueryError::Storage(e.to_string())
 }
 
 /// A search: identity tags (cluster included) and a range.
@@ -50,20 +47,108 @@ pub struct Rendered {
     pub tree: Span,
 }
 
-/// Every window of one object that overlaps the range.
-fn windows_of(
-    state: &AppState,
-    key: &ObjectKey,
-    start_us: i64,
-    end_us: i64,
-) -> Result<Vec<StoredTrace>, QueryError> {
-    let shard = state.shards.shard(shard_of(key, state.shards.count()));
-    object_windows(shard.reader(), key, start_us, end_us, state.span_ttl_us).map_err(storage)
+/// The shard reads of one query: each goes to the shard's leader; shards answered
+/// by a replica (no leader) are remembered for the stale warning.
+struct QueryReads<'a> {
+    state: &'a AppState,
+    stale: BTreeSet<u32>,
 }
 
-/// Runs the follower until no object is pending.
-fn follow(
-    state: &AppState,
+impl<'a> QueryReads<'a> {
+    fn new(state: &'a AppState) -> Self {
+        Self {
+            state,
+            stale: BTreeSet::new(),
+        }
+    }
+
+    async fn many(
+        &mut self,
+        reads: Vec<(u32, ShardRead)>,
+    ) -> Result<Vec<ShardReadResult>, QueryError> {
+        let mut out = Vec::with_capacity(reads.len());
+        for (shard, answer) in read_many(&self.state.shards, reads).await {
+            let (result, stale) =
+                answer.map_err(|e| QueryError::Storage(format!("shard {shard}: {e}")))?;
+            if stale {
+                self.stale.insert(shard);
+            }
+            out.push(result);
+        }
+        Ok(out)
+    }
+
+    /// Every window overlapping the range of each object, in input order.
+    async fn windows(
+        &mut self,
+        keys: &[ObjectKey],
+        start_us: i64,
+        end_us: i64,
+    ) -> Result<Vec<Vec<StoredTrace>>, QueryError> {
+        let n = self.state.shards.count();
+        let reads = keys
+            .iter()
+            .map(|key| {
+                let read = ShardRead::ObjectWindows {
+                    key: key.clone(),
+                    start_us,
+                    end_us,
+                    max_window_us: self.state.span_ttl_us,
+                };
+                (shard_of(key, n), read)
+            })
+            .collect();
+        self.many(reads).await?.into_iter().map(traces).collect()
+    }
+
+    /// A search run on every shard.
+    async fn find(&mut self, q: &TraceQuery) -> Result<Vec<StoredTrace>, QueryError> {
+        let reads = (0..self.state.shards.count())
+            .map(|s| (s, ShardRead::FindTraces(q.clone())))
+            .collect();
+        let mut found = Vec::new();
+        for r in self.many(reads).await? {
+            found.extend(traces(r)?);
+        }
+        Ok(found)
+    }
+
+    async fn result(&mut self, key: u64) -> Result<Option<ResultEntry>, QueryError> {
+        let shard = result_shard(self.state, key);
+        match self
+            .many(vec![(shard, ShardRead::LoadResult(key))])
+            .await?
+            .pop()
+        {
+            Some(ShardReadResult::Result(r)) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A warning when some shard had no leader: those parts were read from a
+    /// replica, which may lag behind the last writes.
+    fn stale_warning(&self) -> Option<String> {
+        (!self.stale.is_empty()).then(|| {
+            format!("shards {:?} have no leader right now: this result was read from a replica and may be stale", self.stale)
+        })
+    }
+}
+
+fn unexpected(r: Option<ShardReadResult>) -> QueryError {
+    QueryError::Storage(format!("unexpected shard read answer: {r:?}"))
+}
+
+fn traces(r: ShardReadResult) -> Result<Vec<StoredTrace>, QueryError> {
+    match r {
+        ShardReadResult::Traces(t) => Ok(t),
+        other => Err(unexpected(Some(other))),
+    }
+}
+
+/// Runs the follower until no object is pending, fetching each round's objects
+/// concurrently.
+async fn follow(
+    reads: &mut QueryReads<'_>,
     f: &mut Follower,
     start_us: i64,
     end_us: i64,
@@ -73,26 +158,12 @@ fn follow(
         if next.is_empty() {
             return Ok(());
         }
-        for (key, selector) in next {
-            let windows = windows_of(state, &key, start_us, end_us)?;
+        let keys: Vec<ObjectKey> = next.iter().map(|(k, _)| k.clone()).collect();
+        let fetched = reads.windows(&keys, start_us, end_us).await?;
+        for ((key, selector), windows) in next.into_iter().zip(fetched) {
             f.add_fetched(key, windows, selector);
         }
     }
-}
-
-/// A warning when a member's shard has no leader: the result was read from this
-/// node's replica, which may lag behind the last writes.
-fn stale_warning(state: &AppState, members: &[ObjectKey]) -> Option<String> {
-    let mut leaderless: Vec<u32> = members
-        .iter()
-        .map(|k| shard_of(k, state.shards.count()))
-        .filter(|s| !state.shards.shard(*s).has_leader())
-        .collect();
-    leaderless.sort_unstable();
-    leaderless.dedup();
-    (!leaderless.is_empty()).then(|| {
-        format!("shards {leaderless:?} have no leader right now: this result was read from a replica and may be stale")
-    })
 }
 
 fn limit_warning(limit: usize) -> String {
@@ -101,7 +172,11 @@ fn limit_warning(limit: usize) -> String {
 
 /// Objects matching the search that had events in the range, newest first, with
 /// their windows.
-fn seeds(state: &AppState, s: &Search) -> Result<Vec<(ObjectKey, Vec<StoredTrace>)>, QueryError> {
+async fn seeds(
+    reads: &mut QueryReads<'_>,
+    s: &Search,
+) -> Result<Vec<(ObjectKey, Vec<StoredTrace>)>, QueryError> {
+    let state = reads.state;
     let q = TraceQuery {
         source: None,
         tags: s.tags.clone(),
@@ -110,10 +185,7 @@ fn seeds(state: &AppState, s: &Search) -> Result<Vec<(ObjectKey, Vec<StoredTrace
         limit: usize::MAX,
         max_window_us: state.span_ttl_us,
     };
-    let mut found: Vec<StoredTrace> = Vec::new();
-    for shard in state.shards.iter() {
-        found.extend(find_traces(shard.reader(), &q).map_err(storage)?);
-    }
+    let mut found = reads.find(&q).await?;
     found.retain(|t| !t.events.is_empty());
     found.sort_by(|a, b| {
         let last = |t: &StoredTrace| t.events.iter().map(|e| e.start_us).max().unwrap_or(0);
@@ -144,7 +216,7 @@ fn seeds(state: &AppState, s: &Search) -> Result<Vec<(ObjectKey, Vec<StoredTrace
 
 /// Stored object traces (one per object and window) matching a search, newest window
 /// first, as written: no link following, no transforms.
-pub fn stored(state: &AppState, s: &Search) -> Result<Vec<StoredTrace>, QueryError> {
+pub async fn stored(state: &AppState, s: &Search) -> Result<Vec<StoredTrace>, QueryError> {
     let q = TraceQuery {
         source: None,
         tags: s.tags.clone(),
@@ -153,10 +225,7 @@ pub fn stored(state: &AppState, s: &Search) -> Result<Vec<StoredTrace>, QueryErr
         limit: s.limit,
         max_window_us: state.span_ttl_us,
     };
-    let mut found = Vec::new();
-    for shard in state.shards.iter() {
-        found.extend(find_traces(shard.reader(), &q).map_err(storage)?);
-    }
+    let mut found = QueryReads::new(state).find(&q).await?;
     found.sort_by(|a, b| {
         b.object
             .window
@@ -170,20 +239,21 @@ pub fn stored(state: &AppState, s: &Search) -> Result<Vec<StoredTrace>, QueryErr
 
 /// Follows links from `seeds` with the mode's selector and assembles the connected
 /// components, each marked stale if one of its shards has no leader.
-fn components(
-    state: &AppState,
+async fn components(
+    reads: &mut QueryReads<'_>,
     seeds: Vec<(ObjectKey, Vec<StoredTrace>)>,
     mode: DisplayMode,
     (start_us, end_us): (i64, i64),
 ) -> Result<Vec<Component>, QueryError> {
-    let mut f = Follower::new(state.follow_limit);
+    let follow_limit = reads.state.follow_limit;
+    let mut f = Follower::new(follow_limit);
     for (key, windows) in seeds {
         f.add_seed(key, windows, Selector::for_modifier(mode.modifier));
     }
-    follow(state, &mut f, start_us, end_us)?;
-    let mut components = f.assemble((start_us, end_us), &limit_warning(state.follow_limit));
+    follow(reads, &mut f, start_us, end_us).await?;
+    let mut components = f.assemble((start_us, end_us), &limit_warning(follow_limit));
     for c in &mut components {
-        c.tree.warnings.extend(stale_warning(state, &c.members));
+        c.tree.warnings.extend(reads.stale_warning());
     }
     Ok(components)
 }
@@ -195,7 +265,9 @@ fn result_shard(state: &AppState, key: u64) -> u32 {
 
 /// Runs a search and stores its results.
 pub async fn search(state: &AppState, s: &Search) -> Result<Vec<Rendered>, QueryError> {
-    let components = components(state, seeds(state, s)?, s.mode, (s.start_us, s.end_us))?;
+    let mut reads = QueryReads::new(state);
+    let seeds = seeds(&mut reads, s).await?;
+    let components = components(&mut reads, seeds, s.mode, (s.start_us, s.end_us)).await?;
     let mut out = Vec::with_capacity(components.len());
     let expires_us = chrono::Utc::now().timestamp_micros() + state.result_ttl_us;
     for mut c in components {
@@ -207,8 +279,7 @@ pub async fn search(state: &AppState, s: &Search) -> Result<Vec<Rendered>, Query
         let key = entry.cache_key();
         let shard = result_shard(state, key);
         // The key is a hash of the content: a stored entry is this very result.
-        let stored = load_result(state.shards.shard(shard).reader(), key).map_err(storage)?;
-        if stored.is_none() {
+        if reads.result(key).await?.is_none() {
             let put = Command::PutResult {
                 key,
                 entry,
@@ -230,26 +301,20 @@ pub async fn search(state: &AppState, s: &Search) -> Result<Vec<Rendered>, Query
 
 /// Renders a stored result by its trace ID; `None` if the ID is not a result ID or
 /// the result is unknown (expired).
-pub fn get(state: &AppState, id: u128) -> Result<Option<Rendered>, QueryError> {
+pub async fn get(state: &AppState, id: u128) -> Result<Option<Rendered>, QueryError> {
     let Some((mode, key)) = trace_id::decode(id) else {
         return Ok(None);
     };
-    let Some(entry) =
-        load_result(state.shards.shard(result_shard(state, key)).reader(), key).map_err(storage)?
-    else {
+    let mut reads = QueryReads::new(state);
+    let Some(entry) = reads.result(key).await? else {
         return Ok(None);
     };
-    let seeds = entry
-        .members
-        .iter()
-        .map(|m| {
-            Ok((
-                m.clone(),
-                windows_of(state, m, entry.start_us, entry.end_us)?,
-            ))
-        })
-        .collect::<Result<Vec<_>, QueryError>>()?;
-    let mut components = components(state, seeds, mode, (entry.start_us, entry.end_us))?;
+    let windows = reads
+        .windows(&entry.members, entry.start_us, entry.end_us)
+        .await?;
+    let seeds = entry.members.iter().cloned().zip(windows).collect();
+    let mut components =
+        components(&mut reads, seeds, mode, (entry.start_us, entry.end_us)).await?;
     if components.is_empty() {
         return Ok(None);
     }
@@ -264,4 +329,36 @@ pub fn get(state: &AppState, id: u128) -> Result<Option<Rendered>, QueryError> {
         trace_id: id,
         tree: render(first.tree, mode),
     }))
+}
+
+/// Cluster names found in any shard's data.
+pub async fn clusters(state: &AppState) -> Result<Vec<String>, QueryError> {
+    let reads = (0..state.shards.count())
+        .map(|s| (s, ShardRead::Clusters))
+        .collect();
+    let mut out = Vec::new();
+    for r in QueryReads::new(state).many(reads).await? {
+        match r {
+            ShardReadResult::Clusters(c) => out.extend(c),
+            other => return Err(unexpected(Some(other))),
+        }
+    }
+    Ok(out)
+}
+
+/// The stored object trace with this ID, read from the shard its ID names.
+pub async fn stored_by_id(state: &AppState, id: u128) -> Result<Option<StoredTrace>, QueryError> {
+    let shard = kelemetry_core::ids::shard_of_trace(id);
+    if shard >= state.shards.count() {
+        return Ok(None);
+    }
+    let mut reads = QueryReads::new(state);
+    match reads
+        .many(vec![(shard, ShardRead::TraceById(id))])
+        .await?
+        .pop()
+    {
+        Some(r) => Ok(traces(r)?.pop()),
+        None => Ok(None),
+    }
 }

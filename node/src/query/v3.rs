@@ -32,7 +32,7 @@ pub async fn services() -> Json<Value> {
 
 /// `GET /api/v3/operations?service=`.
 pub async fn operations(State(state): State<Arc<AppState>>) -> Response {
-    match known_clusters(&state) {
+    match known_clusters(&state).await {
         Ok(c) => Json(json!({"operations": c.iter().map(|n| json!({"name": n, "spanKind": "internal"})).collect::<Vec<_>>()}))
             .into_response(),
         Err(e) => v3_error(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -148,7 +148,7 @@ pub async fn get_trace(State(state): State<Arc<AppState>>, Path(id): Path<String
             format!("invalid trace id {id:?}: expected up to 32 hex digits"),
         );
     };
-    match trace_tree(&state, id) {
+    match trace_tree(&state, id).await {
         Ok(Some((tree, tid))) => {
             Json(json!({"result": traces_json(&traces_data(&tree, tid))})).into_response()
         }

@@ -1,0 +1,169 @@
+//! Duties of the metadata group's leader: create the cluster metadata of a new
+//! cluster, keep the metadata voters on up to five active members, mark members
+//! that stay unreachable past `--dead-node-timeout` as draining (so their replicas
+//! are replaced), and apply the placement plan (rate-limited shard moves, joining
+//! members activated, drained members removed).
+
+use super::meta_client::propose_here;
+use kelemetry_core::cluster::{ClusterMeta, Member, MemberState, MetaCommand, NodeId};
+use kelemetry_proto::kelemetry::cluster::v1::PingRequest;
+use kelemetry_raft::ShardSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a liveness ping may take.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Tunables of the controller.
+#[derive(Clone, Debug)]
+pub struct ControlSettings {
+    /// Replicas per shard of a new cluster.
+    pub replicas: u32,
+    /// Unreachable this long: replicas are moved away.
+    pub dead_node_timeout: Duration,
+    /// Most shards moving at once.
+    pub max_moving: usize,
+}
+
+/// The controller's memory: when each member last answered a ping (kept only while
+/// this node leads the metadata group; a new leader starts counting afresh).
+pub struct Controller {
+    settings: ControlSettings,
+    last_seen: HashMap<NodeId, Instant>,
+}
+
+impl Controller {
+    /// A controller with no liveness history.
+    pub fn new(settings: ControlSettings) -> Self {
+        Self {
+            settings,
+            last_seen: HashMap::new(),
+        }
+    }
+
+    /// One round of duties; does nothing unless this node leads the metadata group.
+    pub async fn tick(&mut self, shards: &Arc<ShardSet>) {
+        if !shards.meta().is_leader() {
+            self.last_seen.clear();
+            return;
+        }
+        let meta = shards.cluster();
+        if meta.members.is_empty() {
+            self.init(shards).await;
+            return;
+        }
+        if let Err(e) = self.metadata_voters(shards, &meta).await {
+            tracing::warn!(error = %e, "cannot change the metadata voters");
+        }
+        self.dead_nodes(shards, &meta).await;
+        for cmd in meta.plan(self.settings.max_moving) {
+            tracing::info!(?cmd, "placement controller");
+            if let Err(e) = propose_here(shards, cmd).await {
+                tracing::warn!(error = %e, "placement decision not committed");
+                return;
+            }
+        }
+    }
+
+    async fn init(&self, shards: &ShardSet) {
+        let members = shards
+            .settings()
+            .peers
+            .iter()
+            .map(|(id, addr)| Member {
+                id: *id,
+                peer_addr: addr.clone(),
+                http_addr: String::new(),
+                state: MemberState::Active,
+            })
+            .collect();
+        let cmd = MetaCommand::Init {
+            shards: shards.count(),
+            replicas: self.settings.replicas,
+            members,
+        };
+        tracing::info!(?cmd, "creating the cluster metadata");
+        if let Err(e) = propose_here(shards, cmd).await {
+            tracing::warn!(error = %e, "cannot create the cluster metadata yet");
+        }
+    }
+
+    async fn metadata_voters(&self, shards: &ShardSet, meta: &ClusterMeta) -> Result<(), String> {
+        let g = shards.meta();
+        if g.in_joint_config() {
+            return Ok(());
+        }
+        let want = meta.metadata_voters();
+        let have = g.voters();
+        if !want.is_empty() && want != have {
+            let learners = g.learners();
+            for id in want.difference(&have) {
+                if !learners.contains(id) {
+                    let addr = meta
+                        .peer_addr(*id)
+                        .ok_or_else(|| format!("node {id} has no address"))?;
+                    g.add_learner(*id, addr).await?;
+                }
+            }
+            tracing::info!(?want, ?have, "changing metadata voters");
+            g.set_voters(want, true).await?;
+        }
+        let in_group: BTreeSet<NodeId> = g.voters().union(&g.learners()).copied().collect();
+        let gone: BTreeSet<NodeId> = meta
+            .ids_in(MemberState::Removed)
+            .into_iter()
+            .filter(|id| in_group.contains(id))
+            .collect();
+        if !gone.is_empty() {
+            tracing::info!(nodes = ?gone, "removing removed members from the metadata group");
+            g.remove_nodes(gone).await?;
+        }
+        Ok(())
+    }
+
+    async fn dead_nodes(&mut self, shards: &ShardSet, meta: &ClusterMeta) {
+        let now = Instant::now();
+        let me = shards.node_id();
+        let mut pings = Vec::new();
+        for m in meta.members.values() {
+            if m.state != MemberState::Active || m.id == me {
+                continue;
+            }
+            let client = shards.channels().client(&m.peer_addr);
+            pings.push((
+                m.id,
+                tokio::spawn(async move {
+                    let mut c = client.ok()?;
+                    tokio::time::timeout(PING_TIMEOUT, c.ping(PingRequest {}))
+                        .await
+                        .ok()?
+                        .ok()
+                }),
+            ));
+        }
+        for (id, ping) in pings {
+            let answered = matches!(ping.await, Ok(Some(_)));
+            let seen = self.last_seen.entry(id).or_insert(now);
+            if answered {
+                *seen = now;
+                continue;
+            }
+            let down = now.duration_since(*seen);
+            if down >= self.settings.dead_node_timeout {
+                tracing::warn!(
+                    node = id,
+                    down_s = down.as_secs(),
+                    "node unreachable past --dead-node-timeout; replacing its replicas"
+                );
+                let cmd = MetaCommand::SetState {
+                    id,
+                    state: MemberState::Draining,
+                };
+                if let Err(e) = propose_here(shards, cmd).await {
+                    tracing::warn!(node = id, error = %e, "cannot mark the node draining");
+                }
+            }
+        }
+    }
+}

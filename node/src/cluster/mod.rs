@@ -1,0 +1,201 @@
+//! Cluster membership and placement on a running node: the cluster agent (one actor
+//! per node) registers the node, runs the placement controller when the node leads
+//! the metadata group, moves the shards the node leads toward their targets, and
+//! opens and deletes local replicas as placement changes.
+
+pub mod controller;
+pub mod meta_client;
+pub mod shard_moves;
+
+use controller::{ControlSettings, Controller};
+use kelemetry_core::cluster::{Member, MemberState, MetaCommand};
+use kelemetry_raft::ShardSet;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often the agent runs.
+const TICK: Duration = Duration::from_millis(500);
+
+/// How long a local replica must stay outside the placement before it is deleted
+/// (covers a metadata replica that lags behind a move adding this node).
+const REMOVE_GRACE: Duration = Duration::from_secs(10);
+
+/// What the agent needs to know about this node.
+pub struct AgentArgs {
+    /// The node's groups.
+    pub shards: Arc<ShardSet>,
+    /// This node as a member (addresses to advertise).
+    pub me: Member,
+    /// Peer addresses to ask for admission while the node is not a member.
+    pub join: Vec<String>,
+    /// Controller tunables.
+    pub control: ControlSettings,
+}
+
+/// Messages of the agent.
+pub enum AgentMsg {
+    /// Time for a round.
+    Tick,
+}
+
+/// The cluster agent.
+pub struct ClusterAgent;
+
+/// State of the agent.
+pub struct AgentState {
+    args: AgentArgs,
+    controller: Controller,
+    moving: Arc<Mutex<HashSet<u32>>>,
+    outside_since: HashMap<u32, Instant>,
+    join_attempt: usize,
+    warned_removed: bool,
+}
+
+impl Actor for ClusterAgent {
+    type Msg = AgentMsg;
+    type State = AgentState;
+    type Arguments = AgentArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<AgentMsg>,
+        args: AgentArgs,
+    ) -> Result<AgentState, ActorProcessingErr> {
+        myself.send_after(TICK, || AgentMsg::Tick);
+        Ok(AgentState {
+            controller: Controller::new(args.control.clone()),
+            args,
+            moving: Arc::default(),
+            outside_since: HashMap::new(),
+            join_attempt: 0,
+            warned_removed: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<AgentMsg>,
+        AgentMsg::Tick: AgentMsg,
+        state: &mut AgentState,
+    ) -> Result<(), ActorProcessingErr> {
+        register(state).await;
+        let shards = state.args.shards.clone();
+        state.controller.tick(&shards).await;
+        start_moves(state);
+        reconcile_replicas(state).await;
+        myself.send_after(TICK, || AgentMsg::Tick);
+        Ok(())
+    }
+}
+
+/// Makes sure this node is a member with its current addresses: asks a `--join`
+/// peer for admission while the node has no metadata, re-registers when its
+/// addresses changed.
+async fn register(state: &mut AgentState) {
+    let shards = &state.args.shards;
+    let meta = shards.cluster();
+    let me = &state.args.me;
+    if meta.members.is_empty() {
+        if state.args.join.is_empty() {
+            return;
+        }
+        let addr = &state.args.join[state.join_attempt % state.args.join.len()];
+        state.join_attempt += 1;
+        match meta_client::send_to(shards, addr, &MetaCommand::Join(me.clone()), false).await {
+            Ok(()) => {
+                tracing::info!(via = %addr, "join request accepted; waiting for the metadata")
+            }
+            Err(e) => tracing::warn!(via = %addr, error = %e, "join request failed; retrying"),
+        }
+        return;
+    }
+    match meta.members.get(&me.id) {
+        Some(m) if m.state == MemberState::Removed && !state.warned_removed => {
+            tracing::warn!("this node was removed from the cluster; start it with a fresh --data-dir and --join to add it again");
+            state.warned_removed = true;
+        }
+        Some(m) if m.state == MemberState::Removed => {}
+        Some(m) if m.peer_addr == me.peer_addr && m.http_addr == me.http_addr => {}
+        _ if shards.meta().has_leader() => {
+            if let Err(e) = meta_client::submit(shards, MetaCommand::Join(me.clone())).await {
+                tracing::warn!(error = %e, "cannot register this node's addresses yet");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Starts a move task for every shard this node leads whose group differs from its
+/// target (or whose voters the metadata has not recorded), one task per shard.
+fn start_moves(state: &mut AgentState) {
+    let shards = &state.args.shards;
+    let meta = shards.cluster();
+    for g in shards.locals() {
+        if !g.is_leader() {
+            continue;
+        }
+        let target = meta.target.get(&g.shard()).cloned().unwrap_or_default();
+        let pending = shard_moves::next_step(&target, &g.voters(), &g.learners()).is_some()
+            || shard_moves::needs_report(&meta, &g);
+        if !pending {
+            continue;
+        }
+        {
+            let mut moving = state.moving.lock().unwrap_or_else(|p| p.into_inner());
+            if !moving.insert(g.shard()) {
+                continue;
+            }
+        }
+        let (shards, moving) = (shards.clone(), state.moving.clone());
+        tokio::spawn(async move {
+            if let Err(e) = shard_moves::advance(&shards, &g).await {
+                tracing::warn!(shard = g.shard(), error = %e, "shard move step failed; will retry");
+            }
+            moving
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&g.shard());
+        });
+    }
+}
+
+/// Opens replicas placed on this node and deletes replicas that have been outside
+/// the placement for longer than [`REMOVE_GRACE`].
+async fn reconcile_replicas(state: &mut AgentState) {
+    let shards = state.args.shards.clone();
+    let meta = shards.cluster();
+    if !meta.members.contains_key(&shards.node_id()) {
+        return;
+    }
+    let placed = meta.shards_of(shards.node_id());
+    for shard in &placed {
+        if shards.local(*shard).is_none() {
+            if let Err(e) = shards.ensure_group(*shard).await {
+                tracing::warn!(shard, error = %e, "cannot open placed replica");
+            }
+        }
+    }
+    let now = Instant::now();
+    state.outside_since.retain(|s, _| !placed.contains(s));
+    for g in shards.locals() {
+        if placed.contains(&g.shard()) || g.is_leader() {
+            continue;
+        }
+        let since = *state.outside_since.entry(g.shard()).or_insert(now);
+        if now.duration_since(since) >= REMOVE_GRACE {
+            if let Err(e) = shards.remove_group(g.shard()).await {
+                tracing::warn!(shard = g.shard(), error = %e, "cannot delete replica");
+            }
+            state.outside_since.remove(&g.shard());
+        }
+    }
+}
+
+/// Starts the agent.
+pub async fn start(
+    args: AgentArgs,
+) -> Result<(ActorRef<AgentMsg>, tokio::task::JoinHandle<()>), ractor::SpawnErr> {
+    Actor::spawn(None, ClusterAgent, args).await
+}

@@ -1,0 +1,130 @@
+//! What a shard's leader does to move its group toward the placement target, one
+//! membership change at a time: add a missing replica as a learner and wait until it
+//! has caught up, promote it, then remove a replica the target no longer names. It
+//! reports the resulting voters to the metadata group.
+
+use super::meta_client;
+use kelemetry_core::cluster::{ClusterMeta, MetaCommand, NodeId};
+use kelemetry_raft::{ShardRaft, ShardSet};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// How long a new replica may take to catch up before the move is retried.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The next membership change `shard` needs, if any.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Add this node (as a learner, then a voter).
+    Add(NodeId),
+    /// Remove this voter.
+    Remove(NodeId),
+    /// Drop learners the target does not name.
+    DropLearners(BTreeSet<NodeId>),
+}
+
+/// The next step from `voters`/`learners` toward `target`: additions first, so the
+/// group never has fewer replicas than it had while it moves.
+pub fn next_step(
+    target: &[NodeId],
+    voters: &BTreeSet<NodeId>,
+    learners: &BTreeSet<NodeId>,
+) -> Option<Step> {
+    if target.is_empty() {
+        return None;
+    }
+    if let Some(add) = target.iter().find(|n| !voters.contains(n)) {
+        return Some(Step::Add(*add));
+    }
+    if let Some(rm) = voters.iter().find(|n| !target.contains(n)) {
+        return Some(Step::Remove(*rm));
+    }
+    let stray: BTreeSet<NodeId> = learners
+        .iter()
+        .filter(|n| !target.contains(n))
+        .copied()
+        .collect();
+    (!stray.is_empty()).then_some(Step::DropLearners(stray))
+}
+
+/// Whether the metadata's record of `shard`'s voters differs from the group's.
+pub fn needs_report(meta: &ClusterMeta, g: &ShardRaft) -> bool {
+    let recorded: BTreeSet<NodeId> = meta
+        .voters
+        .get(&g.shard())
+        .map(|v| v.iter().copied().collect())
+        .unwrap_or_default();
+    !g.in_joint_config() && recorded != g.voters()
+}
+
+/// Makes one membership change of `g` toward the target and reports the voters.
+pub async fn advance(shards: &ShardSet, g: &ShardRaft) -> Result<(), String> {
+    let meta = shards.cluster();
+    let shard = g.shard();
+    if g.in_joint_config() {
+        return Ok(());
+    }
+    let target = meta.target.get(&shard).cloned().unwrap_or_default();
+    let voters = g.voters();
+    match next_step(&target, &voters, &g.learners()) {
+        Some(Step::Add(node)) => {
+            let addr = shards
+                .peer_addr(node)
+                .ok_or_else(|| format!("node {node} has no known address"))?;
+            tracing::info!(shard, node, "adding replica; waiting for it to catch up");
+            tokio::time::timeout(CATCH_UP_TIMEOUT, g.add_learner(node, &addr))
+                .await
+                .map_err(|_| {
+                    format!("node {node} did not catch up with shard {shard} in time")
+                })??;
+            let mut next = voters;
+            next.insert(node);
+            g.set_voters(next, false).await?;
+            tracing::info!(shard, node, "replica promoted to voter");
+        }
+        Some(Step::Remove(node)) => {
+            let mut next = voters;
+            next.remove(&node);
+            g.set_voters(next, false).await?;
+            tracing::info!(shard, node, "replica removed");
+        }
+        Some(Step::DropLearners(nodes)) => {
+            g.remove_nodes(nodes.clone()).await?;
+            tracing::info!(shard, ?nodes, "dropped stray learners");
+        }
+        None => {}
+    }
+    if g.is_leader() && needs_report(&shards.cluster(), g) {
+        let nodes = g.voters().into_iter().collect();
+        meta_client::submit(shards, MetaCommand::ReportVoters { shard, nodes }).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(v: &[NodeId]) -> BTreeSet<NodeId> {
+        v.iter().copied().collect()
+    }
+
+    #[test]
+    fn adds_before_removing_and_drops_stray_learners_last() {
+        let none = BTreeSet::new();
+        assert_eq!(
+            next_step(&[1, 2, 4], &set(&[1, 2, 3]), &none),
+            Some(Step::Add(4))
+        );
+        assert_eq!(
+            next_step(&[1, 2, 4], &set(&[1, 2, 3, 4]), &none),
+            Some(Step::Remove(3))
+        );
+        assert_eq!(
+            next_step(&[1, 2, 4], &set(&[1, 2, 4]), &set(&[5])),
+            Some(Step::DropLearners(set(&[5])))
+        );
+        assert_eq!(next_step(&[1, 2, 4], &set(&[1, 2, 4]), &none), None);
+        assert_eq!(next_step(&[], &set(&[1]), &none), None);
+    }
+}

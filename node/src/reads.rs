@@ -1,0 +1,163 @@
+//! Shard reads for queries: served by the shard's leader after a linearizability
+//! check (locally when this node leads, over the peer RPC otherwise), and, when the
+//! shard has no leader, from a replica with the result marked stale.
+
+use kelemetry_core::state::{ShardRead, ShardReadResult};
+use kelemetry_proto::kelemetry::cluster::v1::ReadRequest;
+use kelemetry_raft::{ShardRaft, ShardSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a leader may take to confirm its leadership for a read.
+const LINEARIZE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why this node did not serve a read.
+#[derive(Debug)]
+pub enum ServeError {
+    /// This node does not lead the shard (or holds no replica); the leader it knows.
+    NotLeader(Option<u64>),
+    /// The read failed.
+    Failed(String),
+}
+
+/// A read answered, and whether it may be stale.
+pub type Answer = (ShardReadResult, bool);
+
+fn run(g: &ShardRaft, read: &ShardRead, stale: bool) -> Result<Answer, ServeError> {
+    read.run(g.reader())
+        .map(|r| (r, stale))
+        .map_err(|e| ServeError::Failed(e.to_string()))
+}
+
+/// Serves a read with this node's replica: linearizable when this node leads the
+/// shard; otherwise only with `allow_stale` (and then marked stale).
+pub async fn serve_read(
+    shards: &ShardSet,
+    shard: u32,
+    read: &ShardRead,
+    allow_stale: bool,
+) -> Result<Answer, ServeError> {
+    let Some(g) = shards.local(shard) else {
+        return Err(ServeError::NotLeader(shards.leader_hint(shard)));
+    };
+    if g.is_leader()
+        && matches!(
+            tokio::time::timeout(LINEARIZE_TIMEOUT, g.ensure_linearizable()).await,
+            Ok(Ok(()))
+        )
+    {
+        return run(&g, read, false);
+    }
+    if allow_stale {
+        return run(&g, read, true);
+    }
+    Err(ServeError::NotLeader(g.leader()))
+}
+
+async fn remote(
+    shards: &ShardSet,
+    node: u64,
+    shard: u32,
+    body: &[u8],
+    allow_stale: bool,
+) -> Result<Answer, ServeError> {
+    let addr = shards
+        .peer_addr(node)
+        .ok_or_else(|| ServeError::Failed(format!("node {node} has no known address")))?;
+    let mut client = shards
+        .channels()
+        .client(&addr)
+        .map_err(ServeError::Failed)?;
+    let reply = tokio::time::timeout(
+        LINEARIZE_TIMEOUT * 2,
+        client.read(ReadRequest {
+            shard,
+            read: body.to_vec(),
+            allow_stale,
+        }),
+    )
+    .await
+    .map_err(|_| ServeError::Failed(format!("node {node} did not answer a read in time")))?
+    .map_err(|s| ServeError::Failed(format!("reading from node {node}: {}", s.message())))?
+    .into_inner();
+    if reply.not_leader {
+        return Err(ServeError::NotLeader(reply.leader));
+    }
+    if !reply.error.is_empty() {
+        return Err(ServeError::Failed(reply.error));
+    }
+    let result = postcard::from_bytes(&reply.result)
+        .map_err(|e| ServeError::Failed(format!("undecodable read result: {e}")))?;
+    Ok((result, reply.stale))
+}
+
+/// Reads a shard at its leader (following one redirect); when no leader answers,
+/// from this node's replica or any replica the placement names, marked stale.
+pub async fn read(shards: &ShardSet, shard: u32, read: &ShardRead) -> Result<Answer, String> {
+    let mut leader = match serve_read(shards, shard, read, false).await {
+        Ok(a) => return Ok(a),
+        Err(ServeError::NotLeader(l)) => l,
+        Err(ServeError::Failed(e)) => return Err(e),
+    };
+    let body = postcard::to_stdvec(read).map_err(|e| e.to_string())?;
+    let mut tried = Vec::new();
+    for _ in 0..2 {
+        let Some(node) = leader.filter(|n| *n != shards.node_id() && !tried.contains(n)) else {
+            break;
+        };
+        tried.push(node);
+        match remote(shards, node, shard, &body, false).await {
+            Ok(a) => {
+                shards.note_leader(shard, node);
+                return Ok(a);
+            }
+            Err(ServeError::NotLeader(next)) => leader = next,
+            Err(ServeError::Failed(e)) => {
+                tracing::debug!(shard, node, error = %e, "leader read failed");
+                shards.forget_leader(shard);
+                break;
+            }
+        }
+    }
+    if let Ok(a) = serve_read(shards, shard, read, true).await {
+        return Ok(a);
+    }
+    let replicas = shards.cluster().voters.get(&shard).cloned();
+    let mut last = format!("shard {shard} has no reachable replica");
+    for node in replicas.unwrap_or_default() {
+        if node == shards.node_id() {
+            continue;
+        }
+        match remote(shards, node, shard, &body, true).await {
+            Ok(a) => return Ok(a),
+            Err(ServeError::Failed(e)) => last = e,
+            Err(ServeError::NotLeader(_)) => {}
+        }
+    }
+    Err(last)
+}
+
+/// Runs one read on each of several shards concurrently; answers in input order.
+pub async fn read_many(
+    shards: &Arc<ShardSet>,
+    reads: Vec<(u32, ShardRead)>,
+) -> Vec<(u32, Result<Answer, String>)> {
+    let tasks: Vec<(u32, tokio::task::JoinHandle<Result<Answer, String>>)> = reads
+        .into_iter()
+        .map(|(shard, r)| {
+            let shards = shards.clone();
+            (
+                shard,
+                tokio::spawn(async move { read(&shards, shard, &r).await }),
+            )
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for (shard, task) in tasks {
+        let result = task
+            .await
+            .unwrap_or_else(|e| Err(format!("shard {shard} read task failed: {e}")));
+        out.push((shard, result));
+    }
+    out
+}
