@@ -2,6 +2,7 @@
 
 use crate::cli::ClusterCommand;
 use anyhow::Context;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -9,32 +10,94 @@ use std::time::Duration;
 pub fn run(cmd: &ClusterCommand) -> anyhow::Result<()> {
     match cmd {
         ClusterCommand::Status { target } => status(target),
+        ClusterCommand::Drain {
+            node,
+            target,
+            no_wait,
+            timeout,
+        } => drain(*node, target, *no_wait, *timeout),
     }
 }
 
-fn status(target: &str) -> anyhow::Result<()> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
         .build()
-        .into();
-    let url = format!("{}/cluster/status", target.trim_end_matches('/'));
+        .into()
+}
+
+fn get_json(agent: &ureq::Agent, base: &str, path: &str) -> anyhow::Result<Value> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
     let body = agent
         .get(&url)
         .call()
-        .with_context(|| format!("--target {target}: cannot reach the node"))?
+        .with_context(|| format!("--target {base}: cannot reach the node"))?
         .body_mut()
         .read_to_string()?;
-    let v: serde_json::Value =
-        serde_json::from_str(&body).with_context(|| format!("{url}: not JSON"))?;
+    serde_json::from_str(&body).with_context(|| format!("{url}: not JSON"))
+}
+
+/// Every shard's leader as the nodes holding it see them: the target's status,
+/// completed from the status of each member (a node knows leaders of its own
+/// replicas only).
+fn leaders(agent: &ureq::Agent, v: &Value) -> BTreeMap<u64, u64> {
+    let mut out = BTreeMap::new();
+    let mut views = vec![v.clone()];
+    for n in v["nodes"].as_array().into_iter().flatten() {
+        let addr = n["http_addr"].as_str().unwrap_or_default();
+        if addr.is_empty() || n["state"] == "removed" || n["id"] == v["node"] {
+            continue;
+        }
+        if let Ok(view) = get_json(agent, &format!("http://{addr}"), "/cluster/status") {
+            views.push(view);
+        }
+    }
+    for view in views {
+        for s in view["shards"].as_array().into_iter().flatten() {
+            if let (Some(shard), Some(leader)) = (s["shard"].as_u64(), s["leader"].as_u64()) {
+                out.entry(shard).or_insert(leader);
+            }
+        }
+    }
+    out
+}
+
+fn status(target: &str) -> anyhow::Result<()> {
+    let agent = agent();
+    let v = get_json(&agent, target, "/cluster/status")?;
+    println!(
+        "as seen by node {} (metadata leader: {})",
+        v["node"], v["metadata_leader"]
+    );
+    println!("{:>6}  {:>10}  {:>9}", "node", "state", "replicas");
+    for n in v["nodes"].as_array().into_iter().flatten() {
+        println!(
+            "{:>6}  {:>10}  {:>9}",
+            n["id"],
+            n["state"].as_str().unwrap_or("?"),
+            n["replicas"]
+        );
+    }
+    let leaders = leaders(&agent, &v);
     let shards = v["shards"].as_array().cloned().unwrap_or_default();
     let mut per_leader: BTreeMap<String, usize> = BTreeMap::new();
-    println!("as seen by node {}", v["node"]);
-    println!("{:>6}  {:>8}  {:>6}", "shard", "leader", "term");
+    println!(
+        "{:>6}  {:>8}  {:<16}  {}",
+        "shard", "leader", "replicas", "moving"
+    );
     for s in &shards {
-        let leader = s["leader"]
+        let leader = s["shard"]
             .as_u64()
+            .and_then(|id| leaders.get(&id))
             .map_or_else(|| "none".to_string(), |l| l.to_string());
-        println!("{:>6}  {:>8}  {:>6}", s["shard"], leader, s["term"]);
+        println!(
+            "{:>6}  {:>8}  {:<16}  {}",
+            s["shard"],
+            leader,
+            s["replicas"].to_string(),
+            if s["moving"] == true { "yes" } else { "" }
+        );
         *per_leader.entry(leader).or_default() += 1;
     }
     let spread: Vec<String> = per_leader
@@ -46,4 +109,48 @@ fn status(target: &str) -> anyhow::Result<()> {
         anyhow::bail!("some shards have no leader");
     }
     Ok(())
+}
+
+fn drain(node: u64, target: &str, no_wait: bool, timeout: Duration) -> anyhow::Result<()> {
+    let agent = agent();
+    let url = format!("{}/cluster/drain", target.trim_end_matches('/'));
+    let mut resp = agent
+        .post(&url)
+        .header("content-type", "application/json")
+        .send(serde_json::json!({ "node": node }).to_string())
+        .with_context(|| format!("--target {target}: cannot reach the node"))?;
+    let code = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string()?;
+    anyhow::ensure!(code == 202, "drain of node {node} refused ({code}): {body}");
+    if no_wait {
+        println!("node {node} is draining");
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let v = get_json(&agent, target, "/cluster/status")?;
+        let member = v["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["id"] == node)
+            .cloned()
+            .unwrap_or_default();
+        let state = member["state"].as_str().unwrap_or("unknown");
+        eprint!(
+            "\rnode {node}: {state}, {} replicas left, {} shards moving   ",
+            member["replicas"], v["shards_moving"]
+        );
+        if state == "removed" {
+            eprintln!();
+            println!("node {node} drained and removed");
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "node {node} still {state} after --timeout {}",
+            humantime::format_duration(timeout)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }

@@ -40,6 +40,25 @@ pub enum ClusterCommand {
         )]
         target: String,
     },
+    /// Move every replica and all leadership off a node, then mark it removed;
+    /// prints progress until done.
+    Drain {
+        /// Id of the node to drain.
+        node: u64,
+        /// Base URL of any node's webhook/admin server.
+        #[arg(
+            long,
+            env = "KELEMETRY_TARGET",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        target: String,
+        /// Return once the drain is accepted instead of waiting for it to finish.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this long.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
 }
 
 /// Flags of `kelemetry demo`.

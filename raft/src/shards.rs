@@ -13,7 +13,7 @@ use kelemetry_core::state::ShardContext;
 use kelemetry_core::{Proposal, ProposalOutcome};
 use kelemetry_proto::kelemetry::cluster::v1::RaftKind;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ChangeMembers, Config, Raft, SnapshotPolicy};
+use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -159,12 +159,19 @@ impl ShardRaft {
     pub fn leader(&self) -> Option<NodeId> {
         let m = self.raft.metrics().borrow().clone();
         let leader = m.current_leader?;
-        let voters = m.membership_config.membership().voter_ids().count();
-        let isolated = leader == self.node_id
-            && voters > 1
+        if leader != self.node_id {
+            return Some(leader);
+        }
+        // A leader that removed itself from the group keeps its vote (and openraft's
+        // metrics keep naming it) after stepping down; it leads nothing any more.
+        let membership = m.membership_config.membership();
+        let voters = membership.voter_ids().count();
+        let leading =
+            m.state == ServerState::Leader && membership.voter_ids().any(|v| v == self.node_id);
+        let isolated = voters > 1
             && m.millis_since_quorum_ack
                 .is_some_and(|ms| ms > QUORUM_STALE_MS);
-        (!isolated).then_some(leader)
+        (leading && !isolated).then_some(leader)
     }
 
     /// The current term.

@@ -346,3 +346,217 @@ async fn peers_talk_over_mutual_tls_and_refuse_plaintext() {
         "plaintext peer RPC must fail against a TLS peer port"
     );
 }
+
+/// Posts lifecycles through the given webhook addresses (round-robin, retrying like
+/// the API server) until told to stop; returns every acknowledged batch.
+fn load(
+    targets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Value>> {
+    std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let t0 = start_of_recent_window();
+        let mut acked = Vec::new();
+        let mut k = 0usize;
+        let mut d = 0i64;
+        while !stop.load(Ordering::SeqCst) {
+            let (batches, _) =
+                deployment_lifecycle("default", &format!("scale{d}"), t0 + d * 1_000_000);
+            d += 1;
+            for b in batches {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    let addr = {
+                        let t = targets.lock().unwrap();
+                        k += 1;
+                        t[k % t.len()].clone()
+                    };
+                    let ok = agent
+                        .post(format!("http://{addr}/audit/{CLUSTER}"))
+                        .header("content-type", "application/json")
+                        .send(b.to_string())
+                        .is_ok_and(|r| r.status() == 200);
+                    if ok {
+                        break;
+                    }
+                    assert!(Instant::now() < deadline, "batch never acknowledged");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                acked.push(b);
+            }
+        }
+        acked
+    })
+}
+
+/// Waits until `check` holds for the status `node` reports.
+fn wait_status(node: &Node, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let (_, status) = node.http_get_json("/cluster/status");
+        if check(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what}: {status}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn member_states(status: &Value) -> BTreeMap<u64, (String, u64)> {
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_u64().unwrap(),
+                (
+                    n["state"].as_str().unwrap().to_string(),
+                    n["replicas"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn growing_three_to_five_and_draining_back_under_load_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = 16u64;
+    let (mut nodes, addrs) = start_cluster(dir.path(), "16", &[]);
+    let targets = std::sync::Arc::new(std::sync::Mutex::new(
+        nodes.iter().map(|n| n.http.clone()).collect::<Vec<_>>(),
+    ));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = load(targets.clone(), stop.clone());
+
+    // Grow: nodes 3 and 4 join through node 0 while the load runs.
+    for id in [3u64, 4] {
+        let data = dir.path().join(format!("n{id}"));
+        std::fs::create_dir_all(&data).unwrap();
+        let peer = format!("127.0.0.1:{}", free_port());
+        let id_s = id.to_string();
+        let mut n = Node::start_no_wait(
+            &data,
+            &[
+                "--shards",
+                "16",
+                "--node-id",
+                &id_s,
+                "--join",
+                &addrs[0],
+                "--peer-addr",
+                &peer,
+            ],
+        );
+        n.wait_ready();
+        targets.lock().unwrap().push(n.http.clone());
+        nodes.push(n);
+    }
+    // Each node ends with about its share of the 48 replicas (9.6), by rendezvous
+    // hashing over five members.
+    let share = shards * 3 / 5;
+    let grown = wait_status(&nodes[0], "five active members with their share", |s| {
+        let m = member_states(s);
+        m.len() == 5
+            && m.values()
+                .all(|(state, n)| state == "active" && n.abs_diff(share) <= 4)
+            && s["shards_moving"] == 0
+    });
+    assert_eq!(
+        member_states(&grown).values().map(|(_, n)| n).sum::<u64>(),
+        shards * 3
+    );
+
+    // Drain back to three: node 3 with the CLI, node 4 over HTTP.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kelemetry"))
+        .args([
+            "cluster",
+            "drain",
+            "3",
+            "--target",
+            &format!("http://{}", nodes[1].http),
+            "--timeout",
+            "4m",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "drain 3: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("replicas left"));
+    let (code, body) = nodes[2].post_raw("/cluster/drain", br#"{"node": 4}"#);
+    assert_eq!(code, 202, "{body}");
+    let (code, body) = nodes[2].post_raw("/cluster/drain", br#"{"node": 9}"#);
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["error"]["field"], "node");
+    let drained = wait_status(&nodes[0], "nodes 3 and 4 removed", |s| {
+        let m = member_states(s);
+        m[&3].0 == "removed" && m[&4].0 == "removed" && s["shards_moving"] == 0
+    });
+    for id in 0..3u64 {
+        assert_eq!(
+            member_states(&drained)[&id].1,
+            shards,
+            "node {id}: {drained}"
+        );
+    }
+    targets.lock().unwrap().truncate(3);
+    stop.store(true, Ordering::SeqCst);
+    let acked = writer.join().unwrap();
+    assert!(
+        acked.len() > 20,
+        "the load ran throughout ({} batches)",
+        acked.len()
+    );
+
+    // Removed nodes delete their replicas.
+    for n in &nodes[3..] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, sums) = n.http_get_json("/cluster/checksums");
+            if sums["shards"].as_array().is_some_and(Vec::is_empty) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replicas left on a removed node: {sums}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    // Every acknowledged event is stored exactly once.
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    for b in &acked {
+        for id in audit_ids(b) {
+            *expected.entry(id).or_default() += 1;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, ids) = nodes[0].http_get_json("/cluster/audit-ids");
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for id in ids["audit_ids"].as_array().unwrap() {
+            *seen.entry(id.as_str().unwrap().to_string()).or_default() += 1;
+        }
+        if seen == expected {
+            break;
+        }
+        let missing = expected.keys().filter(|k| !seen.contains_key(*k)).count();
+        let dupes = seen.values().filter(|v| **v > 1).count();
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} acknowledged events missing, {dupes} duplicated",
+            expected.len()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
