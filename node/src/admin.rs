@@ -83,8 +83,8 @@ fn status(target: &str) -> anyhow::Result<()> {
     let shards = v["shards"].as_array().cloned().unwrap_or_default();
     let mut per_leader: BTreeMap<String, usize> = BTreeMap::new();
     println!(
-        "{:>6}  {:>8}  {:<16}  {}",
-        "shard", "leader", "replicas", "moving"
+        "{:>6}  {:>8}  {:<16}  moving",
+        "shard", "leader", "replicas"
     );
     for s in &shards {
         let leader = s["shard"]
