@@ -15,76 +15,106 @@ fn get(agent: &ureq::Agent, node: &NodeProc, path: &str) -> Option<Value> {
     serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()
 }
 
-fn leaders(agent: &ureq::Agent, node: &NodeProc) -> Option<Vec<Option<u64>>> {
+/// The shards `node` holds a replica of (as the placement says), with the leader it
+/// sees for each.
+fn local_leaders(agent: &ureq::Agent, node: &NodeProc) -> Option<BTreeMap<u32, Option<u64>>> {
     let v = get(agent, node, "/cluster/status")?;
+    let me = v["node"].as_u64()?;
     Some(
         v["shards"]
             .as_array()?
             .iter()
-            .map(|s| s["leader"].as_u64())
+            .filter(|s| s["local"] == true)
+            .filter(|s| {
+                s["replicas"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|n| n.as_u64() == Some(me)))
+            })
+            .filter_map(|s| Some((s["shard"].as_u64()? as u32, s["leader"].as_u64())))
             .collect(),
     )
 }
 
-/// The leader of `shard` as `node` sees it.
-pub fn leader_of(agent: &ureq::Agent, node: &NodeProc, shard: u32) -> Option<u64> {
-    leaders(agent, node)?.get(shard as usize).copied().flatten()
+/// The leader of `shard` as the first node holding it sees it.
+pub fn leader_of(agent: &ureq::Agent, nodes: &[&NodeProc], shard: u32) -> Option<u64> {
+    nodes
+        .iter()
+        .filter_map(|n| local_leaders(agent, n)?.get(&shard).copied().flatten())
+        .next()
 }
 
-/// Waits until every survivor sees every shard led by a node other than `dead`.
+/// Whether every shard has a replica on some node of `nodes` and every such replica
+/// sees a leader other than `dead`.
+fn all_led(agent: &ureq::Agent, nodes: &[&NodeProc], dead: Option<u64>, shards: u32) -> bool {
+    let mut covered = BTreeSet::new();
+    for n in nodes {
+        let Some(view) = local_leaders(agent, n) else {
+            return false;
+        };
+        for (shard, leader) in view {
+            match leader {
+                Some(l) if Some(l) != dead => {
+                    covered.insert(shard);
+                }
+                _ => return false,
+            }
+        }
+    }
+    covered.len() == shards as usize
+}
+
+/// Waits until every shard is led by a live node, as the survivors see it.
 pub fn wait_leaders_alive(
     agent: &ureq::Agent,
     survivors: &[&NodeProc],
     dead: u64,
+    shards: u32,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    loop {
-        let ok = survivors.iter().all(|n| {
-            leaders(agent, n).is_some_and(|l| l.iter().all(|x| x.is_some_and(|id| id != dead)))
-        });
-        if ok {
-            return Ok(());
-        }
+    while !all_led(agent, survivors, Some(dead), shards) {
         if Instant::now() > deadline {
             bail!("shards still without a live leader {timeout:?} after killing node {dead}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    Ok(())
 }
 
-/// Waits until every running node sees every shard with a leader.
+/// Waits until every shard has a leader, as the running nodes see it.
 pub fn wait_all_led(
     agent: &ureq::Agent,
-    nodes: &[NodeProc],
+    nodes: &[&NodeProc],
+    shards: u32,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    loop {
-        let ok = nodes
-            .iter()
-            .filter(|n| n.running())
-            .all(|n| leaders(agent, n).is_some_and(|l| l.iter().all(Option::is_some)));
-        if ok {
-            return Ok(());
-        }
+    while !all_led(agent, nodes, None, shards) {
         if Instant::now() > deadline {
             bail!("some shard has no leader after {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    Ok(())
+}
+
+/// The cluster status as `node` reports it.
+pub fn status(agent: &ureq::Agent, node: &NodeProc) -> Option<Value> {
+    get(agent, node, "/cluster/status")
 }
 
 /// Violations found at the end of a run.
 #[derive(Debug, Default)]
 pub struct Verdict {
-    /// Acknowledged audit IDs missing on some node (counted once per node).
+    /// Acknowledged audit IDs stored nowhere, plus IDs one replica of a shard has
+    /// and another lacks.
     pub lost: usize,
-    /// Audit IDs stored more than once on some node.
+    /// Audit IDs stored more than once in a replica or in more than one shard.
     pub duplicated: usize,
-    /// Object spans beyond one per (object, window), summed over nodes.
+    /// Object spans beyond one per (object, window), summed over replicas.
     pub span_violations: u64,
-    /// Shards whose replicas differ at the same applied index.
+    /// Shards whose replicas differ at the same applied index, or that lack a
+    /// replica the placement names.
     pub replica_mismatches: usize,
 }
 
@@ -98,37 +128,80 @@ impl Verdict {
     }
 }
 
-/// Checks every invariant, giving replication up to a minute to converge.
-pub fn verify(
+/// One replica's audit IDs and span counts.
+struct Replica {
+    ids: BTreeMap<String, u32>,
+    object_spans: u64,
+    distinct_windows: u64,
+}
+
+/// Every shard replica the nodes report: (shard, node) -> replica.
+fn replicas(
     agent: &ureq::Agent,
-    nodes: &[NodeProc],
-    load: &LoadResult,
-    shards: u32,
-) -> anyhow::Result<Verdict> {
-    let acked: BTreeSet<&str> = load.acked_ids.iter().map(String::as_str).collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut verdict;
-    loop {
-        verdict = Verdict::default();
-        for n in nodes {
-            let Some(v) = get(agent, n, "/cluster/audit-ids") else {
-                bail!("node {} does not answer", n.id)
-            };
-            let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
-            for id in v["audit_ids"]
+    nodes: &[&NodeProc],
+) -> anyhow::Result<BTreeMap<(u32, u64), Replica>> {
+    let mut out = BTreeMap::new();
+    for n in nodes {
+        let Some(v) = get(agent, n, "/cluster/audit-ids") else {
+            bail!("node {} does not answer", n.id)
+        };
+        for s in v["shards"].as_array().into_iter().flatten() {
+            let mut ids = BTreeMap::new();
+            for id in s["audit_ids"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
             {
-                *counts.entry(id).or_default() += 1;
+                *ids.entry(id.to_string()).or_default() += 1;
             }
-            verdict.lost += acked.iter().filter(|id| !counts.contains_key(*id)).count();
-            verdict.duplicated += counts.values().filter(|c| **c > 1).count();
-            verdict.span_violations += v["object_spans"].as_u64().unwrap_or(0)
-                - v["distinct_object_windows"].as_u64().unwrap_or(0);
+            let shard = s["shard"].as_u64().unwrap_or(u64::MAX) as u32;
+            out.insert(
+                (shard, n.id),
+                Replica {
+                    ids,
+                    object_spans: s["object_spans"].as_u64().unwrap_or(0),
+                    distinct_windows: s["distinct_object_windows"].as_u64().unwrap_or(0),
+                },
+            );
         }
-        verdict.replica_mismatches = replica_mismatches(agent, nodes, shards);
+    }
+    Ok(out)
+}
+
+/// The voters of each shard as the placement records them.
+fn placement(agent: &ureq::Agent, nodes: &[&NodeProc]) -> Option<BTreeMap<u32, Vec<u64>>> {
+    let v = nodes
+        .iter()
+        .find_map(|n| get(agent, n, "/cluster/status"))?;
+    Some(
+        v["shards"]
+            .as_array()?
+            .iter()
+            .filter_map(|s| {
+                let voters = s["replicas"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(Value::as_u64)
+                    .collect();
+                Some((s["shard"].as_u64()? as u32, voters))
+            })
+            .collect(),
+    )
+}
+
+/// Checks every invariant over the nodes that hold replicas, giving replication up
+/// to a minute to converge: each acknowledged audit ID is in every replica of one
+/// shard exactly once, one object span per (object, window), equal checksums.
+pub fn verify(
+    agent: &ureq::Agent,
+    nodes: &[&NodeProc],
+    load: &LoadResult,
+    shards: u32,
+) -> anyhow::Result<Verdict> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let verdict = check_once(agent, nodes, load, shards)?;
         if verdict.ok() || Instant::now() > deadline {
             return Ok(verdict);
         }
@@ -136,27 +209,83 @@ pub fn verify(
     }
 }
 
-/// Shards whose checksums differ between nodes reporting the same applied index, or
-/// whose replicas have not converged to one index.
-fn replica_mismatches(agent: &ureq::Agent, nodes: &[NodeProc], shards: u32) -> usize {
-    let views: Vec<Value> = nodes
-        .iter()
-        .filter_map(|n| get(agent, n, "/cluster/checksums"))
-        .collect();
-    if views.len() != nodes.len() {
-        return shards as usize;
+fn check_once(
+    agent: &ureq::Agent,
+    nodes: &[&NodeProc],
+    load: &LoadResult,
+    shards: u32,
+) -> anyhow::Result<Verdict> {
+    let mut verdict = Verdict::default();
+    let Some(placement) = placement(agent, nodes) else {
+        bail!("no node reports the placement")
+    };
+    let replicas = replicas(agent, nodes)?;
+    let mut stored: BTreeMap<&str, u32> = BTreeMap::new();
+    for (shard, voters) in &placement {
+        let held: Vec<&Replica> = voters
+            .iter()
+            .filter_map(|n| replicas.get(&(*shard, *n)))
+            .collect();
+        if held.len() != voters.len() || held.is_empty() {
+            verdict.replica_mismatches += 1;
+            continue;
+        }
+        for r in &held {
+            verdict.duplicated += r.ids.values().filter(|c| **c > 1).count();
+            verdict.span_violations += r.object_spans - r.distinct_windows;
+        }
+        for id in held[0].ids.keys() {
+            *stored.entry(id.as_str()).or_default() += 1;
+        }
+        for r in &held[1..] {
+            verdict.lost += held[0]
+                .ids
+                .keys()
+                .filter(|id| !r.ids.contains_key(*id))
+                .count();
+        }
     }
-    (0..shards as usize)
+    verdict.duplicated += stored.values().filter(|c| **c > 1).count();
+    verdict.lost += load
+        .acked_ids
+        .iter()
+        .filter(|id| !stored.contains_key(id.as_str()))
+        .count();
+    verdict.replica_mismatches += replica_mismatches(agent, nodes, &placement, shards);
+    Ok(verdict)
+}
+
+/// Shards whose replicas (per the placement) differ at the same applied index, or
+/// have not converged to one index.
+fn replica_mismatches(
+    agent: &ureq::Agent,
+    nodes: &[&NodeProc],
+    placement: &BTreeMap<u32, Vec<u64>>,
+    shards: u32,
+) -> usize {
+    let mut sums: BTreeMap<(u32, u64), (Option<u64>, Option<String>)> = BTreeMap::new();
+    for n in nodes {
+        let Some(v) = get(agent, n, "/cluster/checksums") else {
+            return shards as usize;
+        };
+        for e in v["shards"].as_array().into_iter().flatten() {
+            let shard = e["shard"].as_u64().unwrap_or(u64::MAX) as u32;
+            sums.insert(
+                (shard, n.id),
+                (
+                    e["applied"].as_u64(),
+                    e["checksum"].as_str().map(str::to_string),
+                ),
+            );
+        }
+    }
+    (0..shards)
         .filter(|s| {
-            let pairs: BTreeSet<(Option<u64>, Option<String>)> = views
-                .iter()
-                .map(|v| {
-                    let e = &v["shards"][s];
-                    (
-                        e["applied"].as_u64(),
-                        e["checksum"].as_str().map(str::to_string),
-                    )
-                })
+            let pairs: BTreeSet<&(Option<u64>, Option<String>)> = placement
+                .get(s)
+                .into_iter()
+                .flatten()
+                .filter_map(|n| sums.get(&(*s, *n)))
                 .collect();
             pairs.len() != 1 || pairs.iter().any(|(a, _)| a.is_none())
         })

@@ -1,9 +1,11 @@
 //! `kelemetry-chaos`: starts a cluster of real node processes on loopback, drives an
 //! audit workload with known content through random nodes, kills shard leaders
-//! (SIGKILL) and restarts them during it, then checks that every acknowledged event
-//! is stored exactly once on every node, that every object has one object span per
-//! window, and that all replicas of each shard hold identical state. Prints a report
-//! and exits non-zero on any violation.
+//! (SIGKILL) and restarts them during it, and every few faults scales the cluster
+//! out (a node joins) or in (a node is drained, then stopped). At the end it checks
+//! that every acknowledged event is stored exactly once in every replica of its
+//! shard, that every object has one object span per window, and that all replicas of
+//! each shard hold identical state. Prints a report and exits non-zero on any
+//! violation.
 
 mod checks;
 mod node;
@@ -48,6 +50,12 @@ struct Opts {
     /// Run the workload without injecting faults (a throughput baseline).
     #[arg(long)]
     no_faults: bool,
+    /// Every this many faults, scale out or in instead of killing (0: never).
+    #[arg(long, default_value_t = 4)]
+    scale_every: u32,
+    /// Most nodes when scaling out (default: --nodes + 2).
+    #[arg(long)]
+    max_nodes: Option<u64>,
 }
 
 fn humantime_duration(s: &str) -> Result<Duration, String> {
@@ -92,6 +100,144 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// The cluster under test: node processes (retired ones stay, stopped) and the
+/// workload's address book.
+struct Cluster {
+    binary: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    shards: u32,
+    seed: u64,
+    nodes: Vec<NodeProc>,
+    retired: Vec<bool>,
+    agent: ureq::Agent,
+}
+
+impl Cluster {
+    fn live(&self) -> Vec<&NodeProc> {
+        self.nodes
+            .iter()
+            .zip(&self.retired)
+            .filter(|(n, r)| n.running() && !**r)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    fn add(&mut self, args: Vec<String>) -> anyhow::Result<usize> {
+        let id = self.nodes.len() as u64;
+        let mut n = NodeProc::new(id, &self.binary, &self.dir.join(format!("n{id}")), args);
+        n.start()?;
+        n.wait_up(&self.agent, Duration::from_secs(60))?;
+        self.nodes.push(n);
+        self.retired.push(false);
+        Ok(id as usize)
+    }
+
+    fn base_args(&self, id: u64, port: u16) -> Vec<String> {
+        vec![
+            "--node-id".into(),
+            id.to_string(),
+            "--peer-addr".into(),
+            format!("127.0.0.1:{port}"),
+            "--shards".into(),
+            self.shards.to_string(),
+        ]
+    }
+
+    /// Waits until `done` holds for the status a live node reports.
+    fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let live = self.live();
+            if live
+                .iter()
+                .find_map(|n| checks::status(&self.agent, n))
+                .is_some_and(|s| done(&s))
+            {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{what} not reached in {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A new node joins through a live node; returns once it holds its share and no
+    /// shard is moving.
+    fn scale_out(&mut self, targets: &workload::Targets) -> anyhow::Result<u64> {
+        let id = self.nodes.len() as u64;
+        let via = peer_addr_of(&self.agent, self.live()[0])?;
+        let mut args = self.base_args(id, peer_port(self.seed, id));
+        args.extend(["--join".into(), via]);
+        let i = self.add(args)?;
+        targets.push(&self.nodes[i]);
+        self.wait_status(
+            "joined node active with replicas",
+            Duration::from_secs(300),
+            |s| {
+                member(s, id)
+                    .is_some_and(|m| m["state"] == "active" && m["replicas"].as_u64() > Some(0))
+                    && s["shards_moving"] == 0
+            },
+        )?;
+        Ok(id)
+    }
+
+    /// Drains the newest live node, waits until it is removed, then stops it.
+    fn scale_in(&mut self, targets: &workload::Targets) -> anyhow::Result<u64> {
+        let victim = self
+            .live()
+            .iter()
+            .map(|n| n.id)
+            .max()
+            .context("no live node")?;
+        let via = self
+            .live()
+            .into_iter()
+            .find(|n| n.id != victim)
+            .context("no other live node")?
+            .http
+            .clone();
+        let mut r = self
+            .agent
+            .post(format!("http://{via}/cluster/drain"))
+            .header("content-type", "application/json")
+            .send(format!("{{\"node\": {victim}}}"))?;
+        anyhow::ensure!(
+            r.status() == 202,
+            "drain refused: {}",
+            r.body_mut().read_to_string()?
+        );
+        self.wait_status("drained node removed", Duration::from_secs(300), |s| {
+            member(s, victim).is_some_and(|m| m["state"] == "removed") && s["shards_moving"] == 0
+        })?;
+        let i = victim as usize;
+        targets.set_down(i, true);
+        self.nodes[i].kill();
+        self.retired[i] = true;
+        Ok(victim)
+    }
+}
+
+fn member(status: &serde_json::Value, id: u64) -> Option<&serde_json::Value> {
+    status["nodes"].as_array()?.iter().find(|m| m["id"] == id)
+}
+
+fn peer_addr_of(agent: &ureq::Agent, node: &NodeProc) -> anyhow::Result<String> {
+    let s = checks::status(agent, node).context("status")?;
+    let me = s["node"].as_u64().context("node id")?;
+    Ok(member(&s, me)
+        .and_then(|m| m["peer_addr"].as_str())
+        .context("own peer address")?
+        .to_string())
+}
+
 fn main() -> anyhow::Result<()> {
     let opts = Opts::parse();
     let binary = match &opts.node_bin {
@@ -107,45 +253,52 @@ fn main() -> anyhow::Result<()> {
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
         .into();
+    let mut cluster = Cluster {
+        binary,
+        dir: dir.path().to_path_buf(),
+        shards: opts.shards,
+        seed: opts.seed,
+        nodes: Vec::new(),
+        retired: Vec::new(),
+        agent: agent.clone(),
+    };
     let ports: Vec<u16> = (0..opts.nodes).map(|i| peer_port(opts.seed, i)).collect();
     let peers: String = (0..opts.nodes)
         .map(|i| format!("{i}=127.0.0.1:{}", ports[i as usize]))
         .collect::<Vec<_>>()
         .join(",");
-    let mut nodes: Vec<NodeProc> = (0..opts.nodes)
-        .map(|i| {
-            let args = vec![
-                "--node-id".into(),
-                i.to_string(),
-                "--peers".into(),
-                peers.clone(),
-                "--peer-addr".into(),
-                format!("127.0.0.1:{}", ports[i as usize]),
-                "--shards".into(),
-                opts.shards.to_string(),
-            ];
-            NodeProc::new(i, &binary, &dir.path().join(format!("n{i}")), args)
-        })
-        .collect();
-    for n in &mut nodes {
+    for i in 0..opts.nodes {
+        let mut args = cluster.base_args(i, ports[i as usize]);
+        args.extend(["--peers".into(), peers.clone()]);
+        let mut n = NodeProc::new(i, &cluster.binary, &cluster.dir.join(format!("n{i}")), args);
         n.start()?;
+        cluster.nodes.push(n);
+        cluster.retired.push(false);
     }
-    for n in &mut nodes {
+    for n in &mut cluster.nodes {
         n.wait_up(&agent, Duration::from_secs(60))?;
     }
-    checks::wait_all_led(&agent, &nodes, Duration::from_secs(60))?;
+    checks::wait_all_led(
+        &agent,
+        &cluster.live(),
+        opts.shards,
+        Duration::from_secs(60),
+    )?;
+    let max_nodes = opts.max_nodes.unwrap_or(opts.nodes + 2);
     println!(
-        "kelemetry-chaos: {} nodes, {} shards, faults every {:?} for {:?}",
-        opts.nodes, opts.shards, opts.interval, opts.duration
+        "kelemetry-chaos: {} nodes (scaling between {} and {max_nodes}), {} shards, faults every {:?} for {:?}",
+        opts.nodes, opts.nodes, opts.shards, opts.interval, opts.duration
     );
 
-    let targets = workload::Targets::new(&nodes);
+    let targets = workload::Targets::new(&cluster.nodes);
     let stop = Arc::new(AtomicBool::new(false));
     let load = workload::start(targets.clone(), stop.clone(), opts.clients);
     let mut rng = Rng(opts.seed.max(1));
     let mut recoveries = Vec::new();
+    let mut scale_times: Vec<(&str, Duration)> = Vec::new();
+    let mut growing = true;
     let started = Instant::now();
-    let mut faults = 0;
+    let mut faults = 0u32;
     while started.elapsed() < opts.duration {
         std::thread::sleep(
             opts.interval
@@ -154,37 +307,62 @@ fn main() -> anyhow::Result<()> {
         if opts.no_faults || started.elapsed() >= opts.duration {
             continue;
         }
-        let live: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].running()).collect();
-        let observer = &nodes[live[0]];
-        let shard = rng.below(u64::from(opts.shards)) as u32;
-        let victim = checks::leader_of(&agent, observer, shard)
-            .unwrap_or(live[rng.below(live.len() as u64) as usize] as u64)
-            as usize;
-        nodes[victim].kill();
-        targets.set_down(victim, true);
         faults += 1;
+        if opts.scale_every > 0 && faults % opts.scale_every == 0 {
+            let live = cluster.live().len() as u64;
+            growing = (growing && live < max_nodes) || live <= opts.nodes;
+            let t = Instant::now();
+            let (kind, id) = if growing {
+                ("scale-out", cluster.scale_out(&targets)?)
+            } else {
+                ("scale-in", cluster.scale_in(&targets)?)
+            };
+            scale_times.push((kind, t.elapsed()));
+            println!("  fault {faults}: {kind} of node {id} finished after {:?} ({} live nodes); acked so far {}", t.elapsed(), cluster.live().len(), load.acked_events());
+            continue;
+        }
+        let live = cluster.live();
+        let shard = rng.below(u64::from(opts.shards)) as u32;
+        let victim = checks::leader_of(&agent, &live, shard)
+            .unwrap_or(live[rng.below(live.len() as u64) as usize].id)
+            as usize;
+        cluster.nodes[victim].kill();
+        targets.set_down(victim, true);
         let killed_at = Instant::now();
-        let survivors: Vec<&NodeProc> = nodes.iter().filter(|n| n.running()).collect();
-        checks::wait_leaders_alive(&agent, &survivors, victim as u64, Duration::from_secs(60))?;
+        checks::wait_leaders_alive(
+            &agent,
+            &cluster.live(),
+            victim as u64,
+            opts.shards,
+            Duration::from_secs(60),
+        )?;
         let recovery = killed_at.elapsed();
         recoveries.push(recovery);
         println!("  fault {faults}: killed node {victim} (leader of shard {shard}); all shards led by live nodes after {recovery:?}; acked so far {}", load.acked_events());
         std::thread::sleep(opts.down.saturating_sub(recovery));
-        nodes[victim].start()?;
-        nodes[victim].wait_up(&agent, Duration::from_secs(60))?;
-        targets.update(victim, &nodes[victim]);
+        cluster.nodes[victim].start()?;
+        cluster.nodes[victim].wait_up(&agent, Duration::from_secs(60))?;
+        targets.update(victim, &cluster.nodes[victim]);
         targets.set_down(victim, false);
     }
     stop.store(true, Ordering::SeqCst);
     let result = load.join();
     let elapsed = started.elapsed();
-    checks::wait_all_led(&agent, &nodes, Duration::from_secs(60))?;
-    let verdict = checks::verify(&agent, &nodes, &result, opts.shards)?;
+    checks::wait_all_led(
+        &agent,
+        &cluster.live(),
+        opts.shards,
+        Duration::from_secs(60),
+    )?;
+    let verdict = checks::verify(&agent, &cluster.live(), &result, opts.shards)?;
     recoveries.sort();
     println!("---");
     println!(
-        "faults injected: {faults} (SIGKILL of a shard leader, restart after {:?})",
-        opts.down
+        "faults injected: {faults}: {} SIGKILLs of a shard leader (restart after {:?}), {} scale-outs, {} scale-ins",
+        recoveries.len(),
+        opts.down,
+        scale_times.iter().filter(|(k, _)| *k == "scale-out").count(),
+        scale_times.iter().filter(|(k, _)| *k == "scale-in").count(),
     );
     println!(
         "batches acknowledged: {}, events acknowledged: {}, attempts refused or failed: {}",
@@ -201,6 +379,13 @@ fn main() -> anyhow::Result<()> {
         percentile(&recoveries, 0.5),
         percentile(&recoveries, 0.99),
         recoveries.last().copied().unwrap_or_default()
+    );
+    let mut scaling: Vec<Duration> = scale_times.iter().map(|(_, d)| *d).collect();
+    scaling.sort();
+    println!(
+        "scale time (join or drain -> placement settled): p50 {:?} max {:?}",
+        percentile(&scaling, 0.5),
+        scaling.last().copied().unwrap_or_default()
     );
     println!(
         "lost: {}, duplicated: {}, object-span violations: {}, replica mismatches: {}",

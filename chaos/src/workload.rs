@@ -35,6 +35,13 @@ impl Targets {
         }
     }
 
+    /// Adds a new node's address; returns its index.
+    pub fn push(&self, node: &NodeProc) -> usize {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        t.push((node.http.clone(), false));
+        t.len() - 1
+    }
+
     fn pick(&self, k: u64) -> Option<String> {
         let t = self.0.lock().ok()?;
         let live: Vec<&String> = t.iter().filter(|(_, down)| !down).map(|(a, _)| a).collect();

@@ -98,46 +98,58 @@ pub async fn checksums(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({"node": state.shards.node_id(), "shards": shards}))
 }
 
-/// Every audit ID stored on this node (one entry per event span), and the number of
-/// object spans next to the number of distinct (object, window) pairs: the chaos
-/// harness checks exactly-once storage and one object span per window with it.
+/// Every audit ID stored in each of this node's shard replicas (one entry per event
+/// span), and per replica the number of object spans next to the number of distinct
+/// (object, window) pairs: the chaos harness checks exactly-once storage and one
+/// object span per window with it. `audit_ids` at the top lists all of them.
 pub async fn audit_ids(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let mut all = Vec::new();
+    let mut per_shard = Vec::new();
+    let mut errors = Vec::new();
+    for s in state.shards.locals() {
+        match replica_audit_ids(s.reader()) {
+            Ok((ids, objects, distinct)) => {
+                all.extend(ids.iter().cloned());
+                per_shard.push(json!({"shard": s.shard(), "audit_ids": ids,
+                    "object_spans": objects, "distinct_object_windows": distinct}));
+            }
+            Err(e) => errors.push(format!("shard {}: {e}", s.shard())),
+        }
+    }
+    Json(json!({"audit_ids": all, "shards": per_shard, "errors": errors}))
+}
+
+/// Audit IDs, object span count and distinct (object, window) count of one replica.
+fn replica_audit_ids(
+    r: &kelemetry_raft::engine::PrefixView,
+) -> Result<(Vec<String>, u64, usize), String> {
     use kelemetry_core::model::{EventSpanRecord, ObjectSpanRecord};
     use kelemetry_core::state::schema::{decode, prefix_end, EVENT, OBJECT};
     use kelemetry_core::state::KvRead;
     let mut ids = Vec::new();
     let mut objects = 0u64;
     let mut distinct = std::collections::BTreeSet::new();
-    let mut errors = Vec::new();
-    for s in state.shards.locals() {
-        let r = s.reader();
-        let scanned = r.scan(&[EVENT], &prefix_end(&[EVENT]), &mut |k, v| {
-            match decode::<EventSpanRecord>(k, v) {
-                Ok(e) => ids.extend(
-                    e.tags
-                        .into_iter()
-                        .filter(|(t, _)| t == "auditId")
-                        .map(|(_, v)| v),
-                ),
-                Err(e) => errors.push(e.to_string()),
-            }
-            true
-        });
-        let counted = r.scan(&[OBJECT], &prefix_end(&[OBJECT]), &mut |k, v| {
-            objects += 1;
-            if let Ok(o) = decode::<ObjectSpanRecord>(k, v) {
-                distinct.insert((o.key, o.window.start_us));
-            }
-            true
-        });
-        errors.extend(
-            [scanned, counted]
-                .into_iter()
-                .filter_map(Result::err)
-                .map(|e| e.to_string()),
-        );
-    }
-    Json(
-        json!({"audit_ids": ids, "object_spans": objects, "distinct_object_windows": distinct.len(), "errors": errors}),
-    )
+    let mut bad = None;
+    r.scan(&[EVENT], &prefix_end(&[EVENT]), &mut |k, v| {
+        match decode::<EventSpanRecord>(k, v) {
+            Ok(e) => ids.extend(
+                e.tags
+                    .into_iter()
+                    .filter(|(t, _)| t == "auditId")
+                    .map(|(_, v)| v),
+            ),
+            Err(e) => bad = Some(e.to_string()),
+        }
+        true
+    })
+    .map_err(|e| e.to_string())?;
+    r.scan(&[OBJECT], &prefix_end(&[OBJECT]), &mut |k, v| {
+        objects += 1;
+        if let Ok(o) = decode::<ObjectSpanRecord>(k, v) {
+            distinct.insert((o.key, o.window.start_us));
+        }
+        true
+    })
+    .map_err(|e| e.to_string())?;
+    bad.map_or(Ok((ids, objects, distinct.len())), Err)
 }
