@@ -308,7 +308,7 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         faults += 1;
-        if opts.scale_every > 0 && faults % opts.scale_every == 0 {
+        if opts.scale_every > 0 && faults.is_multiple_of(opts.scale_every) {
             let live = cluster.live().len() as u64;
             growing = (growing && live < max_nodes) || live <= opts.nodes;
             let t = Instant::now();
