@@ -51,7 +51,9 @@ pub async fn serve_read(
     if allow_stale {
         return run(&g, read, true);
     }
-    Err(ServeError::NotLeader(g.leader()))
+    Err(ServeError::NotLeader(
+        g.leader().or_else(|| shards.leader_hint(shard)),
+    ))
 }
 
 async fn remote(

@@ -116,7 +116,10 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     ));
     let (peer_addr, peer) =
         serve_grpc("peer", args.peer_addr, peer_router, stop_rx.clone()).await?;
-    if !shards.wait_for_leaders(LEADER_WAIT).await {
+    // A node asking to join has no metadata leader until it is admitted, which needs
+    // the servers below: it does not wait.
+    let joining = !args.join.is_empty() && shards.cluster().members.is_empty();
+    if !joining && !shards.wait_for_leaders(LEADER_WAIT).await {
         tracing::warn!("not every shard has a leader yet; /readyz reports which");
     }
     let pipeline_settings = PipelineSettings {

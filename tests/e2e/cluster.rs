@@ -471,6 +471,25 @@ fn growing_three_to_five_and_draining_back_under_load_loses_nothing() {
         member_states(&grown).values().map(|(_, n)| n).sum::<u64>(),
         shards * 3
     );
+    // A joined node answers queries for shards it holds no replica of (reads go to
+    // their leaders), complete and not marked stale.
+    let found = nodes[3].search(
+        "tracing",
+        &[("resource", "deployments"), ("name", "scale0")],
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    let root = &found[0]["spans"][0];
+    assert!(root["warnings"].is_null(), "{root}");
+    assert_eq!(
+        found[0]["spans"].as_array().unwrap().len(),
+        nodes[0].search(
+            "tracing",
+            &[("resource", "deployments"), ("name", "scale0")]
+        )[0]["spans"]
+            .as_array()
+            .unwrap()
+            .len()
+    );
 
     // Drain back to three: node 3 with the CLI, node 4 over HTTP.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kelemetry"))
