@@ -53,6 +53,10 @@ struct Opts {
     /// Every this many faults, scale out or in instead of killing (0: never).
     #[arg(long, default_value_t = 4)]
     scale_every: u32,
+    /// Every this many faults (that are not scaling), pause the leader (SIGSTOP for
+    /// --down, then SIGCONT) instead of killing it (0: never).
+    #[arg(long, default_value_t = 3)]
+    pause_every: u32,
     /// Most nodes when scaling out (default: --nodes + 2).
     #[arg(long)]
     max_nodes: Option<u64>,
@@ -113,6 +117,16 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Waits until every shard has a leader, as the live nodes see it.
+    fn wait_all_led(&self) -> anyhow::Result<()> {
+        checks::wait_all_led(
+            &self.agent,
+            &self.live(),
+            self.shards,
+            Duration::from_secs(60),
+        )
+    }
+
     fn live(&self) -> Vec<&NodeProc> {
         self.nodes
             .iter()
@@ -278,12 +292,7 @@ fn main() -> anyhow::Result<()> {
     for n in &mut cluster.nodes {
         n.wait_up(&agent, Duration::from_secs(60))?;
     }
-    checks::wait_all_led(
-        &agent,
-        &cluster.live(),
-        opts.shards,
-        Duration::from_secs(60),
-    )?;
+    cluster.wait_all_led()?;
     let max_nodes = opts.max_nodes.unwrap_or(opts.nodes + 2);
     println!(
         "kelemetry-chaos: {} nodes (scaling between {} and {max_nodes}), {} shards, faults every {:?} for {:?}",
@@ -299,6 +308,8 @@ fn main() -> anyhow::Result<()> {
     let mut growing = true;
     let started = Instant::now();
     let mut faults = 0u32;
+    let mut kills = 0u32;
+    let mut pauses = 0u32;
     while started.elapsed() < opts.duration {
         std::thread::sleep(
             opts.interval
@@ -326,40 +337,52 @@ fn main() -> anyhow::Result<()> {
         let victim = checks::leader_of(&agent, &live, shard)
             .unwrap_or(live[rng.below(live.len() as u64) as usize].id)
             as usize;
-        cluster.nodes[victim].kill();
+        kills += 1;
+        let pause = opts.pause_every > 0 && kills.is_multiple_of(opts.pause_every);
+        if pause {
+            cluster.nodes[victim].pause()?;
+        } else {
+            cluster.nodes[victim].kill();
+        }
         targets.set_down(victim, true);
         let killed_at = Instant::now();
+        let others: Vec<&NodeProc> = cluster
+            .live()
+            .into_iter()
+            .filter(|n| n.id != victim as u64)
+            .collect();
         checks::wait_leaders_alive(
             &agent,
-            &cluster.live(),
+            &others,
             victim as u64,
             opts.shards,
             Duration::from_secs(60),
         )?;
         let recovery = killed_at.elapsed();
         recoveries.push(recovery);
-        println!("  fault {faults}: killed node {victim} (leader of shard {shard}); all shards led by live nodes after {recovery:?}; acked so far {}", load.acked_events());
+        let what = if pause { "paused" } else { "killed" };
+        println!("  fault {faults}: {what} node {victim} (leader of shard {shard}); all shards led by other nodes after {recovery:?}; acked so far {}", load.acked_events());
         std::thread::sleep(opts.down.saturating_sub(recovery));
-        cluster.nodes[victim].start()?;
-        cluster.nodes[victim].wait_up(&agent, Duration::from_secs(60))?;
-        targets.update(victim, &cluster.nodes[victim]);
+        if pause {
+            cluster.nodes[victim].resume()?;
+            pauses += 1;
+        } else {
+            cluster.nodes[victim].start()?;
+            cluster.nodes[victim].wait_up(&agent, Duration::from_secs(60))?;
+            targets.update(victim, &cluster.nodes[victim]);
+        }
         targets.set_down(victim, false);
     }
     stop.store(true, Ordering::SeqCst);
     let result = load.join();
     let elapsed = started.elapsed();
-    checks::wait_all_led(
-        &agent,
-        &cluster.live(),
-        opts.shards,
-        Duration::from_secs(60),
-    )?;
+    cluster.wait_all_led()?;
     let verdict = checks::verify(&agent, &cluster.live(), &result, opts.shards)?;
     recoveries.sort();
     println!("---");
     println!(
-        "faults injected: {faults}: {} SIGKILLs of a shard leader (restart after {:?}), {} scale-outs, {} scale-ins",
-        recoveries.len(),
+        "faults injected: {faults}: {} SIGKILLs and {pauses} SIGSTOP pauses of a shard leader (restart or SIGCONT after {:?}), {} scale-outs, {} scale-ins",
+        recoveries.len() - pauses as usize,
         opts.down,
         scale_times.iter().filter(|(k, _)| *k == "scale-out").count(),
         scale_times.iter().filter(|(k, _)| *k == "scale-in").count(),
@@ -375,7 +398,7 @@ fn main() -> anyhow::Result<()> {
         result.acked_ids.len() as f64 / elapsed.as_secs_f64()
     );
     println!(
-        "recovery time (kill -> every shard led by a live node): p50 {:?} p99 {:?} max {:?}",
+        "recovery time (kill or pause -> every shard led by another node): p50 {:?} p99 {:?} max {:?}",
         percentile(&recoveries, 0.5),
         percentile(&recoveries, 0.99),
         recoveries.last().copied().unwrap_or_default()

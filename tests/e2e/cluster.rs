@@ -58,6 +58,40 @@ fn audit_ids(batch: &Value) -> Vec<String> {
         .collect()
 }
 
+/// How many times each audit ID of the acknowledged batches was sent.
+fn expected_ids(acked: &[Value]) -> BTreeMap<String, usize> {
+    let mut expected = BTreeMap::new();
+    for b in acked {
+        for id in audit_ids(b) {
+            *expected.entry(id).or_default() += 1;
+        }
+    }
+    expected
+}
+
+/// Waits until `stored` (audit ID -> times stored) equals `expected`: every
+/// acknowledged event stored exactly once.
+fn wait_exactly_once(
+    expected: &BTreeMap<String, usize>,
+    mut stored: impl FnMut() -> BTreeMap<String, usize>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = stored();
+        if &seen == expected {
+            return;
+        }
+        let missing = expected.keys().filter(|k| !seen.contains_key(*k)).count();
+        let dupes = seen.values().filter(|v| **v > 1).count();
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} acknowledged events missing, {dupes} duplicated",
+            expected.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Starts three nodes that replicate every shard, with `extra` flags on each, and
 /// waits until all are ready; returns them with their peer addresses.
 fn start_cluster(dir: &std::path::Path, shards: &str, extra: &[&str]) -> (Vec<Node>, Vec<String>) {
@@ -162,35 +196,19 @@ fn killing_a_shard_leader_mid_stream_loses_nothing_acknowledged() {
     );
 
     // Every acknowledged event is stored exactly once, read from every survivor.
-    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
-    for b in &acked {
-        for id in audit_ids(b) {
-            *expected.entry(id).or_default() += 1;
-        }
-    }
+    let expected = expected_ids(&acked);
     for node in nodes.iter().flatten() {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let traces = node.stored(&[("cluster", CLUSTER)]);
+        wait_exactly_once(&expected, || {
             let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-            for t in &traces {
+            for t in &node.stored(&[("cluster", CLUSTER)]) {
                 for s in t["spans"].as_array().unwrap() {
                     if let Some(id) = crate::support::tag(s, "auditId") {
                         *seen.entry(id.to_string()).or_default() += 1;
                     }
                 }
             }
-            if seen == expected {
-                break;
-            }
-            let missing = expected.keys().filter(|k| !seen.contains_key(*k)).count();
-            let dupes = seen.values().filter(|v| **v > 1).count();
-            assert!(
-                Instant::now() < deadline,
-                "{missing} acknowledged events missing, {dupes} duplicated"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            seen
+        });
     }
 }
 
@@ -553,29 +571,62 @@ fn growing_three_to_five_and_draining_back_under_load_loses_nothing() {
     }
 
     // Every acknowledged event is stored exactly once.
-    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
-    for b in &acked {
-        for id in audit_ids(b) {
-            *expected.entry(id).or_default() += 1;
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    wait_exactly_once(&expected_ids(&acked), || {
         let (_, ids) = nodes[0].http_get_json("/cluster/audit-ids");
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for id in ids["audit_ids"].as_array().unwrap() {
             *seen.entry(id.as_str().unwrap().to_string()).or_default() += 1;
         }
-        if seen == expected {
-            break;
-        }
-        let missing = expected.keys().filter(|k| !seen.contains_key(*k)).count();
-        let dupes = seen.values().filter(|v| **v > 1).count();
-        assert!(
-            Instant::now() < deadline,
-            "{missing} of {} acknowledged events missing, {dupes} duplicated",
-            expected.len()
-        );
-        std::thread::sleep(Duration::from_millis(250));
+        seen
+    });
+}
+
+#[test]
+fn a_node_down_past_the_dead_node_timeout_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = 8u64;
+    let (mut nodes, addrs) = start_cluster(dir.path(), "8", &["--dead-node-timeout", "3s"]);
+    let data = dir.path().join("n3");
+    std::fs::create_dir_all(&data).unwrap();
+    let peer = format!("127.0.0.1:{}", free_port());
+    let mut joined = Node::start_no_wait(
+        &data,
+        &[
+            "--shards",
+            "8",
+            "--node-id",
+            "3",
+            "--join",
+            &addrs[0],
+            "--peer-addr",
+            &peer,
+            "--dead-node-timeout",
+            "3s",
+        ],
+    );
+    joined.wait_ready();
+    nodes.push(joined);
+    wait_status(&nodes[0], "four members settled", |s| {
+        let m = member_states(s);
+        m.len() == 4
+            && m.values().all(|(st, n)| st == "active" && *n > 0)
+            && s["shards_moving"] == 0
+    });
+
+    nodes[2].kill();
+    let replaced = wait_status(&nodes[0], "node 2 replaced and removed", |s| {
+        let m = member_states(s);
+        m[&2].0 == "removed" && s["shards_moving"] == 0
+    });
+    let m = member_states(&replaced);
+    assert_eq!(m[&2].1, 0, "{replaced}");
+    assert_eq!(
+        [0u64, 1, 3].iter().map(|id| m[id].1).sum::<u64>(),
+        shards * 3,
+        "every shard back to three live replicas: {replaced}"
+    );
+    let (batches, _) = deployment_lifecycle("default", "after", start_of_recent_window());
+    for b in &batches {
+        assert_eq!(nodes[3].post_audit(CLUSTER, b).0, 200);
     }
 }
