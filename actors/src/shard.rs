@@ -254,23 +254,23 @@ enum Route {
 }
 
 fn route(shards: &ShardSet, shard: u32) -> Route {
-    match shards.local(shard) {
-        Some(raft) if raft.is_leader() => Route::Propose(raft),
-        Some(raft) => match raft.leader() {
-            Some(leader) => Route::Forward(leader),
-            // No effective leader: fail fast.
-            None => Route::Refuse(SubmitError::NotLeader {
-                shard,
-                leader: None,
-            }),
-        },
-        None => match shards.leader_hint(shard) {
-            Some(leader) => Route::Forward(leader),
-            None => Route::Refuse(SubmitError::Unavailable {
-                shard,
-                message: "no replica of this shard is known yet".into(),
-            }),
-        },
+    let local = shards.local(shard);
+    if let Some(raft) = local.as_ref().filter(|r| r.is_leader()) {
+        return Route::Propose(raft.clone());
+    }
+    // A replica that knows no leader (a new learner, or one about to be deleted) may
+    // still be behind the placement: its preferred leader is the next best guess.
+    let known = local.as_ref().and_then(|r| r.leader());
+    match known.or_else(|| shards.leader_hint(shard)) {
+        Some(leader) if leader != shards.node_id() => Route::Forward(leader),
+        _ if local.is_some() => Route::Refuse(SubmitError::NotLeader {
+            shard,
+            leader: None,
+        }),
+        _ => Route::Refuse(SubmitError::Unavailable {
+            shard,
+            message: "no replica of this shard is known yet".into(),
+        }),
     }
 }
 

@@ -122,9 +122,13 @@ impl Engine {
         Ok(self.db.flush_wal(true)?)
     }
 
-    /// Flushes memtables to SST files (used on graceful shutdown).
+    /// Flushes memtables to SST files and stops RocksDB's background jobs (graceful
+    /// shutdown): a process that exits while a flush or compaction thread still runs
+    /// is aborted by the C++ runtime.
     pub fn flush(&self) -> Result<(), EngineError> {
-        Ok(self.db.flush()?)
+        self.db.flush()?;
+        self.db.cancel_all_background_work(true);
+        Ok(())
     }
 
     /// A read view of the keys under `prefix`, with the prefix stripped.

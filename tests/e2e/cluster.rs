@@ -625,8 +625,19 @@ fn a_node_down_past_the_dead_node_timeout_is_replaced() {
         shards * 3,
         "every shard back to three live replicas: {replaced}"
     );
+    // Writes are taken again (a 503 while leadership settles is retried, as the API
+    // server does).
     let (batches, _) = deployment_lifecycle("default", "after", start_of_recent_window());
     for b in &batches {
-        assert_eq!(nodes[3].post_audit(CLUSTER, b).0, 200);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (code, body) = nodes[3].post_audit(CLUSTER, b);
+            if code == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{code} {body}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
+    assert_eq!(nodes[0].stored(&[("name", "after")]).len(), 1);
 }
