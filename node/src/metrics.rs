@@ -68,7 +68,8 @@ pub static SHARDS_MOVING: LazyLock<IntGauge> = LazyLock::new(|| {
 pub async fn render(shards: Arc<ShardSet>) -> impl IntoResponse {
     let locals = shards.locals();
     SHARD_LEADERS.set(locals.iter().filter(|s| s.is_leader()).count() as i64);
-    SHARDS_WITHOUT_LEADER.set(locals.iter().filter(|s| !s.has_leader()).count() as i64);
+    let placed = shards.placed_locals();
+    SHARDS_WITHOUT_LEADER.set(placed.iter().filter(|s| !s.has_leader()).count() as i64);
     LOCAL_REPLICAS.set(locals.len() as i64);
     SHARDS_MOVING.set(shards.cluster().moving().len() as i64);
     let mut buf = Vec::new();

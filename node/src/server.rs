@@ -39,8 +39,8 @@ pub struct AppState {
     pub result_ttl_us: i64,
 }
 
-/// How long leaders may take to appear at start-up before the node serves anyway
-/// (readiness stays failing until they do).
+/// How long leaders may take to appear at start-up before a warning is logged
+/// (readiness fails until they do; the node serves meanwhile).
 const LEADER_WAIT: Duration = Duration::from_secs(30);
 
 /// A started node: its bound addresses and what shutting it down needs.
@@ -116,12 +116,16 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     ));
     let (peer_addr, peer) =
         serve_grpc("peer", args.peer_addr, peer_router, stop_rx.clone()).await?;
-    // A node asking to join has no metadata leader until it is admitted, which needs
-    // the servers below: it does not wait.
-    let joining = !args.join.is_empty() && shards.cluster().members.is_empty();
-    if !joining && !shards.wait_for_leaders(LEADER_WAIT).await {
-        tracing::warn!("not every shard has a leader yet; /readyz reports which");
-    }
+    // The write path starts at once: a restarted node may be elected leader of a
+    // shard within a second, and peers forward that shard's writes to it from then on.
+    let watched = shards.clone();
+    tokio::spawn(async move {
+        if watched.wait_for_leaders(LEADER_WAIT).await {
+            tracing::info!("every local shard and the metadata group have a leader");
+        } else {
+            tracing::warn!("not every shard has a leader yet; /readyz reports which");
+        }
+    });
     let pipeline_settings = PipelineSettings {
         span_ttl: args.span_ttl,
         retention: args.retention,

@@ -509,6 +509,21 @@ impl ShardSet {
         groups.values().cloned().collect()
     }
 
+    /// The local replicas the placement names for this node (every local replica
+    /// while the metadata is empty): a replica outside it is waiting to be deleted and
+    /// has no leader to wait for.
+    pub fn placed_locals(&self) -> Vec<ShardRaft> {
+        let meta = self.cluster();
+        if meta.members.is_empty() {
+            return self.locals();
+        }
+        let placed = meta.shards_of(self.node_id());
+        self.locals()
+            .into_iter()
+            .filter(|g| placed.contains(&g.shard()))
+            .collect()
+    }
+
     /// The metadata group.
     pub fn meta(&self) -> &ShardRaft {
         &self.meta
@@ -613,12 +628,12 @@ impl ShardSet {
         }
     }
 
-    /// Waits until the metadata group and every local shard have a leader, or
+    /// Waits until the metadata group and every placed local shard have a leader, or
     /// `timeout` passes; returns whether they do.
     pub async fn wait_for_leaders(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.meta.has_leader() && self.locals().iter().all(ShardRaft::has_leader) {
+            if self.meta.has_leader() && self.placed_locals().iter().all(ShardRaft::has_leader) {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {

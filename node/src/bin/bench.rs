@@ -1,6 +1,7 @@
 //! `kelemetry-bench`: audit events per second ingested with durable acknowledgement on
-//! one node, next to the raw RocksDB synced-batch write rate of the same disk measured
-//! in the same run. Run with `cargo run --release -p kelemetry --bin kelemetry-bench`.
+//! one in-process node (or on running nodes given with `--targets`), next to the raw
+//! RocksDB synced-batch write rate of the same disk measured in the same run. Run with
+//! `cargo run --release -p kelemetry --bin kelemetry-bench`.
 
 use clap::Parser;
 use kelemetry::workload::pod_churn_batch;
@@ -29,6 +30,10 @@ struct Opts {
     /// Synced batches written in the raw RocksDB measurement.
     #[arg(long, default_value_t = 2000)]
     raw_batches: u64,
+    /// Webhook base URLs of running nodes (`http://host:port,...`) to drive instead
+    /// of an in-process node; clients are spread over them round-robin.
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -71,11 +76,21 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let data_dir = dir.path().join("node");
-    let args =
-        kelemetry::cli::ServeArgs::loopback(&data_dir, opts.shards).map_err(anyhow::Error::msg)?;
-    let node = runtime.block_on(kelemetry::server::start(args))?;
-    let url = format!("http://{}/audit/bench", node.http_addr);
+    let (node, urls) = if opts.targets.is_empty() {
+        let data_dir = dir.path().join("node");
+        let args = kelemetry::cli::ServeArgs::loopback(&data_dir, opts.shards)
+            .map_err(anyhow::Error::msg)?;
+        let node = runtime.block_on(kelemetry::server::start(args))?;
+        let url = format!("http://{}/audit/bench", node.http_addr);
+        (Some(node), vec![url])
+    } else {
+        let urls = opts
+            .targets
+            .iter()
+            .map(|t| format!("{}/audit/bench", t.trim_end_matches('/')))
+            .collect();
+        (None, urls)
+    };
 
     let t0 = chrono::Utc::now().timestamp_micros() - 3_600_000_000;
     let next_batch = Arc::new(AtomicU64::new(0));
@@ -85,9 +100,9 @@ fn main() -> anyhow::Result<()> {
     let deadline = Instant::now() + opts.duration;
     let started = Instant::now();
     let workers: Vec<_> = (0..opts.clients)
-        .map(|_| {
+        .map(|i| {
             let (url, next_batch, acked, refused, latencies) = (
-                url.clone(),
+                urls[i % urls.len()].clone(),
                 next_batch.clone(),
                 acked.clone(),
                 refused.clone(),
@@ -148,12 +163,19 @@ fn main() -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("poisoned"))?
         .clone();
     lat.sort();
-    runtime.block_on(node.shutdown())?;
+    if let Some(node) = node {
+        runtime.block_on(node.shutdown())?;
+    }
 
     println!("---");
+    let against = if opts.targets.is_empty() {
+        format!("one in-process node with {} shards", opts.shards)
+    } else {
+        format!("{} running nodes", opts.targets.len())
+    };
     println!(
-        "clients {} x {} events/request, {} shards, {:.1}s",
-        opts.clients, opts.batch, opts.shards, elapsed
+        "clients {} x {} events/request against {against}, {:.1}s",
+        opts.clients, opts.batch, elapsed
     );
     println!("ingest, durable ack (200 after Raft commit): {rate:.0} events/s ({events} events, {} refused requests)", refused.load(Ordering::Relaxed));
     println!(

@@ -25,7 +25,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, String) 
     }
     let without: Vec<u32> = state
         .shards
-        .locals()
+        .placed_locals()
         .iter()
         .filter(|s| !s.has_leader())
         .map(|s| s.shard())
