@@ -35,7 +35,7 @@ impl Actor for LeaderBalancer {
         BalancerMsg::Tick: BalancerMsg,
         shards: &mut Arc<ShardSet>,
     ) -> Result<(), ActorProcessingErr> {
-        let locals = shards.locals();
+        let locals = shards.placed_locals();
         if !locals.iter().all(|s| s.has_leader()) {
             return Ok(());
         }

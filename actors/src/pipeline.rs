@@ -30,6 +30,9 @@ pub struct PipelineSettings {
     pub max_in_flight: usize,
     /// How long a submission may wait for its commit.
     pub submit_timeout: Duration,
+    /// How long one proposal (or forwarded batch) may take before its submitters are
+    /// told to retry.
+    pub commit_timeout: Duration,
     /// How often leadership balance is checked.
     pub balance_interval: Duration,
 }
@@ -45,6 +48,7 @@ impl Default for PipelineSettings {
             max_batch_commands: 2_000,
             max_in_flight: 1,
             submit_timeout: Duration::from_secs(30),
+            commit_timeout: Duration::from_secs(5),
             balance_interval: Duration::from_secs(2),
         }
     }
@@ -72,6 +76,7 @@ impl Pipeline {
             max_batch_commands: settings.max_batch_commands,
             max_in_flight: settings.max_in_flight.max(1),
             span_ttl_us: settings.span_ttl.as_micros() as i64,
+            commit_timeout: settings.commit_timeout,
         };
         let outbox_ref: Arc<OnceLock<ActorRef<OutboxMsg>>> = Arc::new(OnceLock::new());
         let mut shard_actors = Vec::new();

@@ -26,6 +26,9 @@ pub struct ShardLimits {
     pub max_in_flight: usize,
     /// Window length put into every proposal.
     pub span_ttl_us: i64,
+    /// How long one proposal may wait for its commit before its submitters are told
+    /// to retry (a leader that was paused and lost its term may never answer).
+    pub commit_timeout: std::time::Duration,
 }
 
 /// Messages of a shard actor.
@@ -181,6 +184,7 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
             commands,
         };
         let (shards, shard) = (state.shards.clone(), state.shard);
+        let commit_timeout = state.limits.commit_timeout;
         let me = myself.clone();
         let on_outbox = state.on_outbox.clone();
         let forwarder = state.forwarder.clone();
@@ -208,7 +212,16 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
                 }
             };
             let started = Instant::now();
-            let result = raft.propose(proposal).await;
+            let result = match tokio::time::timeout(commit_timeout, raft.propose(proposal)).await
+            {
+                Ok(r) => r,
+                Err(_) => Err(ProposeError::Unavailable {
+                    shard,
+                    message: format!(
+                        "not committed within {commit_timeout:?}; it may still commit, a retry is deduplicated"
+                    ),
+                }),
+            };
             metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
             match result {
                 Ok(outcome) => {

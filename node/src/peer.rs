@@ -123,6 +123,10 @@ impl Peer for PeerService {
     }
 }
 
+/// How long a forwarded batch may take: the leader's own commit timeout plus
+/// network slack.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// Forwards batches to shard leaders over the shared peer channels, following one
 /// redirect when the receiver names another leader.
 pub struct PeerForwarder(pub Arc<ShardSet>);
@@ -139,12 +143,17 @@ impl Forwarder for PeerForwarder {
                     .peer_addr(target)
                     .ok_or_else(|| unavailable(format!("node {target} has no known address")))?;
                 let mut client = shards.channels().client(&addr).map_err(unavailable)?;
-                let reply = client
-                    .submit(SubmitRequest {
-                        shard,
-                        commands: body.clone(),
-                    })
+                let call = client.submit(SubmitRequest {
+                    shard,
+                    commands: body.clone(),
+                });
+                let reply = tokio::time::timeout(FORWARD_TIMEOUT, call)
                     .await
+                    .map_err(|_| {
+                        unavailable(format!(
+                            "node {target} did not answer within {FORWARD_TIMEOUT:?}"
+                        ))
+                    })?
                     .map_err(|s| {
                         shards.forget_leader(shard);
                         unavailable(format!("forwarding to node {target}: {}", s.message()))

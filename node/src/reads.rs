@@ -93,25 +93,52 @@ async fn remote(
     Ok((result, reply.stale))
 }
 
-/// Reads a shard at its leader (following one redirect); when no leader answers,
-/// from this node's replica or any replica the placement names, marked stale.
+/// How long a read waits for a shard that is between leaders (an election takes
+/// well under a second) before it is answered from a replica and marked stale.
+const ELECTION_WAIT: Duration = Duration::from_millis(1_500);
+
+/// Reads a shard at its leader (following one redirect, and waiting out an election
+/// for up to [`ELECTION_WAIT`]); when no leader answers, from this node's replica or
+/// any replica the placement names, marked stale.
 pub async fn read(shards: &ShardSet, shard: u32, read: &ShardRead) -> Result<Answer, String> {
+    let body = postcard::to_stdvec(read).map_err(|e| e.to_string())?;
+    let deadline = tokio::time::Instant::now() + ELECTION_WAIT;
+    loop {
+        match leader_read(shards, shard, read, &body).await {
+            Ok(Some(a)) => return Ok(a),
+            Ok(None) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(None) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    stale_read(shards, shard, read, &body).await
+}
+
+/// One attempt at a linearizable read: here if this node leads, else at the leader
+/// it knows (one redirect). `None` when no leader answered.
+async fn leader_read(
+    shards: &ShardSet,
+    shard: u32,
+    read: &ShardRead,
+    body: &[u8],
+) -> Result<Option<Answer>, String> {
     let mut leader = match serve_read(shards, shard, read, false).await {
-        Ok(a) => return Ok(a),
+        Ok(a) => return Ok(Some(a)),
         Err(ServeError::NotLeader(l)) => l,
         Err(ServeError::Failed(e)) => return Err(e),
     };
-    let body = postcard::to_stdvec(read).map_err(|e| e.to_string())?;
     let mut tried = Vec::new();
     for _ in 0..2 {
         let Some(node) = leader.filter(|n| *n != shards.node_id() && !tried.contains(n)) else {
             break;
         };
         tried.push(node);
-        match remote(shards, node, shard, &body, false).await {
+        match remote(shards, node, shard, body, false).await {
             Ok(a) => {
                 shards.note_leader(shard, node);
-                return Ok(a);
+                return Ok(Some(a));
             }
             Err(ServeError::NotLeader(next)) => leader = next,
             Err(ServeError::Failed(e)) => {
@@ -121,6 +148,16 @@ pub async fn read(shards: &ShardSet, shard: u32, read: &ShardRead) -> Result<Ans
             }
         }
     }
+    Ok(None)
+}
+
+/// A read from this node's replica or any replica the placement names, marked stale.
+async fn stale_read(
+    shards: &ShardSet,
+    shard: u32,
+    read: &ShardRead,
+    body: &[u8],
+) -> Result<Answer, String> {
     if let Ok(a) = serve_read(shards, shard, read, true).await {
         return Ok(a);
     }
@@ -130,7 +167,7 @@ pub async fn read(shards: &ShardSet, shard: u32, read: &ShardRead) -> Result<Ans
         if node == shards.node_id() {
             continue;
         }
-        match remote(shards, node, shard, &body, true).await {
+        match remote(shards, node, shard, body, true).await {
             Ok(a) => return Ok(a),
             Err(ServeError::Failed(e)) => last = e,
             Err(ServeError::NotLeader(_)) => {}
