@@ -643,13 +643,14 @@ impl ShardSet {
         }
     }
 
-    /// Stops every group and flushes the engine.
+    /// Stops every group, flushes the engine and stops the WAL syncer.
     pub async fn shutdown(&self) -> Result<(), EngineError> {
         for s in self.locals().iter().chain([&self.meta]) {
             if let Err(e) = s.raft.shutdown().await {
                 tracing::warn!(shard = s.shard, error = %e, "raft shutdown failed");
             }
         }
+        self.syncer.stop();
         self.engine.flush()
     }
 }

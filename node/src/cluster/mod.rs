@@ -19,8 +19,14 @@ use std::time::{Duration, Instant};
 const TICK: Duration = Duration::from_millis(500);
 
 /// How long a local replica must stay outside the placement before it is deleted
-/// (covers a metadata replica that lags behind a move adding this node).
+/// (covers a metadata replica that lags behind a move adding this node), if it is
+/// cut off from its group (no leader, or not a member of its own configuration).
 const REMOVE_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a replica outside the placement is kept even if it still hears from a
+/// leader: a leader replicating to it may be adding this node back, and deleting a
+/// replica under a leader that tracks its log would make the log go backwards.
+const REMOVE_GRACE_CONNECTED: Duration = Duration::from_secs(60);
 
 /// What the agent needs to know about this node.
 pub struct AgentArgs {
@@ -162,7 +168,8 @@ fn start_moves(state: &mut AgentState) {
 }
 
 /// Opens replicas placed on this node and deletes replicas that have been outside
-/// the placement for longer than [`REMOVE_GRACE`].
+/// the placement for longer than [`REMOVE_GRACE`] (cut off from their group) or
+/// [`REMOVE_GRACE_CONNECTED`].
 async fn reconcile_replicas(state: &mut AgentState) {
     let shards = state.args.shards.clone();
     let meta = shards.cluster();
@@ -184,7 +191,15 @@ async fn reconcile_replicas(state: &mut AgentState) {
             continue;
         }
         let since = *state.outside_since.entry(g.shard()).or_insert(now);
-        if now.duration_since(since) >= REMOVE_GRACE {
+        let me = shards.node_id();
+        let cut_off =
+            g.leader().is_none() || !(g.voters().contains(&me) || g.learners().contains(&me));
+        let grace = if cut_off {
+            REMOVE_GRACE
+        } else {
+            REMOVE_GRACE_CONNECTED
+        };
+        if now.duration_since(since) >= grace {
             if let Err(e) = shards.remove_group(g.shard()).await {
                 tracing::warn!(shard = g.shard(), error = %e, "cannot delete replica");
             }
