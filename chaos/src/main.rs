@@ -254,6 +254,21 @@ fn peer_addr_of(agent: &ureq::Agent, node: &NodeProc) -> anyhow::Result<String> 
 
 fn main() -> anyhow::Result<()> {
     let opts = Opts::parse();
+    let dir = tempfile::tempdir()?;
+    let outcome = run(&opts, dir.path());
+    if !matches!(outcome, Ok(true)) {
+        // Nodes are stopped (their handles dropped); their data and logs stay.
+        eprintln!("node data and logs kept in {}", dir.keep().display());
+    }
+    match outcome {
+        Ok(true) => Ok(()),
+        Ok(false) => std::process::exit(1),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs the whole experiment in `dir`; `Ok(false)` when an invariant was violated.
+fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
     let binary = match &opts.node_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe()?
@@ -261,7 +276,6 @@ fn main() -> anyhow::Result<()> {
             .context("binary dir")?
             .join("kelemetry"),
     };
-    let dir = tempfile::tempdir()?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))
@@ -269,7 +283,7 @@ fn main() -> anyhow::Result<()> {
         .into();
     let mut cluster = Cluster {
         binary,
-        dir: dir.path().to_path_buf(),
+        dir: dir.to_path_buf(),
         shards: opts.shards,
         seed: opts.seed,
         nodes: Vec::new(),
@@ -414,11 +428,6 @@ fn main() -> anyhow::Result<()> {
         "lost: {}, duplicated: {}, object-span violations: {}, replica mismatches: {}",
         verdict.lost, verdict.duplicated, verdict.span_violations, verdict.replica_mismatches
     );
-    if verdict.ok() {
-        println!("PASS");
-        Ok(())
-    } else {
-        println!("FAIL");
-        std::process::exit(1)
-    }
+    println!("{}", if verdict.ok() { "PASS" } else { "FAIL" });
+    Ok(verdict.ok())
 }

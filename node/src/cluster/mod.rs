@@ -18,6 +18,14 @@ use std::time::{Duration, Instant};
 /// How often the agent runs.
 const TICK: Duration = Duration::from_millis(500);
 
+/// Longest one round of registration, control or replica upkeep may take: openraft
+/// calls on a group that loses its leader mid-call may never answer, and the agent
+/// must go on with its next round.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest one shard move step may take (catch-up included) before it is retried.
+const MOVE_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// How long a local replica must stay outside the placement before it is deleted
 /// (covers a metadata replica that lags behind a move adding this node), if it is
 /// cut off from its group (no leader, or not a member of its own configuration).
@@ -86,11 +94,26 @@ impl Actor for ClusterAgent {
         AgentMsg::Tick: AgentMsg,
         state: &mut AgentState,
     ) -> Result<(), ActorProcessingErr> {
-        register(state).await;
+        if tokio::time::timeout(ROUND_TIMEOUT, register(state))
+            .await
+            .is_err()
+        {
+            tracing::warn!("registration round timed out");
+        }
         let shards = state.args.shards.clone();
-        state.controller.tick(&shards).await;
+        if tokio::time::timeout(ROUND_TIMEOUT, state.controller.tick(&shards))
+            .await
+            .is_err()
+        {
+            tracing::warn!("controller round timed out");
+        }
         start_moves(state);
-        reconcile_replicas(state).await;
+        if tokio::time::timeout(ROUND_TIMEOUT, reconcile_replicas(state))
+            .await
+            .is_err()
+        {
+            tracing::warn!("replica upkeep round timed out");
+        }
         myself.send_after(TICK, || AgentMsg::Tick);
         Ok(())
     }
@@ -156,8 +179,14 @@ fn start_moves(state: &mut AgentState) {
         }
         let (shards, moving) = (shards.clone(), state.moving.clone());
         tokio::spawn(async move {
-            if let Err(e) = shard_moves::advance(&shards, &g).await {
-                tracing::warn!(shard = g.shard(), error = %e, "shard move step failed; will retry");
+            match tokio::time::timeout(MOVE_TIMEOUT, shard_moves::advance(&shards, &g)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(shard = g.shard(), error = %e, "shard move step failed; will retry")
+                }
+                Err(_) => {
+                    tracing::warn!(shard = g.shard(), "shard move step timed out; will retry")
+                }
             }
             moving
                 .lock()

@@ -12,6 +12,20 @@ use std::time::Duration;
 /// How long a new replica may take to catch up before the move is retried.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long one membership change may take to commit before it is retried (a
+/// change proposed by a leader that then loses its term may never answer).
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(20);
+
+async fn bounded(
+    shard: u32,
+    what: &str,
+    change: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    tokio::time::timeout(CHANGE_TIMEOUT, change)
+        .await
+        .map_err(|_| format!("{what} of shard {shard} not committed within {CHANGE_TIMEOUT:?}"))?
+}
+
 /// The next membership change `shard` needs, if any.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
@@ -79,17 +93,17 @@ pub async fn advance(shards: &ShardSet, g: &ShardRaft) -> Result<(), String> {
                 })??;
             let mut next = voters;
             next.insert(node);
-            g.set_voters(next, false).await?;
+            bounded(shard, "promotion", g.set_voters(next, false)).await?;
             tracing::info!(shard, node, "replica promoted to voter");
         }
         Some(Step::Remove(node)) => {
             let mut next = voters;
             next.remove(&node);
-            g.set_voters(next, false).await?;
+            bounded(shard, "removal", g.set_voters(next, false)).await?;
             tracing::info!(shard, node, "replica removed");
         }
         Some(Step::DropLearners(nodes)) => {
-            g.remove_nodes(nodes.clone()).await?;
+            bounded(shard, "learner removal", g.remove_nodes(nodes.clone())).await?;
             tracing::info!(shard, ?nodes, "dropped stray learners");
         }
         None => {}
