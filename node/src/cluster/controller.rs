@@ -53,15 +53,44 @@ impl Controller {
             self.init(shards).await;
             return;
         }
-        if let Err(e) = self.metadata_voters(shards, &meta).await {
-            tracing::warn!(error = %e, "cannot change the metadata voters");
-        }
         self.dead_nodes(shards, &meta).await;
         for cmd in meta.plan(self.settings.max_moving) {
             tracing::info!(?cmd, "placement controller");
             if let Err(e) = propose_here(shards, cmd).await {
                 tracing::warn!(error = %e, "placement decision not committed");
                 return;
+            }
+        }
+        // A leader that must leave the voters does not remove itself (the group
+        // would wait out an election timeout, and a change in flight can be lost):
+        // a staying voter takes the lead first (see `take_metadata_lead`).
+        if meta.metadata_voters().contains(&shards.node_id()) {
+            if let Err(e) = self.metadata_voters(shards, &meta).await {
+                tracing::warn!(error = %e, "cannot change the metadata voters");
+            }
+        }
+    }
+
+    /// On the staying metadata voter with the lowest id: campaigns for the
+    /// metadata group when its leader is draining or removed.
+    pub async fn take_metadata_lead(&self, shards: &ShardSet) {
+        let g = shards.meta();
+        let meta = shards.cluster();
+        let (Some(leader), me) = (g.leader(), shards.node_id()) else {
+            return;
+        };
+        let leaving = meta
+            .members
+            .get(&leader)
+            .is_some_and(|m| matches!(m.state, MemberState::Draining | MemberState::Removed));
+        let first_staying = meta.metadata_voters().into_iter().next() == Some(me);
+        if leaving && first_staying && leader != me && g.voters().contains(&me) {
+            tracing::info!(
+                leader,
+                "metadata leader is leaving; campaigning to take over"
+            );
+            if let Err(e) = g.campaign().await {
+                tracing::warn!(error = %e, "metadata campaign failed");
             }
         }
     }

@@ -101,6 +101,7 @@ impl Actor for ClusterAgent {
             tracing::warn!("registration round timed out");
         }
         let shards = state.args.shards.clone();
+        state.controller.take_metadata_lead(&shards).await;
         if tokio::time::timeout(ROUND_TIMEOUT, state.controller.tick(&shards))
             .await
             .is_err()
