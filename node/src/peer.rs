@@ -139,10 +139,7 @@ impl Forwarder for PeerForwarder {
             let body = postcard::to_stdvec(&commands).map_err(|e| unavailable(e.to_string()))?;
             let mut target = leader;
             for attempt in 0..2 {
-                let addr = shards
-                    .peer_addr(target)
-                    .ok_or_else(|| unavailable(format!("node {target} has no known address")))?;
-                let mut client = shards.channels().client(&addr).map_err(unavailable)?;
+                let mut client = shards.peer_client(target).map_err(unavailable)?;
                 let call = client.submit(SubmitRequest {
                     shard,
                     commands: body.clone(),

@@ -63,13 +63,7 @@ async fn remote(
     body: &[u8],
     allow_stale: bool,
 ) -> Result<Answer, ServeError> {
-    let addr = shards
-        .peer_addr(node)
-        .ok_or_else(|| ServeError::Failed(format!("node {node} has no known address")))?;
-    let mut client = shards
-        .channels()
-        .client(&addr)
-        .map_err(ServeError::Failed)?;
+    let mut client = shards.peer_client(node).map_err(ServeError::Failed)?;
     let reply = tokio::time::timeout(
         LINEARIZE_TIMEOUT * 2,
         client.read(ReadRequest {

@@ -568,11 +568,6 @@ impl ShardSet {
         })
     }
 
-    /// The node that should lead `shard` (from the placement), if known.
-    pub fn preferred_leader(&self, shard: u32) -> Option<NodeId> {
-        self.cluster().preferred_leaders().get(&shard).copied()
-    }
-
     /// Number of shards.
     pub fn count(&self) -> u32 {
         self.settings.shards
@@ -599,6 +594,20 @@ impl ShardSet {
             .peer_addr(node)
             .map(str::to_string)
             .or_else(|| self.settings.peers.get(&node).cloned())
+    }
+
+    /// A peer RPC client for node `node` over the shared channels.
+    pub fn peer_client(
+        &self,
+        node: NodeId,
+    ) -> Result<
+        kelemetry_proto::kelemetry::cluster::v1::peer_client::PeerClient<tonic::transport::Channel>,
+        String,
+    > {
+        let addr = self
+            .peer_addr(node)
+            .ok_or_else(|| format!("node {node} has no known address"))?;
+        self.channels.client(&addr)
     }
 
     /// Handles a Raft message from a peer and returns the encoded result. A message
