@@ -94,29 +94,26 @@ impl Actor for ClusterAgent {
         AgentMsg::Tick: AgentMsg,
         state: &mut AgentState,
     ) -> Result<(), ActorProcessingErr> {
-        if tokio::time::timeout(ROUND_TIMEOUT, register(state))
-            .await
-            .is_err()
-        {
-            tracing::warn!("registration round timed out");
-        }
+        bounded_round("registration", register(state)).await;
         let shards = state.args.shards.clone();
-        state.controller.take_metadata_lead(&shards).await;
-        if tokio::time::timeout(ROUND_TIMEOUT, state.controller.tick(&shards))
-            .await
-            .is_err()
-        {
-            tracing::warn!("controller round timed out");
-        }
+        bounded_round(
+            "metadata takeover",
+            state.controller.take_metadata_lead(&shards),
+        )
+        .await;
+        bounded_round("controller", state.controller.tick(&shards)).await;
         start_moves(state);
-        if tokio::time::timeout(ROUND_TIMEOUT, reconcile_replicas(state))
-            .await
-            .is_err()
-        {
-            tracing::warn!("replica upkeep round timed out");
-        }
+        bounded_round("replica upkeep", reconcile_replicas(state)).await;
         myself.send_after(TICK, || AgentMsg::Tick);
         Ok(())
+    }
+}
+
+/// Runs one round of agent work, giving up after [`ROUND_TIMEOUT`] so the next
+/// round still happens.
+async fn bounded_round(what: &str, round: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(ROUND_TIMEOUT, round).await.is_err() {
+        tracing::warn!(round = what, "agent round timed out");
     }
 }
 
