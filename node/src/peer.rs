@@ -8,8 +8,8 @@ use kelemetry_core::state::ShardRead;
 use kelemetry_core::{Command, CommandOutcome};
 use kelemetry_proto::kelemetry::cluster::v1::peer_server::{Peer, PeerServer};
 use kelemetry_proto::kelemetry::cluster::v1::{
-    MetaReply, MetaRequest, PingReply, PingRequest, RaftKind, RaftMessage, ReadReply, ReadRequest,
-    SubmitReply, SubmitRequest,
+    CampaignReply, CampaignRequest, MetaReply, MetaRequest, PingReply, PingRequest, RaftKind,
+    RaftMessage, ReadReply, ReadRequest, SubmitReply, SubmitRequest,
 };
 use kelemetry_raft::ShardSet;
 use std::sync::{Arc, OnceLock};
@@ -116,6 +116,21 @@ impl Peer for PeerService {
         Ok(Response::new(reply))
     }
 
+    async fn campaign(
+        &self,
+        req: Request<CampaignRequest>,
+    ) -> Result<Response<CampaignReply>, Status> {
+        let shard = req.into_inner().shard;
+        let error = match self.shards.local(shard) {
+            Some(g) => {
+                tracing::info!(shard, "leadership handed to this node; campaigning");
+                g.campaign().await.err().unwrap_or_default()
+            }
+            None => format!("no replica of shard {shard} here"),
+        };
+        Ok(Response::new(CampaignReply { error }))
+    }
+
     async fn ping(&self, _req: Request<PingRequest>) -> Result<Response<PingReply>, Status> {
         Ok(Response::new(PingReply {
             node_id: self.shards.node_id(),
@@ -165,6 +180,7 @@ impl Forwarder for PeerForwarder {
                         target = next;
                         continue;
                     }
+                    (true, _) => shards.forget_leader(shard),
                     _ => {}
                 }
                 if !reply.error.is_empty() {

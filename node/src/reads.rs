@@ -5,6 +5,7 @@
 use kelemetry_core::state::{ShardRead, ShardReadResult};
 use kelemetry_proto::kelemetry::cluster::v1::ReadRequest;
 use kelemetry_raft::{ShardRaft, ShardSet};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,37 +112,40 @@ pub async fn read(shards: &ShardSet, shard: u32, read: &ShardRead) -> Result<Ans
 }
 
 /// One attempt at a linearizable read: here if this node leads, else at the leader
-/// it knows (one redirect). `None` when no leader answered.
+/// it knows, following redirects and then asking every replica the placement names
+/// (a stale hint must not hide a leader that exists). `None` when no leader answered.
 async fn leader_read(
     shards: &ShardSet,
     shard: u32,
     read: &ShardRead,
     body: &[u8],
 ) -> Result<Option<Answer>, String> {
-    let mut leader = match serve_read(shards, shard, read, false).await {
+    let first = match serve_read(shards, shard, read, false).await {
         Ok(a) => return Ok(Some(a)),
         Err(ServeError::NotLeader(l)) => l,
         Err(ServeError::Failed(e)) => return Err(e),
     };
-    let mut tried = Vec::new();
-    for _ in 0..2 {
-        let Some(node) = leader.filter(|n| *n != shards.node_id() && !tried.contains(n)) else {
-            break;
-        };
+    let mut queue: VecDeque<u64> = first.into_iter().collect();
+    queue.extend(shards.leader_candidates(shard));
+    let mut tried = vec![shards.node_id()];
+    while let Some(node) = queue.pop_front() {
+        if tried.contains(&node) {
+            continue;
+        }
         tried.push(node);
         match remote(shards, node, shard, body, false).await {
             Ok(a) => {
                 shards.note_leader(shard, node);
                 return Ok(Some(a));
             }
-            Err(ServeError::NotLeader(next)) => leader = next,
+            Err(ServeError::NotLeader(Some(next))) => queue.push_front(next),
+            Err(ServeError::NotLeader(None)) => {}
             Err(ServeError::Failed(e)) => {
                 tracing::debug!(shard, node, error = %e, "leader read failed");
-                shards.forget_leader(shard);
-                break;
             }
         }
     }
+    shards.forget_leader(shard);
     Ok(None)
 }
 

@@ -197,6 +197,21 @@ impl ShardRaft {
         m.membership().get_joint_config().len() > 1
     }
 
+    /// Completes a membership change left in joint consensus: openraft leaves the
+    /// second step to the caller, so a leader that lost its term between the steps
+    /// leaves the group joint until a later leader finishes it. Returns whether there
+    /// was one to finish.
+    pub async fn finish_joint_config(&self, keep_as_learners: bool) -> Result<bool, String> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        let configs = m.membership().get_joint_config();
+        let goal = match configs.as_slice() {
+            [_, .., last] => last.clone(),
+            _ => return Ok(false),
+        };
+        self.set_voters(goal, keep_as_learners).await?;
+        Ok(true)
+    }
+
     /// Adds `node` as a learner and waits until it has caught up with the log.
     pub async fn add_learner(&self, node: NodeId, addr: &str) -> Result<(), String> {
         self.raft
@@ -245,6 +260,31 @@ impl ShardRaft {
         self.raft.trigger().elect().await.map_err(|e| e.to_string())
     }
 
+    /// Whether this leader has replicated its whole log to `node`, so leadership can
+    /// move there without the new leader lacking an entry.
+    pub fn has_caught_up(&self, node: NodeId) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        let Some(last) = m.last_log_index else {
+            return true;
+        };
+        m.replication
+            .as_ref()
+            .and_then(|r| r.get(&node).cloned().flatten())
+            .is_some_and(|matched| matched.index >= last)
+    }
+
+    /// Keeps this replica from starting elections for `hold`: a leader handing
+    /// leadership to another node steps aside this way, so the handover does not
+    /// bounce back to it.
+    pub fn hold_elections(&self, hold: std::time::Duration) {
+        self.raft.runtime_config().elect(false);
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            raft.runtime_config().elect(true);
+        });
+    }
+
     /// Index of the last applied log entry.
     pub fn applied_index(&self) -> Option<u64> {
         self.raft.metrics().borrow().last_applied.map(|l| l.index)
@@ -289,6 +329,13 @@ pub struct ShardSet {
 }
 
 const SHARD_COUNT_KEY: &str = "shards";
+
+/// How long a leader handing a shard over keeps from starting elections itself, so
+/// the handover does not bounce back.
+pub const HANDOVER_HOLD: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Longest wait for the node taking over to start its election.
+const HANDOVER_ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long a leader may go without a quorum's acknowledgement before it is treated
 /// as isolated: a little more than the longest election timeout.
@@ -568,6 +615,22 @@ impl ShardSet {
         })
     }
 
+    /// Every node worth asking who leads `shard`, best guess first: the leader hint,
+    /// then the shard's recorded voters and its target replicas (each of them hears
+    /// from the leader, so a wrong guess answers with a redirect).
+    pub fn leader_candidates(&self, shard: u32) -> Vec<NodeId> {
+        let meta = self.cluster();
+        let recorded = meta.voters.get(&shard).into_iter().flatten();
+        let target = meta.target.get(&shard).into_iter().flatten();
+        let mut out: Vec<NodeId> = self.leader_hint(shard).into_iter().collect();
+        for n in recorded.chain(target) {
+            if !out.contains(n) {
+                out.push(*n);
+            }
+        }
+        out
+    }
+
     /// Number of shards.
     pub fn count(&self) -> u32 {
         self.settings.shards
@@ -608,6 +671,32 @@ impl ShardSet {
             .peer_addr(node)
             .ok_or_else(|| format!("node {node} has no known address"))?;
         self.channels.client(&addr)
+    }
+
+    /// Hands leadership of `g` (which this node leads) to `to`, a voter holding the
+    /// whole log: this replica stops starting elections for [`HANDOVER_HOLD`] and
+    /// asks `to` to campaign, which it wins with this node's vote. The shard is
+    /// without a leader for one election round instead of a lease and a timeout.
+    pub async fn hand_over(&self, g: &ShardRaft, to: NodeId) -> Result<(), String> {
+        g.hold_elections(HANDOVER_HOLD);
+        tokio::time::timeout(HANDOVER_ASK_TIMEOUT, self.ask_to_campaign(to, g.shard()))
+            .await
+            .map_err(|_| format!("node {to} did not answer the handover in time"))?
+    }
+
+    /// Asks `node` to stand for election in `shard` (a leadership handover).
+    async fn ask_to_campaign(&self, node: NodeId, shard: u32) -> Result<(), String> {
+        let mut client = self.peer_client(node)?;
+        let reply = client
+            .campaign(kelemetry_proto::kelemetry::cluster::v1::CampaignRequest { shard })
+            .await
+            .map_err(|s| format!("node {node}: {}", s.message()))?
+            .into_inner();
+        if reply.error.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("node {node}: {}", reply.error))
+        }
     }
 
     /// Handles a Raft message from a peer and returns the encoded result. A message

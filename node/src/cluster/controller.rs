@@ -120,7 +120,8 @@ impl Controller {
 
     async fn metadata_voters(&self, shards: &ShardSet, meta: &ClusterMeta) -> Result<(), String> {
         let g = shards.meta();
-        if g.in_joint_config() {
+        if g.finish_joint_config(true).await? {
+            tracing::info!("finished a metadata voter change its previous leader left joint");
             return Ok(());
         }
         let want = meta.metadata_voters();

@@ -16,11 +16,11 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 /// change proposed by a leader that then loses its term may never answer).
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(20);
 
-async fn bounded(
+async fn bounded<T>(
     shard: u32,
     what: &str,
-    change: impl std::future::Future<Output = Result<(), String>>,
-) -> Result<(), String> {
+    change: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
     tokio::time::timeout(CHANGE_TIMEOUT, change)
         .await
         .map_err(|_| format!("{what} of shard {shard} not committed within {CHANGE_TIMEOUT:?}"))?
@@ -75,7 +75,17 @@ pub fn needs_report(meta: &ClusterMeta, g: &ShardRaft) -> bool {
 pub async fn advance(shards: &ShardSet, g: &ShardRaft) -> Result<(), String> {
     let meta = shards.cluster();
     let shard = g.shard();
-    if g.in_joint_config() {
+    if bounded(
+        shard,
+        "finishing a joint change",
+        g.finish_joint_config(false),
+    )
+    .await?
+    {
+        tracing::info!(
+            shard,
+            "finished a membership change its previous leader left joint"
+        );
         return Ok(());
     }
     let target = meta.target.get(&shard).cloned().unwrap_or_default();
@@ -96,12 +106,28 @@ pub async fn advance(shards: &ShardSet, g: &ShardRaft) -> Result<(), String> {
             bounded(shard, "promotion", g.set_voters(next, false)).await?;
             tracing::info!(shard, node, "replica promoted to voter");
         }
-        Some(Step::Remove(node)) => {
-            let mut next = voters;
-            next.remove(&node);
-            bounded(shard, "removal", g.set_voters(next, false)).await?;
-            tracing::info!(shard, node, "replica removed");
+        Some(Step::Remove(node)) if node == shards.node_id() => {
+            // Leaving the group as its leader would leave the shard leaderless until
+            // the others' leases run out; a caught-up successor takes over first and
+            // removes this node. Only without one does the leader remove itself.
+            let preferred = meta.preferred_leaders().get(&shard).copied();
+            let successor = preferred
+                .into_iter()
+                .chain(target.iter().copied())
+                .find(|n| *n != node && g.has_caught_up(*n));
+            match successor {
+                Some(to) => {
+                    tracing::info!(
+                        shard,
+                        to,
+                        "handing leadership over before leaving the group"
+                    );
+                    return shards.hand_over(g, to).await;
+                }
+                None => remove_voter(shard, g, voters, node).await?,
+            }
         }
+        Some(Step::Remove(node)) => remove_voter(shard, g, voters, node).await?,
         Some(Step::DropLearners(nodes)) => {
             bounded(shard, "learner removal", g.remove_nodes(nodes.clone())).await?;
             tracing::info!(shard, ?nodes, "dropped stray learners");
@@ -112,6 +138,18 @@ pub async fn advance(shards: &ShardSet, g: &ShardRaft) -> Result<(), String> {
         let nodes = g.voters().into_iter().collect();
         meta_client::submit(shards, MetaCommand::ReportVoters { shard, nodes }).await?;
     }
+    Ok(())
+}
+
+async fn remove_voter(
+    shard: u32,
+    g: &ShardRaft,
+    mut voters: BTreeSet<NodeId>,
+    node: NodeId,
+) -> Result<(), String> {
+    voters.remove(&node);
+    bounded(shard, "removal", g.set_voters(voters, false)).await?;
+    tracing::info!(shard, node, "replica removed");
     Ok(())
 }
 
