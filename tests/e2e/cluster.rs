@@ -441,6 +441,40 @@ fn member_states(status: &Value) -> BTreeMap<u64, (String, u64)> {
         .collect()
 }
 
+/// Every shard's term as each of `nodes` sees it.
+fn terms(nodes: &[Node]) -> Vec<Value> {
+    nodes
+        .iter()
+        .flat_map(|n| {
+            let (_, status) = n.http_get_json("/cluster/status");
+            status["shards"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["term"].clone())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Waits for a six-second window in which no shard on `nodes` changes its term.
+fn wait_for_quiet_terms(nodes: &[Node]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut before = terms(nodes);
+    loop {
+        std::thread::sleep(Duration::from_secs(6));
+        let after = terms(nodes);
+        if after == before {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "elections never stopped: {before:?} -> {after:?}"
+        );
+        before = after;
+    }
+}
+
 #[test]
 fn growing_three_to_five_and_draining_back_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -546,6 +580,9 @@ fn growing_three_to_five_and_draining_back_under_load_loses_nothing() {
         );
     }
     targets.lock().unwrap().truncate(3);
+    // Leadership settles under load: a window with no election in any shard comes
+    // within a minute (a shard whose leader keeps being unseated never has one).
+    wait_for_quiet_terms(&nodes[..3]);
     stop.store(true, Ordering::SeqCst);
     let acked = writer.join().unwrap();
     assert!(
