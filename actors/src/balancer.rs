@@ -1,12 +1,8 @@
-//! Spreads shard leadership over the nodes. A node that leads a shard whose
-//! preferred leader is another voter hands leadership over once that voter holds
-//! the whole log: it stops starting elections for a moment and asks the voter to
-//! campaign. The voter wins with this node's vote, so the shard is without a leader
-//! for one election round, once. (Followers never campaign on their own to take a
-//! shard: with openraft's leader lease the other followers refuse them, and the
-//! failed attempts only unseat the leader, over and over.)
+//! Spreads shard leadership over the nodes: a node leading a shard whose preferred
+//! leader is another voter holding the whole log hands the shard over to it (see
+//! `kelemetry_raft`'s handover), at most once per [`COOLDOWN`] per shard.
 
-use kelemetry_raft::ShardSet;
+use kelemetry_raft::{ShardSet, Tenures};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,11 +11,6 @@ use std::time::{Duration, Instant};
 /// How long after a handover of a shard before the same shard is handed over again
 /// (a handover that lost the race to another candidate is not retried at once).
 const COOLDOWN: Duration = Duration::from_secs(20);
-
-/// How long this node must have led a shard (in one term) before handing it over:
-/// a leader younger than openraft's leader lease refuses the new candidate's vote
-/// and the handover turns into an election round without a winner.
-const SETTLED: Duration = Duration::from_secs(2);
 
 /// Messages of the balancer.
 pub enum BalancerMsg {
@@ -30,11 +21,11 @@ pub enum BalancerMsg {
 /// The actor.
 pub struct LeaderBalancer;
 
-/// The node's groups, since when (and in which term) this node leads each shard,
-/// and when each shard was last handed over.
+/// The node's groups, how long it has led each, and when each shard was last handed
+/// over.
 pub struct BalancerState {
     shards: Arc<ShardSet>,
-    leading_since: HashMap<u32, (u64, Instant)>,
+    tenures: Tenures,
     handed_over: HashMap<u32, Instant>,
 }
 
@@ -50,7 +41,7 @@ impl Actor for LeaderBalancer {
     ) -> Result<BalancerState, ActorProcessingErr> {
         Ok(BalancerState {
             shards,
-            leading_since: HashMap::new(),
+            tenures: Tenures::default(),
             handed_over: HashMap::new(),
         })
     }
@@ -72,28 +63,12 @@ impl Actor for LeaderBalancer {
         state
             .handed_over
             .retain(|_, at| now.duration_since(*at) < COOLDOWN);
-        let led: HashMap<u32, u64> = locals
-            .iter()
-            .filter(|s| s.is_leader())
-            .map(|s| (s.shard(), s.term()))
-            .collect();
-        state
-            .leading_since
-            .retain(|shard, (term, _)| led.get(shard) == Some(term));
-        for (shard, term) in &led {
-            state.leading_since.entry(*shard).or_insert((*term, now));
-        }
-        let settled = |shard: u32| {
-            state
-                .leading_since
-                .get(&shard)
-                .is_some_and(|(_, since)| now.duration_since(*since) >= SETTLED)
-        };
+        state.tenures.observe(&locals);
         let handover = locals.iter().find_map(|s| {
             let to = *preferred.get(&s.shard())?;
             (to != me
                 && s.is_leader()
-                && settled(s.shard())
+                && state.tenures.settled(s.shard())
                 && s.voters().contains(&to)
                 && s.has_caught_up(to)
                 && !state.handed_over.contains_key(&s.shard()))

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod engine;
+mod handover;
 mod keys;
 mod log_store;
 mod network;
@@ -19,6 +20,7 @@ pub mod types;
 mod wal_sync;
 
 pub use engine::{Engine, EngineError};
+pub use handover::{Tenures, HANDOVER_HOLD};
 pub use network::{PeerChannels, PeerTls};
 pub use shards::{
     ProposeError, RaftSettings, ShardRaft, ShardSet, ShardSetError, META_SHARD, QUORUM_STALE_MS,

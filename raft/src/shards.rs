@@ -254,8 +254,8 @@ impl ShardRaft {
             .map_err(|e| e.to_string())
     }
 
-    /// Starts an election for this shard on this node (used to move leadership to
-    /// its preferred node; it fails harmlessly if this node's log is behind).
+    /// Starts an election for this shard on this node: the receiving end of a
+    /// leadership handover (see [`ShardSet::hand_over`]).
     pub async fn campaign(&self) -> Result<(), String> {
         self.raft.trigger().elect().await.map_err(|e| e.to_string())
     }
@@ -329,13 +329,6 @@ pub struct ShardSet {
 }
 
 const SHARD_COUNT_KEY: &str = "shards";
-
-/// How long a leader handing a shard over keeps from starting elections itself, so
-/// the handover does not bounce back.
-pub const HANDOVER_HOLD: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Longest wait for the node taking over to start its election.
-const HANDOVER_ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long a leader may go without a quorum's acknowledgement before it is treated
 /// as isolated: a little more than the longest election timeout.
@@ -671,32 +664,6 @@ impl ShardSet {
             .peer_addr(node)
             .ok_or_else(|| format!("node {node} has no known address"))?;
         self.channels.client(&addr)
-    }
-
-    /// Hands leadership of `g` (which this node leads) to `to`, a voter holding the
-    /// whole log: this replica stops starting elections for [`HANDOVER_HOLD`] and
-    /// asks `to` to campaign, which it wins with this node's vote. The shard is
-    /// without a leader for one election round instead of a lease and a timeout.
-    pub async fn hand_over(&self, g: &ShardRaft, to: NodeId) -> Result<(), String> {
-        g.hold_elections(HANDOVER_HOLD);
-        tokio::time::timeout(HANDOVER_ASK_TIMEOUT, self.ask_to_campaign(to, g.shard()))
-            .await
-            .map_err(|_| format!("node {to} did not answer the handover in time"))?
-    }
-
-    /// Asks `node` to stand for election in `shard` (a leadership handover).
-    async fn ask_to_campaign(&self, node: NodeId, shard: u32) -> Result<(), String> {
-        let mut client = self.peer_client(node)?;
-        let reply = client
-            .campaign(kelemetry_proto::kelemetry::cluster::v1::CampaignRequest { shard })
-            .await
-            .map_err(|s| format!("node {node}: {}", s.message()))?
-            .into_inner();
-        if reply.error.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("node {node}: {}", reply.error))
-        }
     }
 
     /// Handles a Raft message from a peer and returns the encoded result. A message

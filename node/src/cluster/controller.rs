@@ -7,10 +7,13 @@
 use super::meta_client::propose_here;
 use kelemetry_core::cluster::{ClusterMeta, Member, MemberState, MetaCommand, NodeId};
 use kelemetry_proto::kelemetry::cluster::v1::PingRequest;
-use kelemetry_raft::ShardSet;
+use kelemetry_raft::{ShardSet, Tenures, META_SHARD};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How long after a metadata lead handover before another is tried.
+const HANDOVER_COOLDOWN: Duration = Duration::from_secs(5);
 
 /// How long a liveness ping may take.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
@@ -27,10 +30,13 @@ pub struct ControlSettings {
 }
 
 /// The controller's memory: when each member last answered a ping (kept only while
-/// this node leads the metadata group; a new leader starts counting afresh).
+/// this node leads the metadata group; a new leader starts counting afresh), and
+/// this node's metadata leadership and its last handover.
 pub struct Controller {
     settings: ControlSettings,
     last_seen: HashMap<NodeId, Instant>,
+    tenure: Tenures,
+    handed_over: Option<Instant>,
 }
 
 impl Controller {
@@ -39,6 +45,8 @@ impl Controller {
         Self {
             settings,
             last_seen: HashMap::new(),
+            tenure: Tenures::default(),
+            handed_over: None,
         }
     }
 
@@ -63,7 +71,7 @@ impl Controller {
         }
         // A leader that must leave the voters does not remove itself (the group
         // would wait out an election timeout, and a change in flight can be lost):
-        // a staying voter takes the lead first (see `take_metadata_lead`).
+        // it hands the lead to a staying voter first (`hand_over_metadata_lead`).
         if meta.metadata_voters().contains(&shards.node_id()) {
             if let Err(e) = self.metadata_voters(shards, &meta).await {
                 tracing::warn!(error = %e, "cannot change the metadata voters");
@@ -71,27 +79,38 @@ impl Controller {
         }
     }
 
-    /// On the staying metadata voter with the lowest id: campaigns for the
-    /// metadata group when its leader is draining or removed.
-    pub async fn take_metadata_lead(&self, shards: &ShardSet) {
+    /// On a metadata leader that is leaving the voters (draining, removed, or no
+    /// longer among the first five active members): hands the lead to a staying
+    /// voter holding the whole log, so the voters can then change without the
+    /// group waiting out an election.
+    pub async fn hand_over_metadata_lead(&mut self, shards: &ShardSet) {
         let g = shards.meta();
-        let meta = shards.cluster();
-        let (Some(leader), me) = (g.leader(), shards.node_id()) else {
+        self.tenure.observe([g]);
+        let staying = shards.cluster().metadata_voters();
+        if !g.is_leader()
+            || staying.is_empty()
+            || staying.contains(&shards.node_id())
+            || !self.tenure.settled(META_SHARD)
+            || self
+                .handed_over
+                .is_some_and(|at| at.elapsed() < HANDOVER_COOLDOWN)
+        {
+            return;
+        }
+        let voters = g.voters();
+        let Some(to) = staying
+            .into_iter()
+            .find(|n| voters.contains(n) && g.has_caught_up(*n))
+        else {
             return;
         };
-        let leaving = meta
-            .members
-            .get(&leader)
-            .is_some_and(|m| matches!(m.state, MemberState::Draining | MemberState::Removed));
-        let first_staying = meta.metadata_voters().into_iter().next() == Some(me);
-        if leaving && first_staying && leader != me && g.voters().contains(&me) {
-            tracing::info!(
-                leader,
-                "metadata leader is leaving; campaigning to take over"
-            );
-            if let Err(e) = g.campaign().await {
-                tracing::warn!(error = %e, "metadata campaign failed");
-            }
+        self.handed_over = Some(Instant::now());
+        tracing::info!(
+            to,
+            "metadata leader is leaving the voters; handing the lead over"
+        );
+        if let Err(e) = shards.hand_over(g, to).await {
+            tracing::warn!(to, error = %e, "metadata lead handover failed");
         }
     }
 

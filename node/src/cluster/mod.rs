@@ -96,12 +96,12 @@ impl Actor for ClusterAgent {
     ) -> Result<(), ActorProcessingErr> {
         bounded_round("registration", register(state)).await;
         let shards = state.args.shards.clone();
+        bounded_round("controller", state.controller.tick(&shards)).await;
         bounded_round(
-            "metadata takeover",
-            state.controller.take_metadata_lead(&shards),
+            "metadata handover",
+            state.controller.hand_over_metadata_lead(&shards),
         )
         .await;
-        bounded_round("controller", state.controller.tick(&shards)).await;
         start_moves(state);
         bounded_round("replica upkeep", reconcile_replicas(state)).await;
         myself.send_after(TICK, || AgentMsg::Tick);
