@@ -114,8 +114,8 @@ pub struct Verdict {
     /// Object spans beyond one per (object, window), summed over replicas.
     pub span_violations: u64,
     /// Shards whose replicas differ at the same applied index, or that lack a
-    /// replica the placement names.
-    pub replica_mismatches: usize,
+    /// replica the placement names, each with what was seen.
+    pub replica_mismatches: Vec<String>,
 }
 
 impl Verdict {
@@ -124,7 +124,7 @@ impl Verdict {
         self.lost == 0
             && self.duplicated == 0
             && self.span_violations == 0
-            && self.replica_mismatches == 0
+            && self.replica_mismatches.is_empty()
     }
 }
 
@@ -227,7 +227,14 @@ fn check_once(
             .filter_map(|n| replicas.get(&(*shard, *n)))
             .collect();
         if held.len() != voters.len() || held.is_empty() {
-            verdict.replica_mismatches += 1;
+            let on: Vec<u64> = voters
+                .iter()
+                .filter(|n| replicas.contains_key(&(*shard, **n)))
+                .copied()
+                .collect();
+            verdict.replica_mismatches.push(format!(
+                "shard {shard}: placement names {voters:?}, replicas found on {on:?}"
+            ));
             continue;
         }
         for r in &held {
@@ -251,7 +258,9 @@ fn check_once(
         .iter()
         .filter(|id| !stored.contains_key(id.as_str()))
         .count();
-    verdict.replica_mismatches += replica_mismatches(agent, nodes, &placement, shards);
+    verdict
+        .replica_mismatches
+        .extend(replica_mismatches(agent, nodes, &placement, shards));
     Ok(verdict)
 }
 
@@ -262,11 +271,11 @@ fn replica_mismatches(
     nodes: &[&NodeProc],
     placement: &BTreeMap<u32, Vec<u64>>,
     shards: u32,
-) -> usize {
+) -> Vec<String> {
     let mut sums: BTreeMap<(u32, u64), (Option<u64>, Option<String>)> = BTreeMap::new();
     for n in nodes {
         let Some(v) = get(agent, n, "/cluster/checksums") else {
-            return shards as usize;
+            return vec![format!("node {} did not report checksums", n.id)];
         };
         for e in v["shards"].as_array().into_iter().flatten() {
             let shard = e["shard"].as_u64().unwrap_or(u64::MAX) as u32;
@@ -280,14 +289,16 @@ fn replica_mismatches(
         }
     }
     (0..shards)
-        .filter(|s| {
-            let pairs: BTreeSet<&(Option<u64>, Option<String>)> = placement
-                .get(s)
+        .filter_map(|s| {
+            let seen: BTreeMap<u64, &(Option<u64>, Option<String>)> = placement
+                .get(&s)
                 .into_iter()
                 .flatten()
-                .filter_map(|n| sums.get(&(*s, *n)))
+                .filter_map(|n| sums.get(&(s, *n)).map(|p| (*n, p)))
                 .collect();
-            pairs.len() != 1 || pairs.iter().any(|(a, _)| a.is_none())
+            let distinct: BTreeSet<_> = seen.values().collect();
+            (distinct.len() != 1 || distinct.iter().any(|(a, _)| a.is_none()))
+                .then(|| format!("shard {s}: (applied, checksum) per node {seen:?}"))
         })
-        .count()
+        .collect()
 }

@@ -426,8 +426,14 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
     );
     println!(
         "lost: {}, duplicated: {}, object-span violations: {}, replica mismatches: {}",
-        verdict.lost, verdict.duplicated, verdict.span_violations, verdict.replica_mismatches
+        verdict.lost,
+        verdict.duplicated,
+        verdict.span_violations,
+        verdict.replica_mismatches.len()
     );
+    for m in verdict.replica_mismatches.iter().take(5) {
+        println!("  {m}");
+    }
     println!("{}", if verdict.ok() { "PASS" } else { "FAIL" });
     Ok(verdict.ok())
 }
