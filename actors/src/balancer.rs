@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 /// (a handover that lost the race to another candidate is not retried at once).
 const COOLDOWN: Duration = Duration::from_secs(20);
 
+/// Most shards one node hands over per tick: enough that a node leading most of
+/// 64 shards after bootstrap is balanced within seconds, few enough that a tick
+/// never leaves many shards between leaders at once.
+const HANDOVERS_PER_TICK: usize = 8;
+
 /// Messages of the balancer.
 pub enum BalancerMsg {
     /// Time to check.
@@ -64,17 +69,21 @@ impl Actor for LeaderBalancer {
             .handed_over
             .retain(|_, at| now.duration_since(*at) < COOLDOWN);
         state.tenures.observe(&locals);
-        let handover = locals.iter().find_map(|s| {
-            let to = *preferred.get(&s.shard())?;
-            (to != me
-                && s.is_leader()
-                && state.tenures.settled(s.shard())
-                && s.voters().contains(&to)
-                && s.has_caught_up(to)
-                && !state.handed_over.contains_key(&s.shard()))
-            .then_some((s, to))
-        });
-        if let Some((s, to)) = handover {
+        let handovers: Vec<_> = locals
+            .iter()
+            .filter_map(|s| {
+                let to = *preferred.get(&s.shard())?;
+                (to != me
+                    && s.is_leader()
+                    && state.tenures.settled(s.shard())
+                    && s.voters().contains(&to)
+                    && s.has_caught_up(to)
+                    && !state.handed_over.contains_key(&s.shard()))
+                .then_some((s, to))
+            })
+            .take(HANDOVERS_PER_TICK)
+            .collect();
+        for (s, to) in handovers {
             let shard = s.shard();
             state.handed_over.insert(shard, now);
             tracing::info!(shard, to, "handing shard leadership to its preferred node");
