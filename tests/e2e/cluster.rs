@@ -475,6 +475,31 @@ fn wait_for_quiet_terms(nodes: &[Node]) {
     }
 }
 
+/// Waits until every one of `nodes` leads within one of its even share of `shards`.
+fn wait_for_balanced_leaders(nodes: &[Node], shards: u64) {
+    let n = nodes.len() as u64;
+    let (low, high) = ((shards / n).saturating_sub(1), shards.div_ceil(n) + 1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let led: Vec<u64> = nodes
+            .iter()
+            .map(|node| {
+                node.http_get_json("/cluster/status").1["shards_led"]
+                    .as_u64()
+                    .unwrap_or(0)
+            })
+            .collect();
+        if led.iter().all(|l| (low..=high).contains(l)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leaders per node {led:?}, want {low}..={high} each"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
 fn growing_three_to_five_and_draining_back_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -523,6 +548,8 @@ fn growing_three_to_five_and_draining_back_under_load_loses_nothing() {
         member_states(&grown).values().map(|(_, n)| n).sum::<u64>(),
         shards * 3
     );
+    // Leadership spreads to the new members too (handed over, about 16 / 5 each).
+    wait_for_balanced_leaders(&nodes, shards);
     // A joined node answers queries for shards it holds no replica of (reads go to
     // their leaders), complete and not marked stale.
     let found = nodes[3].search(
