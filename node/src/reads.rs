@@ -88,9 +88,12 @@ async fn remote(
     Ok((result, reply.stale))
 }
 
-/// How long a read waits for a shard that is between leaders (an election takes
-/// well under a second) before it is answered from a replica and marked stale.
-const ELECTION_WAIT: Duration = Duration::from_millis(1_500);
+/// How long a read waits for a shard that is between leaders before it is answered
+/// from a replica and marked stale: an election takes well under a second, but one
+/// that follows a lost handover waits out the followers' leader lease (0.8 s) and an
+/// election timeout (up to 0.8 s) first, and one leader read under load can take a
+/// second of that.
+const ELECTION_WAIT: Duration = Duration::from_secs(3);
 
 /// Reads a shard at its leader (following one redirect, and waiting out an election
 /// for up to [`ELECTION_WAIT`]); when no leader answers, from this node's replica or
