@@ -2,14 +2,12 @@
 //! leader is another voter holding the whole log hands the shard over to it (see
 //! `kelemetry_raft`'s handover), at most once per [`COOLDOWN`] per shard.
 
-use kelemetry_raft::{ShardSet, Tenures};
+use kelemetry_raft::{HandoverPacing, ShardSet};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How long after a handover of a shard before the same shard is handed over again
-/// (a handover that lost the race to another candidate is not retried at once).
+/// How long after a handover of a shard before the same shard is handed over again.
 const COOLDOWN: Duration = Duration::from_secs(20);
 
 /// Most shards one node hands over per tick: enough that a node leading most of
@@ -26,12 +24,10 @@ pub enum BalancerMsg {
 /// The actor.
 pub struct LeaderBalancer;
 
-/// The node's groups, how long it has led each, and when each shard was last handed
-/// over.
+/// The node's groups and the pacing of their handovers.
 pub struct BalancerState {
     shards: Arc<ShardSet>,
-    tenures: Tenures,
-    handed_over: HashMap<u32, Instant>,
+    pacing: HandoverPacing,
 }
 
 impl Actor for LeaderBalancer {
@@ -46,8 +42,7 @@ impl Actor for LeaderBalancer {
     ) -> Result<BalancerState, ActorProcessingErr> {
         Ok(BalancerState {
             shards,
-            tenures: Tenures::default(),
-            handed_over: HashMap::new(),
+            pacing: HandoverPacing::new(COOLDOWN),
         })
     }
 
@@ -64,28 +59,23 @@ impl Actor for LeaderBalancer {
         }
         let me = shards.node_id();
         let preferred = shards.cluster().preferred_leaders();
-        let now = Instant::now();
-        state
-            .handed_over
-            .retain(|_, at| now.duration_since(*at) < COOLDOWN);
-        state.tenures.observe(&locals);
+        state.pacing.observe(&locals);
         let handovers: Vec<_> = locals
             .iter()
             .filter_map(|s| {
                 let to = *preferred.get(&s.shard())?;
                 (to != me
                     && s.is_leader()
-                    && state.tenures.settled(s.shard())
+                    && state.pacing.ready(s.shard())
                     && s.voters().contains(&to)
-                    && s.has_caught_up(to)
-                    && !state.handed_over.contains_key(&s.shard()))
+                    && s.has_caught_up(to))
                 .then_some((s, to))
             })
             .take(HANDOVERS_PER_TICK)
             .collect();
         for (s, to) in handovers {
             let shard = s.shard();
-            state.handed_over.insert(shard, now);
+            state.pacing.record(shard);
             tracing::info!(shard, to, "handing shard leadership to its preferred node");
             if let Err(e) = shards.hand_over(s, to).await {
                 tracing::warn!(shard, to, error = %e, "leadership handover failed");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// How long a leader handing a group over keeps from starting elections itself, so
 /// the handover does not bounce back.
-pub const HANDOVER_HOLD: Duration = Duration::from_secs(3);
+const HANDOVER_HOLD: Duration = Duration::from_secs(3);
 
 /// Longest wait for the node taking over to start its election.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -50,14 +50,25 @@ impl ShardSet {
     }
 }
 
-/// Since when, and in which term, this node has led each group it leads: handovers
-/// wait until a leadership has [`SETTLED`].
-#[derive(Default)]
-pub struct Tenures {
-    since: HashMap<u32, (u64, Instant)>,
+/// When this node may hand a group over: once it has led the group for [`SETTLED`]
+/// in one term, and not within `cooldown` of its last handover of that group (a
+/// handover that lost its race to another candidate is not retried at once).
+pub struct HandoverPacing {
+    led_since: HashMap<u32, (u64, Instant)>,
+    handed_over: HashMap<u32, Instant>,
+    cooldown: Duration,
 }
 
-impl Tenures {
+impl HandoverPacing {
+    /// Pacing with `cooldown` between two handovers of one group.
+    pub fn new(cooldown: Duration) -> Self {
+        Self {
+            led_since: HashMap::new(),
+            handed_over: HashMap::new(),
+            cooldown,
+        }
+    }
+
     /// Records which of `groups` this node leads now; a new term restarts the clock.
     pub fn observe<'a>(&mut self, groups: impl IntoIterator<Item = &'a ShardRaft>) {
         let now = Instant::now();
@@ -66,17 +77,31 @@ impl Tenures {
             .filter(|g| g.is_leader())
             .map(|g| (g.shard(), g.term()))
             .collect();
-        self.since
+        self.led_since
             .retain(|shard, (term, _)| led.get(shard) == Some(term));
         for (shard, term) in led {
-            self.since.entry(shard).or_insert((term, now));
+            self.led_since.entry(shard).or_insert((term, now));
         }
+        let cooldown = self.cooldown;
+        self.handed_over
+            .retain(|_, at| now.duration_since(*at) < cooldown);
     }
 
-    /// Whether this node has led `shard` long enough to hand it over.
-    pub fn settled(&self, shard: u32) -> bool {
-        self.since
+    /// Whether this node may hand `shard` over now.
+    pub fn ready(&self, shard: u32) -> bool {
+        let settled = self
+            .led_since
             .get(&shard)
-            .is_some_and(|(_, since)| since.elapsed() >= SETTLED)
+            .is_some_and(|(_, since)| since.elapsed() >= SETTLED);
+        let cooled = self
+            .handed_over
+            .get(&shard)
+            .is_none_or(|at| at.elapsed() >= self.cooldown);
+        settled && cooled
+    }
+
+    /// Notes a handover of `shard`, starting its cooldown.
+    pub fn record(&mut self, shard: u32) {
+        self.handed_over.insert(shard, Instant::now());
     }
 }

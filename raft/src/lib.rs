@@ -20,7 +20,7 @@ pub mod types;
 mod wal_sync;
 
 pub use engine::{Engine, EngineError};
-pub use handover::{Tenures, HANDOVER_HOLD};
+pub use handover::HandoverPacing;
 pub use network::{PeerChannels, PeerTls};
 pub use shards::{
     ProposeError, RaftSettings, ShardRaft, ShardSet, ShardSetError, META_SHARD, QUORUM_STALE_MS,

@@ -263,14 +263,15 @@ impl ShardRaft {
     /// Whether this leader has replicated its whole log to `node`, so leadership can
     /// move there without the new leader lacking an entry.
     pub fn has_caught_up(&self, node: NodeId) -> bool {
-        let m = self.raft.metrics().borrow().clone();
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
         let Some(last) = m.last_log_index else {
             return true;
         };
         m.replication
             .as_ref()
-            .and_then(|r| r.get(&node).cloned().flatten())
-            .is_some_and(|matched| matched.index >= last)
+            .and_then(|r| r.get(&node))
+            .is_some_and(|matched| matched.is_some_and(|m| m.index >= last))
     }
 
     /// Keeps this replica from starting elections for `hold`: a leader handing

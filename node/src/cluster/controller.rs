@@ -7,7 +7,7 @@
 use super::meta_client::propose_here;
 use kelemetry_core::cluster::{ClusterMeta, Member, MemberState, MetaCommand, NodeId};
 use kelemetry_proto::kelemetry::cluster::v1::PingRequest;
-use kelemetry_raft::{ShardSet, Tenures, META_SHARD};
+use kelemetry_raft::{HandoverPacing, ShardSet, META_SHARD};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,12 +31,11 @@ pub struct ControlSettings {
 
 /// The controller's memory: when each member last answered a ping (kept only while
 /// this node leads the metadata group; a new leader starts counting afresh), and
-/// this node's metadata leadership and its last handover.
+/// the pacing of this node's metadata lead handovers.
 pub struct Controller {
     settings: ControlSettings,
     last_seen: HashMap<NodeId, Instant>,
-    tenure: Tenures,
-    handed_over: Option<Instant>,
+    pacing: HandoverPacing,
 }
 
 impl Controller {
@@ -45,8 +44,7 @@ impl Controller {
         Self {
             settings,
             last_seen: HashMap::new(),
-            tenure: Tenures::default(),
-            handed_over: None,
+            pacing: HandoverPacing::new(HANDOVER_COOLDOWN),
         }
     }
 
@@ -85,15 +83,12 @@ impl Controller {
     /// group waiting out an election.
     pub async fn hand_over_metadata_lead(&mut self, shards: &ShardSet) {
         let g = shards.meta();
-        self.tenure.observe([g]);
+        self.pacing.observe([g]);
         let staying = shards.cluster().metadata_voters();
         if !g.is_leader()
             || staying.is_empty()
             || staying.contains(&shards.node_id())
-            || !self.tenure.settled(META_SHARD)
-            || self
-                .handed_over
-                .is_some_and(|at| at.elapsed() < HANDOVER_COOLDOWN)
+            || !self.pacing.ready(META_SHARD)
         {
             return;
         }
@@ -104,7 +99,7 @@ impl Controller {
         else {
             return;
         };
-        self.handed_over = Some(Instant::now());
+        self.pacing.record(META_SHARD);
         tracing::info!(
             to,
             "metadata leader is leaving the voters; handing the lead over"
