@@ -1,12 +1,15 @@
 //! The actors of a node: one shard actor per shard (group commit into Raft), the
-//! outbox worker that delivers cross-shard links, and the retention worker; plus the
-//! ingest router that sends each command to its shard's actor.
+//! outbox worker that delivers cross-shard links, and the retention worker; the
+//! ingest router that sends each command to its shard's actor; and the ring's
+//! drivers ([`ring`]: agent, controller, shard moves, leadership balancer).
 
-mod balancer;
+#![warn(missing_docs)]
+
 pub mod metrics;
 mod outbox;
 mod pipeline;
 mod retention;
+pub mod ring;
 mod router;
 mod shard;
 

@@ -1,8 +1,8 @@
 //! Starts and stops every actor of a node's write path.
 
-use crate::balancer::{BalancerMsg, LeaderBalancer};
 use crate::outbox::{OutboxActor, OutboxArgs, OutboxMsg};
 use crate::retention::{RetentionActor, RetentionArgs, RetentionMsg};
+use crate::ring::balancer::{BalancerMsg, LeaderBalancer};
 use crate::router::IngestRouter;
 use crate::shard::{Forwarder, ShardActor, ShardArgs, ShardLimits};
 use kelemetry_raft::ShardSet;

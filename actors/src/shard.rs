@@ -9,7 +9,7 @@
 use crate::metrics;
 use crate::router::SubmitError;
 use kelemetry_core::{Command, CommandOutcome, Proposal};
-use kelemetry_raft::{ProposeError, ShardRaft, ShardSet};
+use kelemetry_raft::{GroupError, ShardRaft, ShardSet};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -215,7 +215,7 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
             let result = match tokio::time::timeout(commit_timeout, raft.propose(proposal)).await
             {
                 Ok(r) => r,
-                Err(_) => Err(ProposeError::Unavailable {
+                Err(_) => Err(GroupError::Unavailable {
                     shard,
                     message: format!(
                         "not committed within {commit_timeout:?}; it may still commit, a retry is deduplicated"
@@ -234,16 +234,19 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
                     }
                 }
                 Err(e) => {
+                    // A leader that lost its term mid-proposal names its successor,
+                    // so a forwarding node can redirect there.
                     let err = match e {
-                        ProposeError::NotLeader { shard, leader } => SubmitError::Unavailable {
-                            shard,
-                            message: format!(
-                                "this node is not the shard leader (leader: {leader:?})"
-                            ),
-                        },
-                        ProposeError::Unavailable { shard, message } => {
+                        GroupError::NotLeader { shard, leader } => {
+                            SubmitError::NotLeader { shard, leader }
+                        }
+                        GroupError::Unavailable { message, .. } => {
                             SubmitError::Unavailable { shard, message }
                         }
+                        other => SubmitError::Unavailable {
+                            shard,
+                            message: other.to_string(),
+                        },
                     };
                     metrics::REJECTED.with_label_values(&["unavailable"]).inc();
                     for (_, reply, _) in batch {

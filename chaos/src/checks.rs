@@ -3,52 +3,34 @@
 use crate::node::NodeProc;
 use crate::workload::LoadResult;
 use anyhow::bail;
+use kelemetry_testkit::{ring, Client};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-fn get(agent: &ureq::Agent, node: &NodeProc, path: &str) -> Option<Value> {
-    let mut r = agent
-        .get(format!("http://{}{path}", node.http))
-        .call()
-        .ok()?;
-    serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()
+fn get(client: &Client, node: &NodeProc, path: &str) -> Option<Value> {
+    match client.get_json(&format!("http://{}{path}", node.addrs.http)) {
+        Ok((200, v)) => Some(v),
+        _ => None,
+    }
 }
 
-/// The shards `node` holds a replica of (as the placement says), with the leader it
-/// sees for each.
-fn local_leaders(agent: &ureq::Agent, node: &NodeProc) -> Option<BTreeMap<u32, Option<u64>>> {
-    let v = get(agent, node, "/cluster/status")?;
-    let me = v["node"].as_u64()?;
-    Some(
-        v["shards"]
-            .as_array()?
-            .iter()
-            .filter(|s| s["local"] == true)
-            .filter(|s| {
-                s["replicas"]
-                    .as_array()
-                    .is_some_and(|r| r.iter().any(|n| n.as_u64() == Some(me)))
-            })
-            .filter_map(|s| Some((s["shard"].as_u64()? as u32, s["leader"].as_u64())))
-            .collect(),
-    )
+fn local_leaders(client: &Client, node: &NodeProc) -> Option<BTreeMap<u32, Option<u64>>> {
+    ring::local_leaders(client, &node.addrs.http)
 }
 
 /// The leader of `shard` as the first node holding it sees it.
-pub fn leader_of(agent: &ureq::Agent, nodes: &[&NodeProc], shard: u32) -> Option<u64> {
-    nodes
-        .iter()
-        .filter_map(|n| local_leaders(agent, n)?.get(&shard).copied().flatten())
-        .next()
+pub fn leader_of(client: &Client, nodes: &[&NodeProc], shard: u32) -> Option<u64> {
+    let https: Vec<&str> = nodes.iter().map(|n| n.addrs.http.as_str()).collect();
+    ring::leader_of(client, &https, shard)
 }
 
 /// Whether every shard has a replica on some node of `nodes` and every such replica
 /// sees a leader other than `dead`.
-fn all_led(agent: &ureq::Agent, nodes: &[&NodeProc], dead: Option<u64>, shards: u32) -> bool {
+fn all_led(client: &Client, nodes: &[&NodeProc], dead: Option<u64>, shards: u32) -> bool {
     let mut covered = BTreeSet::new();
     for n in nodes {
-        let Some(view) = local_leaders(agent, n) else {
+        let Some(view) = local_leaders(client, n) else {
             return false;
         };
         for (shard, leader) in view {
@@ -65,14 +47,14 @@ fn all_led(agent: &ureq::Agent, nodes: &[&NodeProc], dead: Option<u64>, shards: 
 
 /// Waits until every shard is led by a live node, as the survivors see it.
 pub fn wait_leaders_alive(
-    agent: &ureq::Agent,
+    client: &Client,
     survivors: &[&NodeProc],
     dead: u64,
     shards: u32,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    while !all_led(agent, survivors, Some(dead), shards) {
+    while !all_led(client, survivors, Some(dead), shards) {
         if Instant::now() > deadline {
             bail!("shards still without a live leader {timeout:?} after killing node {dead}");
         }
@@ -83,13 +65,13 @@ pub fn wait_leaders_alive(
 
 /// Waits until every shard has a leader, as the running nodes see it.
 pub fn wait_all_led(
-    agent: &ureq::Agent,
+    client: &Client,
     nodes: &[&NodeProc],
     shards: u32,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    while !all_led(agent, nodes, None, shards) {
+    while !all_led(client, nodes, None, shards) {
         if Instant::now() > deadline {
             bail!("some shard has no leader after {timeout:?}");
         }
@@ -99,8 +81,8 @@ pub fn wait_all_led(
 }
 
 /// The cluster status as `node` reports it.
-pub fn status(agent: &ureq::Agent, node: &NodeProc) -> Option<Value> {
-    get(agent, node, "/cluster/status")
+pub fn status(client: &Client, node: &NodeProc) -> Option<Value> {
+    get(client, node, "/cluster/status")
 }
 
 /// Violations found at the end of a run.
@@ -136,13 +118,10 @@ struct Replica {
 }
 
 /// Every shard replica the nodes report: (shard, node) -> replica.
-fn replicas(
-    agent: &ureq::Agent,
-    nodes: &[&NodeProc],
-) -> anyhow::Result<BTreeMap<(u32, u64), Replica>> {
+fn replicas(client: &Client, nodes: &[&NodeProc]) -> anyhow::Result<BTreeMap<(u32, u64), Replica>> {
     let mut out = BTreeMap::new();
     for n in nodes {
-        let Some(v) = get(agent, n, "/cluster/audit-ids") else {
+        let Some(v) = get(client, n, "/cluster/audit-ids") else {
             bail!("node {} does not answer", n.id)
         };
         for s in v["shards"].as_array().into_iter().flatten() {
@@ -170,10 +149,10 @@ fn replicas(
 }
 
 /// The voters of each shard as the placement records them.
-fn placement(agent: &ureq::Agent, nodes: &[&NodeProc]) -> Option<BTreeMap<u32, Vec<u64>>> {
+fn placement(client: &Client, nodes: &[&NodeProc]) -> Option<BTreeMap<u32, Vec<u64>>> {
     let v = nodes
         .iter()
-        .find_map(|n| get(agent, n, "/cluster/status"))?;
+        .find_map(|n| get(client, n, "/cluster/status"))?;
     Some(
         v["shards"]
             .as_array()?
@@ -194,14 +173,14 @@ fn placement(agent: &ureq::Agent, nodes: &[&NodeProc]) -> Option<BTreeMap<u32, V
 /// to a minute to converge: each acknowledged audit ID is in every replica of one
 /// shard exactly once, one object span per (object, window), equal checksums.
 pub fn verify(
-    agent: &ureq::Agent,
+    client: &Client,
     nodes: &[&NodeProc],
     load: &LoadResult,
     shards: u32,
 ) -> anyhow::Result<Verdict> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let verdict = check_once(agent, nodes, load, shards)?;
+        let verdict = check_once(client, nodes, load, shards)?;
         if verdict.ok() || Instant::now() > deadline {
             return Ok(verdict);
         }
@@ -210,16 +189,16 @@ pub fn verify(
 }
 
 fn check_once(
-    agent: &ureq::Agent,
+    client: &Client,
     nodes: &[&NodeProc],
     load: &LoadResult,
     shards: u32,
 ) -> anyhow::Result<Verdict> {
     let mut verdict = Verdict::default();
-    let Some(placement) = placement(agent, nodes) else {
+    let Some(placement) = placement(client, nodes) else {
         bail!("no node reports the placement")
     };
-    let replicas = replicas(agent, nodes)?;
+    let replicas = replicas(client, nodes)?;
     let mut stored: BTreeMap<&str, u32> = BTreeMap::new();
     for (shard, voters) in &placement {
         let held: Vec<&Replica> = voters
@@ -260,21 +239,21 @@ fn check_once(
         .count();
     verdict
         .replica_mismatches
-        .extend(replica_mismatches(agent, nodes, &placement, shards));
+        .extend(replica_mismatches(client, nodes, &placement, shards));
     Ok(verdict)
 }
 
 /// Shards whose replicas (per the placement) differ at the same applied index, or
 /// have not converged to one index.
 fn replica_mismatches(
-    agent: &ureq::Agent,
+    client: &Client,
     nodes: &[&NodeProc],
     placement: &BTreeMap<u32, Vec<u64>>,
     shards: u32,
 ) -> Vec<String> {
     let mut sums: BTreeMap<(u32, u64), (Option<u64>, Option<String>)> = BTreeMap::new();
     for n in nodes {
-        let Some(v) = get(agent, n, "/cluster/checksums") else {
+        let Some(v) = get(client, n, "/cluster/checksums") else {
             return vec![format!("node {} did not report checksums", n.id)];
         };
         for e in v["shards"].as_array().into_iter().flatten() {

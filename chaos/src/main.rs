@@ -13,8 +13,9 @@ mod workload;
 
 use anyhow::Context;
 use clap::Parser;
+use kelemetry_testkit::ports::free_port;
+use kelemetry_testkit::Client;
 use node::NodeProc;
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,16 +88,6 @@ impl Rng {
     }
 }
 
-/// A free peer port below the kernel's ephemeral range, so no port-0 bind elsewhere
-/// can take it before the node starts.
-fn peer_port(seed: u64, node: u64) -> u16 {
-    let base = u64::from(std::process::id()) ^ seed;
-    (0..)
-        .map(|k: u64| 20_000 + ((base + node * 7919 + k * 104_729) % 10_000) as u16)
-        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .unwrap_or(20_000)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -110,17 +101,16 @@ struct Cluster {
     binary: std::path::PathBuf,
     dir: std::path::PathBuf,
     shards: u32,
-    seed: u64,
     nodes: Vec<NodeProc>,
     retired: Vec<bool>,
-    agent: ureq::Agent,
+    client: Client,
 }
 
 impl Cluster {
     /// Waits until every shard has a leader, as the live nodes see it.
     fn wait_all_led(&self) -> anyhow::Result<()> {
         checks::wait_all_led(
-            &self.agent,
+            &self.client,
             &self.live(),
             self.shards,
             Duration::from_secs(60),
@@ -139,8 +129,8 @@ impl Cluster {
     fn add(&mut self, args: Vec<String>) -> anyhow::Result<usize> {
         let id = self.nodes.len() as u64;
         let mut n = NodeProc::new(id, &self.binary, &self.dir.join(format!("n{id}")), args);
-        n.start()?;
-        n.wait_up(&self.agent, Duration::from_secs(60))?;
+        n.spawn()?;
+        n.wait_up(Duration::from_secs(60))?;
         self.nodes.push(n);
         self.retired.push(false);
         Ok(id as usize)
@@ -169,7 +159,7 @@ impl Cluster {
             let live = self.live();
             if live
                 .iter()
-                .find_map(|n| checks::status(&self.agent, n))
+                .find_map(|n| checks::status(&self.client, n))
                 .is_some_and(|s| done(&s))
             {
                 return Ok(());
@@ -186,8 +176,8 @@ impl Cluster {
     /// shard is moving.
     fn scale_out(&mut self, targets: &workload::Targets) -> anyhow::Result<u64> {
         let id = self.nodes.len() as u64;
-        let via = peer_addr_of(&self.agent, self.live()[0])?;
-        let mut args = self.base_args(id, peer_port(self.seed, id));
+        let via = peer_addr_of(&self.client, self.live()[0])?;
+        let mut args = self.base_args(id, free_port());
         args.extend(["--join".into(), via]);
         let i = self.add(args)?;
         targets.push(&self.nodes[i]);
@@ -216,18 +206,14 @@ impl Cluster {
             .into_iter()
             .find(|n| n.id != victim)
             .context("no other live node")?
+            .addrs
             .http
             .clone();
-        let mut r = self
-            .agent
-            .post(format!("http://{via}/cluster/drain"))
-            .header("content-type", "application/json")
-            .send(format!("{{\"node\": {victim}}}"))?;
-        anyhow::ensure!(
-            r.status() == 202,
-            "drain refused: {}",
-            r.body_mut().read_to_string()?
-        );
+        let (status, body) = self.client.post(
+            &format!("http://{via}/cluster/drain"),
+            format!("{{\"node\": {victim}}}").as_bytes(),
+        )?;
+        anyhow::ensure!(status == 202, "drain refused: {body}");
         self.wait_status("drained node removed", Duration::from_secs(300), |s| {
             member(s, victim).is_some_and(|m| m["state"] == "removed") && s["shards_moving"] == 0
         })?;
@@ -243,8 +229,8 @@ fn member(status: &serde_json::Value, id: u64) -> Option<&serde_json::Value> {
     status["nodes"].as_array()?.iter().find(|m| m["id"] == id)
 }
 
-fn peer_addr_of(agent: &ureq::Agent, node: &NodeProc) -> anyhow::Result<String> {
-    let s = checks::status(agent, node).context("status")?;
+fn peer_addr_of(client: &Client, node: &NodeProc) -> anyhow::Result<String> {
+    let s = checks::status(client, node).context("status")?;
     let me = s["node"].as_u64().context("node id")?;
     Ok(member(&s, me)
         .and_then(|m| m["peer_addr"].as_str())
@@ -276,21 +262,16 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
             .context("binary dir")?
             .join("kelemetry"),
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let client = Client::new(Duration::from_secs(10));
     let mut cluster = Cluster {
         binary,
         dir: dir.to_path_buf(),
         shards: opts.shards,
-        seed: opts.seed,
         nodes: Vec::new(),
         retired: Vec::new(),
-        agent: agent.clone(),
+        client: client.clone(),
     };
-    let ports: Vec<u16> = (0..opts.nodes).map(|i| peer_port(opts.seed, i)).collect();
+    let ports: Vec<u16> = (0..opts.nodes).map(|_| free_port()).collect();
     let peers: String = (0..opts.nodes)
         .map(|i| format!("{i}=127.0.0.1:{}", ports[i as usize]))
         .collect::<Vec<_>>()
@@ -299,12 +280,12 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
         let mut args = cluster.base_args(i, ports[i as usize]);
         args.extend(["--peers".into(), peers.clone()]);
         let mut n = NodeProc::new(i, &cluster.binary, &cluster.dir.join(format!("n{i}")), args);
-        n.start()?;
+        n.spawn()?;
         cluster.nodes.push(n);
         cluster.retired.push(false);
     }
     for n in &mut cluster.nodes {
-        n.wait_up(&agent, Duration::from_secs(60))?;
+        n.wait_up(Duration::from_secs(60))?;
     }
     cluster.wait_all_led()?;
     let max_nodes = opts.max_nodes.unwrap_or(opts.nodes + 2);
@@ -348,7 +329,7 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
         }
         let live = cluster.live();
         let shard = rng.below(u64::from(opts.shards)) as u32;
-        let victim = checks::leader_of(&agent, &live, shard)
+        let victim = checks::leader_of(&client, &live, shard)
             .unwrap_or(live[rng.below(live.len() as u64) as usize].id)
             as usize;
         kills += 1;
@@ -366,7 +347,7 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
             .filter(|n| n.id != victim as u64)
             .collect();
         checks::wait_leaders_alive(
-            &agent,
+            &client,
             &others,
             victim as u64,
             opts.shards,
@@ -381,8 +362,8 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
             cluster.nodes[victim].resume()?;
             pauses += 1;
         } else {
-            cluster.nodes[victim].start()?;
-            cluster.nodes[victim].wait_up(&agent, Duration::from_secs(60))?;
+            cluster.nodes[victim].spawn()?;
+            cluster.nodes[victim].wait_up(Duration::from_secs(60))?;
             targets.update(victim, &cluster.nodes[victim]);
         }
         targets.set_down(victim, false);
@@ -391,7 +372,7 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
     let result = load.join();
     let elapsed = started.elapsed();
     cluster.wait_all_led()?;
-    let verdict = checks::verify(&agent, &cluster.live(), &result, opts.shards)?;
+    let verdict = checks::verify(&client, &cluster.live(), &result, opts.shards)?;
     recoveries.sort();
     println!("---");
     println!(

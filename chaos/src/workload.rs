@@ -2,7 +2,8 @@
 //! clients to random live nodes and retried until acknowledged, as API servers do.
 
 use crate::node::NodeProc;
-use kelemetry::workload::deployment_lifecycle;
+use kelemetry_testkit::workload::deployment_lifecycle;
+use kelemetry_testkit::Client;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,10 @@ impl Targets {
     /// The current addresses of `nodes`.
     pub fn new(nodes: &[NodeProc]) -> Self {
         Self(Arc::new(Mutex::new(
-            nodes.iter().map(|n| (n.http.clone(), false)).collect(),
+            nodes
+                .iter()
+                .map(|n| (n.addrs.http.clone(), false))
+                .collect(),
         )))
     }
 
@@ -31,14 +35,14 @@ impl Targets {
     /// Records node `i`'s address after a restart.
     pub fn update(&self, i: usize, node: &NodeProc) {
         if let Ok(mut t) = self.0.lock() {
-            t[i].0 = node.http.clone();
+            t[i].0 = node.addrs.http.clone();
         }
     }
 
     /// Adds a new node's address; returns its index.
     pub fn push(&self, node: &NodeProc) -> usize {
         let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        t.push((node.http.clone(), false));
+        t.push((node.addrs.http.clone(), false));
         t.len() - 1
     }
 
@@ -100,11 +104,7 @@ pub fn start(targets: Targets, stop: Arc<AtomicBool>, clients: u64) -> Load {
 }
 
 fn client(c: u64, targets: &Targets, stop: &AtomicBool, acked: &AtomicU64, t0: i64) -> LoadResult {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
+    let client = Client::new(Duration::from_secs(30));
     let mut out = LoadResult::default();
     let mut attempt = c;
     for d in 0u64.. {
@@ -121,11 +121,9 @@ fn client(c: u64, targets: &Targets, stop: &AtomicBool, acked: &AtomicU64, t0: i
             loop {
                 attempt += 1;
                 let ok = targets.pick(attempt).is_some_and(|addr| {
-                    agent
-                        .post(format!("http://{addr}/audit/chaos"))
-                        .header("Content-Type", "application/json")
-                        .send(body.as_bytes())
-                        .is_ok_and(|r| r.status() == 200)
+                    client
+                        .post(&format!("http://{addr}/audit/chaos"), body.as_bytes())
+                        .is_ok_and(|(status, _)| status == 200)
                 });
                 if ok {
                     break;

@@ -93,3 +93,23 @@ mod tests {
         assert_eq!(ObjectKey::parse("a/b/c/d/e/f"), None);
     }
 }
+
+/// A cluster name that cannot name a Kubernetes cluster here: it is part of every
+/// object key and of the webhook path, so it is kept to a safe alphabet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cluster name {0:?}: use 1-63 characters of a-z, 0-9, '-', '.', '_'")]
+pub struct InvalidClusterName(pub String);
+
+/// Checks a cluster name: 1 to 63 characters of `a-z`, `0-9`, `-`, `.`, `_`.
+pub fn validate_cluster_name(name: &str) -> Result<(), InvalidClusterName> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidClusterName(name.to_string()))
+    }
+}

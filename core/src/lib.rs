@@ -5,7 +5,6 @@
 //! computes the same bytes (see `state`).
 
 pub mod audit;
-pub mod cluster;
 pub mod command;
 pub mod diff;
 pub mod display;
@@ -16,6 +15,7 @@ pub mod key;
 pub mod kinds;
 pub mod model;
 pub mod owner;
+pub mod ring;
 pub mod state;
 pub mod version;
 pub mod window;

@@ -1,16 +1,27 @@
-//! The Kelemetry node: CLI and configuration, the audit webhook, the Jaeger query
-//! API, health and metrics endpoints, and the process lifecycle.
+//! The Kelemetry node: CLI and configuration, the audit webhook, the query service
+//! and its front ends (Jaeger HTTP, Jaeger gRPC storage), the peer RPC, metrics, and
+//! the process lifecycle.
+//!
+//! Layout (dependencies point down this list, never up):
+//! - [`main`](../kelemetry/index.html) and [`server`]: start-up in order, shutdown.
+//! - [`cli`]: flags, grouped per subsystem; [`admin`]: the `kelemetry cluster` client.
+//! - [`http`]: the webhook server (audit, `/redirect`, health, ring admin API), over
+//!   [`app`]'s shared state.
+//! - [`jaeger_http`] and [`grpc`]: the query front ends, over [`query`].
+//! - [`query`]: the query service, over shard reads.
+//! - [`peer`]: the peer RPC service and command forwarding.
+//! - [`metrics`], [`logging`]: observability.
+
+#![warn(missing_docs)]
 
 pub mod admin;
+pub mod app;
 pub mod cli;
-pub mod cluster;
-pub mod demo;
 pub mod grpc;
 pub mod http;
+pub mod jaeger_http;
 pub mod logging;
 pub mod metrics;
 pub mod peer;
 pub mod query;
-pub mod reads;
 pub mod server;
-pub mod workload;

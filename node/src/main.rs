@@ -8,10 +8,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            kelemetry::logging::init(args.log_format);
+            kelemetry::logging::init(args.node.log_format);
             kelemetry::server::run(*args).await
         }
-        Command::Demo(args) => kelemetry::demo::run(&args),
         Command::Cluster(cmd) => kelemetry::admin::run(&cmd),
     }
 }

@@ -71,7 +71,7 @@ pub async fn render(shards: Arc<ShardSet>) -> impl IntoResponse {
     let placed = shards.placed_locals();
     SHARDS_WITHOUT_LEADER.set(placed.iter().filter(|s| !s.has_leader()).count() as i64);
     LOCAL_REPLICAS.set(locals.len() as i64);
-    SHARDS_MOVING.set(shards.cluster().moving().len() as i64);
+    SHARDS_MOVING.set(shards.ring().moving().len() as i64);
     let mut buf = Vec::new();
     let encoder = TextEncoder::new();
     if let Err(e) = encoder.encode(&prometheus::gather(), &mut buf) {

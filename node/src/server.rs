@@ -1,10 +1,15 @@
 //! The node's lifecycle: open storage, start the shard groups and actors, serve HTTP,
 //! and shut down gracefully on SIGTERM or Ctrl-C.
 
+use crate::app::AppState;
 use crate::cli::ServeArgs;
+use crate::peer::{PeerForwarder, PeerService};
+use crate::query::QueryService;
 use anyhow::Context;
-use kelemetry_actors::{IngestRouter, Pipeline, PipelineSettings};
+use kelemetry_actors::ring::{AgentArgs, AgentMsg, ControlSettings};
+use kelemetry_actors::{Pipeline, PipelineSettings};
 use kelemetry_core::filter::AuditFilter;
+use kelemetry_core::ring::{Member, MemberState};
 use kelemetry_raft::{Engine, ShardSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,32 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-
-/// Everything request handlers share.
-pub struct AppState {
-    /// Submits commands to shard actors.
-    pub router: IngestRouter,
-    /// The shard groups (for reads and readiness).
-    pub shards: Arc<ShardSet>,
-    /// Audit filter.
-    pub filter: AuditFilter,
-    /// Cluster of `POST /audit`.
-    pub default_cluster: Option<String>,
-    /// Bounds concurrent webhook requests.
-    pub webhook_permits: Arc<Semaphore>,
-    /// Largest webhook body.
-    pub max_body_bytes: usize,
-    /// Window length in microseconds.
-    pub span_ttl_us: i64,
-    /// Set once shutdown begins; readiness fails and new writes are refused.
-    pub shutting_down: AtomicBool,
-    /// Most objects one result may follow links to.
-    pub follow_limit: usize,
-    /// Configured cluster names (`--cluster-names`).
-    pub cluster_names: Vec<String>,
-    /// How long rendered results can be opened again by trace ID, microseconds.
-    pub result_ttl_us: i64,
-}
 
 /// How long leaders may take to appear at start-up before a warning is logged
 /// (readiness fails until they do; the node serves meanwhile).
@@ -53,13 +32,10 @@ pub struct RunningNode {
     pub metrics_addr: SocketAddr,
     /// Bound address of the Jaeger remote-storage gRPC server.
     pub grpc_addr: SocketAddr,
-    state: Arc<AppState>,
+    shutting_down: Arc<AtomicBool>,
     stop_tx: watch::Sender<bool>,
     servers: Vec<tokio::task::JoinHandle<()>>,
-    agent: (
-        ractor::ActorRef<crate::cluster::AgentMsg>,
-        tokio::task::JoinHandle<()>,
-    ),
+    agent: (ractor::ActorRef<AgentMsg>, tokio::task::JoinHandle<()>),
     pipeline: Pipeline,
     shards: Arc<ShardSet>,
 }
@@ -80,44 +56,60 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     node.shutdown().await
 }
 
-/// Opens storage, starts the shard groups, actors and servers.
+/// Opens storage, starts the shard groups, actors and servers, each built from what
+/// the steps before it made: storage, shard groups, write path, services, listeners,
+/// then the ring agent.
 pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     let node_id = args.resolved_node_id();
-    if let Some(dir) = &args.ui_dir {
+    let (node, listen, ring, ingest, query) = (
+        &args.node,
+        &args.listen,
+        &args.ring,
+        &args.ingest,
+        &args.query,
+    );
+    if let Some(dir) = &query.ui_dir {
         anyhow::ensure!(
             dir.join("index.html").is_file(),
             "--ui-dir {}: no index.html there (point it at a Jaeger UI build)",
             dir.display()
         );
     }
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("--data-dir {}: cannot create", args.data_dir.display()))?;
-    let engine = Engine::open(&args.data_dir.join("db")).with_context(|| {
+    std::fs::create_dir_all(&node.data_dir)
+        .with_context(|| format!("--data-dir {}: cannot create", node.data_dir.display()))?;
+    let engine = Engine::open(&node.data_dir.join("db")).with_context(|| {
         format!(
             "--data-dir {}: cannot open the database",
-            args.data_dir.display()
+            node.data_dir.display()
         )
     })?;
-    let settings = args.raft_settings().map_err(anyhow::Error::msg)?;
-    tracing::info!(node_id, shards = args.shards, data_dir = %args.data_dir.display(), "opening shard groups");
+    let settings = args.raft_settings()?;
+    tracing::info!(node_id, shards = node.shards, data_dir = %node.data_dir.display(), "opening shard groups");
     let shards = Arc::new(ShardSet::open(engine, &settings).await?);
+
+    // The write path starts at once: a restarted node may be elected leader of a
+    // shard within a second, and peers forward that shard's writes to it from then on.
+    let pipeline_settings = PipelineSettings {
+        span_ttl: ingest.span_ttl,
+        retention: ingest.retention,
+        max_queued_commands: ingest.shard_queue_commands,
+        max_batch_commands: ingest.max_batch_commands,
+        ..PipelineSettings::default()
+    };
+    let forwarder: Arc<dyn kelemetry_actors::Forwarder> = Arc::new(PeerForwarder(shards.clone()));
+    let pipeline = Pipeline::start(shards.clone(), &pipeline_settings, Some(forwarder)).await?;
+
     // Peers must reach this node's Raft groups before any shard can elect a leader.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let late_state = Arc::new(std::sync::OnceLock::new());
     let mut peer_server = tonic::transport::Server::builder();
     if let Some(tls) = &settings.tls {
         peer_server = peer_server
             .tls_config(tls.server_config())
             .context("--peer-tls-cert/--peer-tls-key: unusable certificate or key")?;
     }
-    let peer_router = peer_server.add_service(crate::peer::PeerService::new(
-        shards.clone(),
-        late_state.clone(),
-    ));
+    let peer_router = peer_server.add_service(PeerService::new(shards.clone(), pipeline.router()));
     let (peer_addr, peer) =
-        serve_grpc("peer", args.peer_addr, peer_router, stop_rx.clone()).await?;
-    // The write path starts at once: a restarted node may be elected leader of a
-    // shard within a second, and peers forward that shard's writes to it from then on.
+        serve_grpc("peer", listen.peer_addr, peer_router, stop_rx.clone()).await?;
     let watched = shards.clone();
     tokio::spawn(async move {
         if watched.wait_for_leaders(LEADER_WAIT).await {
@@ -126,34 +118,30 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
             tracing::warn!("not every shard has a leader yet; /readyz reports which");
         }
     });
-    let pipeline_settings = PipelineSettings {
-        span_ttl: args.span_ttl,
-        retention: args.retention,
-        max_queued_commands: args.shard_queue_commands,
-        max_batch_commands: args.max_batch_commands,
-        ..PipelineSettings::default()
-    };
-    let forwarder: Arc<dyn kelemetry_actors::Forwarder> =
-        Arc::new(crate::peer::PeerForwarder(shards.clone()));
-    let pipeline = Pipeline::start(shards.clone(), &pipeline_settings, Some(forwarder)).await?;
+
+    let query_service = Arc::new(QueryService {
+        shards: shards.clone(),
+        router: pipeline.router(),
+        span_ttl_us: ingest.span_ttl.as_micros() as i64,
+        follow_limit: query.follow_limit,
+        cluster_names: query.cluster_names.clone(),
+        result_ttl_us: query.trace_cache_ttl.as_micros() as i64,
+    });
+    let shutting_down = Arc::new(AtomicBool::new(false));
     let state = Arc::new(AppState {
         router: pipeline.router(),
         shards: shards.clone(),
+        query: query_service.clone(),
         filter: AuditFilter {
-            exclude_types: args.exclude_types.clone(),
-            exclude_user_agents: args.exclude_user_agents.clone(),
+            exclude_types: ingest.exclude_types.clone(),
+            exclude_user_agents: ingest.exclude_user_agents.clone(),
         },
-        default_cluster: args.default_cluster.clone(),
-        webhook_permits: Arc::new(Semaphore::new(args.max_concurrent_requests.max(1))),
-        max_body_bytes: args.max_body_bytes,
-        span_ttl_us: args.span_ttl.as_micros() as i64,
-        shutting_down: AtomicBool::new(false),
-        follow_limit: args.follow_limit,
-        cluster_names: args.cluster_names.clone(),
-        result_ttl_us: args.trace_cache_ttl.as_micros() as i64,
+        default_cluster: ingest.default_cluster.clone(),
+        webhook_permits: Arc::new(Semaphore::new(ingest.max_concurrent_requests.max(1))),
+        max_body_bytes: ingest.max_body_bytes,
+        shutting_down: shutting_down.clone(),
     });
 
-    let _ = late_state.set(state.clone());
     let metrics_shards = shards.clone();
     let metrics_app = axum::Router::new().route(
         "/metrics",
@@ -161,51 +149,52 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     );
     let (http_addr, http) = serve(
         "http",
-        args.http_addr,
-        crate::http::router(state.clone()),
+        listen.http_addr,
+        crate::http::router(state),
         stop_rx.clone(),
     )
     .await?;
-    let (query_addr, query) = serve(
+    let (query_addr, query_server) = serve(
         "query",
-        args.query_addr,
-        crate::query::router(state.clone(), args.ui_dir.as_deref()),
+        listen.query_addr,
+        crate::jaeger_http::router(query_service.clone(), query.ui_dir.as_deref()),
         stop_rx.clone(),
     )
     .await?;
     let (metrics_addr, metrics) =
-        serve("metrics", args.metrics_addr, metrics_app, stop_rx.clone()).await?;
+        serve("metrics", listen.metrics_addr, metrics_app, stop_rx.clone()).await?;
     let (grpc_addr, grpc) = serve_grpc(
         "grpc",
-        args.grpc_addr,
-        crate::grpc::router(state.clone()).await,
+        listen.grpc_addr,
+        crate::grpc::router(query_service).await,
         stop_rx,
     )
     .await?;
-    if let Some(path) = &args.addr_file {
-        write_addr_file(
-            path,
-            http_addr,
-            query_addr,
-            metrics_addr,
-            grpc_addr,
-            peer_addr,
-        )
-        .with_context(|| format!("--addr-file {}: cannot write", path.display()))?;
+    let bound = BoundAddrs {
+        http: http_addr,
+        query: query_addr,
+        metrics: metrics_addr,
+        grpc: grpc_addr,
+        peer: peer_addr,
+    };
+    if let Some(path) = &node.addr_file {
+        bound
+            .write(path)
+            .with_context(|| format!("--addr-file {}: cannot write", path.display()))?;
     }
-    let agent = crate::cluster::start(crate::cluster::AgentArgs {
+    let agent = kelemetry_actors::ring::start(AgentArgs {
         shards: shards.clone(),
-        me: kelemetry_core::cluster::Member {
+        me: Member {
             id: node_id,
             peer_addr: settings.advertise_addr.clone(),
             http_addr: advertised(&settings.advertise_addr, http_addr),
-            state: kelemetry_core::cluster::MemberState::Joining,
+            state: MemberState::Joining,
         },
-        join: args.join.clone(),
-        control: crate::cluster::controller::ControlSettings {
-            replicas: args.replicas,
-            dead_node_timeout: args.dead_node_timeout,
-            max_moving: args.max_moving_shards as usize,
+        join: ring.join.clone(),
+        control: ControlSettings {
+            replicas: ring.replicas,
+            dead_node_timeout: ring.dead_node_timeout,
+            max_moving: ring.max_moving_shards as usize,
         },
     })
     .await?;
@@ -215,9 +204,9 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         query_addr,
         metrics_addr,
         grpc_addr,
-        state,
+        shutting_down,
         stop_tx,
-        servers: vec![http, query, metrics, grpc, peer],
+        servers: vec![http, query_server, metrics, grpc, peer],
         agent,
         pipeline,
         shards,
@@ -229,7 +218,7 @@ impl RunningNode {
     /// commits, stop the actors and Raft groups, flush RocksDB.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         tracing::info!("shutting down: refusing new writes, finishing in-flight commits");
-        self.state.shutting_down.store(true, Ordering::SeqCst);
+        self.shutting_down.store(true, Ordering::SeqCst);
         let _ = self.stop_tx.send(true);
         for s in self.servers {
             let _ = s.await;
@@ -243,19 +232,24 @@ impl RunningNode {
     }
 }
 
-/// Writes the bound addresses atomically (temporary file, then rename).
-fn write_addr_file(
-    path: &std::path::Path,
+/// The addresses the servers bound (with port 0, the ones the OS chose).
+struct BoundAddrs {
     http: SocketAddr,
     query: SocketAddr,
     metrics: SocketAddr,
     grpc: SocketAddr,
     peer: SocketAddr,
-) -> std::io::Result<()> {
-    let body = serde_json::json!({"http": http, "query": query, "metrics": metrics, "grpc": grpc, "peer": peer});
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, body.to_string())?;
-    std::fs::rename(tmp, path)
+}
+
+impl BoundAddrs {
+    /// Writes them as JSON, atomically (temporary file, then rename).
+    fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let body = serde_json::json!({"http": self.http, "query": self.query,
+            "metrics": self.metrics, "grpc": self.grpc, "peer": self.peer});
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, body.to_string())?;
+        std::fs::rename(tmp, path)
+    }
 }
 
 async fn serve(

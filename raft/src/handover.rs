@@ -5,10 +5,12 @@
 //! starting elections for a moment and asks a voter holding its whole log to
 //! campaign, which that voter wins with the leader's vote.
 
-use crate::{NodeId, ShardRaft, ShardSet};
+use crate::error::{GroupError, PeerError};
+use crate::group::ShardRaft;
+use crate::registry::ShardSet;
+use crate::types::NodeId;
 use kelemetry_proto::kelemetry::cluster::v1::CampaignRequest;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a leader handing a group over keeps from starting elections itself, so
 /// the handover does not bounce back.
@@ -17,91 +19,76 @@ const HANDOVER_HOLD: Duration = Duration::from_secs(3);
 /// Longest wait for the node taking over to start its election.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long a node must have led a group (in one term) before handing it over: a
-/// leader younger than openraft's leader lease refuses the new candidate's vote, and
-/// the handover turns into an election round without a winner.
-const SETTLED: Duration = Duration::from_secs(2);
-
 impl ShardSet {
     /// Hands leadership of `g` (which this node leads) to `to`, a voter holding the
     /// whole log: this replica stops starting elections for [`HANDOVER_HOLD`] and
     /// asks `to` to campaign, which it wins with this node's vote. The shard is
     /// without a leader for one election round instead of a lease and a timeout.
-    pub async fn hand_over(&self, g: &ShardRaft, to: NodeId) -> Result<(), String> {
+    pub async fn hand_over(&self, g: &ShardRaft, to: NodeId) -> Result<(), PeerError> {
         g.hold_elections(HANDOVER_HOLD);
         tokio::time::timeout(ASK_TIMEOUT, self.ask_to_campaign(to, g.shard()))
             .await
-            .map_err(|_| format!("node {to} did not answer the handover in time"))?
+            .map_err(|_| {
+                PeerError::Transport(format!("node {to} did not answer the handover in time"))
+            })?
     }
 
     /// Asks `node` to stand for election in `shard` (a leadership handover).
-    async fn ask_to_campaign(&self, node: NodeId, shard: u32) -> Result<(), String> {
+    async fn ask_to_campaign(&self, node: NodeId, shard: u32) -> Result<(), PeerError> {
         let mut client = self.peer_client(node)?;
         let reply = client
             .campaign(CampaignRequest { shard })
             .await
-            .map_err(|s| format!("node {node}: {}", s.message()))?
+            .map_err(|s| PeerError::Transport(format!("node {node}: {}", s.message())))?
             .into_inner();
         if reply.error.is_empty() {
             Ok(())
         } else {
-            Err(format!("node {node}: {}", reply.error))
+            Err(PeerError::Refused {
+                peer: format!("node {node}"),
+                message: reply.error,
+            })
         }
     }
 }
 
-/// When this node may hand a group over: once it has led the group for [`SETTLED`]
-/// in one term, and not within `cooldown` of its last handover of that group (a
-/// handover that lost its race to another candidate is not retried at once).
-pub struct HandoverPacing {
-    led_since: HashMap<u32, (u64, Instant)>,
-    handed_over: HashMap<u32, Instant>,
-    cooldown: Duration,
-}
-
-impl HandoverPacing {
-    /// Pacing with `cooldown` between two handovers of one group.
-    pub fn new(cooldown: Duration) -> Self {
-        Self {
-            led_since: HashMap::new(),
-            handed_over: HashMap::new(),
-            cooldown,
-        }
+impl ShardRaft {
+    /// Starts an election for this shard on this node: the receiving end of a
+    /// leadership handover (see [`ShardSet::hand_over`]).
+    pub async fn campaign(&self) -> Result<(), GroupError> {
+        self.raft
+            .trigger()
+            .elect()
+            .await
+            .map_err(|e| GroupError::Unavailable {
+                shard: self.shard,
+                message: e.to_string(),
+            })
     }
 
-    /// Records which of `groups` this node leads now; a new term restarts the clock.
-    pub fn observe<'a>(&mut self, groups: impl IntoIterator<Item = &'a ShardRaft>) {
-        let now = Instant::now();
-        let led: HashMap<u32, u64> = groups
-            .into_iter()
-            .filter(|g| g.is_leader())
-            .map(|g| (g.shard(), g.term()))
-            .collect();
-        self.led_since
-            .retain(|shard, (term, _)| led.get(shard) == Some(term));
-        for (shard, term) in led {
-            self.led_since.entry(shard).or_insert((term, now));
-        }
-        let cooldown = self.cooldown;
-        self.handed_over
-            .retain(|_, at| now.duration_since(*at) < cooldown);
+    /// Whether this leader has replicated its whole log to `node`, so leadership can
+    /// move there without the new leader lacking an entry.
+    pub fn has_caught_up(&self, node: NodeId) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let Some(last) = m.last_log_index else {
+            return true;
+        };
+        m.replication
+            .as_ref()
+            .and_then(|r| r.get(&node))
+            .is_some_and(|matched| matched.is_some_and(|m| m.index >= last))
     }
 
-    /// Whether this node may hand `shard` over now.
-    pub fn ready(&self, shard: u32) -> bool {
-        let settled = self
-            .led_since
-            .get(&shard)
-            .is_some_and(|(_, since)| since.elapsed() >= SETTLED);
-        let cooled = self
-            .handed_over
-            .get(&shard)
-            .is_none_or(|at| at.elapsed() >= self.cooldown);
-        settled && cooled
-    }
-
-    /// Notes a handover of `shard`, starting its cooldown.
-    pub fn record(&mut self, shard: u32) {
-        self.handed_over.insert(shard, Instant::now());
+    /// Keeps this replica from starting elections for `hold`: a leader handing
+    /// leadership to another node steps aside this way, so the handover does not
+    /// bounce back to it.
+    pub fn hold_elections(&self, hold: std::time::Duration) {
+        self.raft.runtime_config().elect(false);
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            raft.runtime_config().elect(true);
+        });
     }
 }

@@ -1,28 +1,42 @@
-//! Multi-raft engine: one openraft group per shard, every group's log and state machine
-//! in one RocksDB instance, separated by a group prefix.
+//! Multi-raft engine: one openraft group per shard plus the metadata group, every
+//! group's log and state machine in one RocksDB instance, separated by a group prefix.
 //!
-//! Layout follows openraft's examples: the storage engine ([`engine`]), the log store,
-//! the state machine and the network are separate modules behind openraft's traits,
-//! and the type configuration is declared once ([`types`]).
+//! Layout, in the shape of openraft's own examples:
+//! - [`types`]: the type configuration, declared once for every group.
+//! - [`engine`]: the storage engine (the only module that touches RocksDB), and
+//!   [`keys`] for the key layout inside it; [`wal_sync`] groups WAL syncs.
+//! - [`log_store`] and [`state_machine`]: openraft's storage traits over the engine.
+//! - [`network`]: the Raft network, client side and server side, over the peer RPC.
+//! - [`group`]: the handle of one group (propose, leadership, reads);
+//!   [`membership`]: its membership changes; [`handover`]: moving its leadership.
+//! - [`registry`]: every group of this node, replica lifecycle, bootstrap, shutdown;
+//!   [`routing`]: where to send work for a shard this node does not lead.
+//! - [`settings`] and [`error`]: configuration and typed errors.
 
 // openraft's storage traits fix `StorageError` (about 200 bytes) as the error type of
 // every storage call; our helpers return it unchanged rather than boxing and unboxing.
 #![allow(clippy::result_large_err)]
+#![warn(missing_docs)]
 
 pub mod engine;
-mod handover;
-mod keys;
-mod log_store;
-mod network;
-mod shards;
-mod state_machine;
+pub mod error;
+pub mod group;
+pub mod handover;
+pub mod keys;
+pub mod log_store;
+pub mod membership;
+pub mod network;
+pub mod registry;
+pub mod routing;
+pub mod settings;
+pub mod state_machine;
 pub mod types;
-mod wal_sync;
+pub mod wal_sync;
 
 pub use engine::{Engine, EngineError};
-pub use handover::HandoverPacing;
+pub use error::{GroupError, InboundError, PeerError, ShardSetError};
+pub use group::{ShardRaft, META_SHARD};
 pub use network::{PeerChannels, PeerTls};
-pub use shards::{
-    ProposeError, RaftSettings, ShardRaft, ShardSet, ShardSetError, META_SHARD, QUORUM_STALE_MS,
-};
+pub use registry::ShardSet;
+pub use settings::{RaftSettings, QUORUM_STALE_MS};
 pub use types::{GroupRequest, NodeId};

@@ -4,7 +4,7 @@
 use crate::engine::{Engine, EngineError, Op, PrefixView};
 use crate::keys::{self, GroupId};
 use crate::types::{GroupRequest, NodeId, TypeConfig};
-use kelemetry_core::cluster::{ClusterMeta, MetaCommand};
+use kelemetry_core::ring::{RingCommand, RingState};
 use kelemetry_core::state::{apply_proposal, KvRead, Overlay, ShardContext};
 use kelemetry_core::ProposalOutcome;
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -105,8 +105,8 @@ fn apply_entries(
                 apply_proposal(&mut overlay, ctx, &proposal)
                     .map_err(|e| EngineError::other(e.to_string()))?,
             ),
-            EntryPayload::Normal(GroupRequest::Meta(cmd)) => {
-                apply_meta(&mut overlay, &cmd)?;
+            EntryPayload::Normal(GroupRequest::Ring(cmd)) => {
+                apply_ring(&mut overlay, &cmd)?;
                 responses.push(ProposalOutcome::default());
             }
             EntryPayload::Membership(m) => {
@@ -130,18 +130,18 @@ fn apply_entries(
 }
 
 /// Reads the cluster metadata record of the metadata group's state.
-pub(crate) fn read_meta(kv: &dyn KvRead) -> Result<ClusterMeta, EngineError> {
+pub(crate) fn read_ring(kv: &dyn KvRead) -> Result<RingState, EngineError> {
     match kv
         .get(keys::META_RECORD)
         .map_err(|e| EngineError::other(e.to_string()))?
     {
         Some(b) => postcard::from_bytes(&b).map_err(|e| EngineError::other(e.to_string())),
-        None => Ok(ClusterMeta::default()),
+        None => Ok(RingState::default()),
     }
 }
 
-fn apply_meta(overlay: &mut Overlay<'_>, cmd: &MetaCommand) -> Result<(), EngineError> {
-    let mut meta = read_meta(overlay)?;
+fn apply_ring(overlay: &mut Overlay<'_>, cmd: &RingCommand) -> Result<(), EngineError> {
+    let mut meta = read_ring(overlay)?;
     meta.apply(cmd);
     let bytes = postcard::to_stdvec(&meta).map_err(|e| EngineError::other(e.to_string()))?;
     overlay.put(keys::META_RECORD.to_vec(), bytes);

@@ -1,26 +1,26 @@
 //! The openraft type configuration shared by every group (shards and metadata).
 
-use kelemetry_core::cluster::MetaCommand;
+use kelemetry_core::ring::RingCommand;
 use kelemetry_core::{Proposal, ProposalOutcome};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 
 /// What a group's log carries: shard groups replicate [`Proposal`]s, the metadata
-/// group replicates [`MetaCommand`]s. One type keeps one openraft configuration (and
+/// group replicates [`RingCommand`]s. One type keeps one openraft configuration (and
 /// one network and storage implementation) for every group.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum GroupRequest {
     /// A batch of shard commands.
     Shard(Proposal),
-    /// A change to the cluster metadata.
-    Meta(MetaCommand),
+    /// A change to the ring state (metadata group only).
+    Ring(RingCommand),
 }
 
 impl std::fmt::Display for GroupRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Shard(p) => write!(f, "proposal of {} commands", p.commands.len()),
-            Self::Meta(c) => write!(f, "metadata {c:?}"),
+            Self::Ring(c) => write!(f, "ring {c:?}"),
         }
     }
 }

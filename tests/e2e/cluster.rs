@@ -3,33 +3,15 @@
 //! audit event is stored exactly once and that the shard took writes again.
 
 use crate::support::{start_of_recent_window, Node};
-use kelemetry::workload::deployment_lifecycle;
+use kelemetry_testkit::ports::free_port;
+use kelemetry_testkit::workload::deployment_lifecycle;
+use kelemetry_testkit::Client;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const CLUSTER: &str = "chaos";
-
-/// Peer ports must be known before any node starts, so they are picked up front,
-/// below the kernel's ephemeral range: no other test's port-0 bind can take one
-/// between picking and use.
-fn free_port() -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let seed = std::process::id() ^ nanos;
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(7919)) % 10_000) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// Posts a batch, starting at node `start`, until some node acknowledges it,
 /// retrying like the API server's webhook backend.
@@ -129,9 +111,8 @@ fn start_cluster(dir: &std::path::Path, shards: &str, extra: &[&str]) -> (Vec<No
     (nodes, addrs)
 }
 
-fn leader_of(node: &Node, shard: u64) -> Option<u64> {
-    let (_, body) = node.http_get_json("/cluster/status");
-    body["shards"][shard as usize]["leader"].as_u64()
+fn leader_of(node: &Node, shard: u32) -> Option<u64> {
+    kelemetry_testkit::ring::leader_of(&Client::new(Duration::from_secs(10)), &[node.http()], shard)
 }
 
 #[test]
@@ -185,7 +166,7 @@ fn killing_a_shard_leader_mid_stream_loses_nothing_acknowledged() {
             "cluster",
             "status",
             "--target",
-            &format!("http://{}", survivor.http),
+            &format!("http://{}", survivor.http()),
         ])
         .output()
         .unwrap();
@@ -506,7 +487,10 @@ fn growing_three_to_five_and_draining_back_under_load_loses_nothing() {
     let shards = 16u64;
     let (mut nodes, addrs) = start_cluster(dir.path(), "16", &[]);
     let targets = std::sync::Arc::new(std::sync::Mutex::new(
-        nodes.iter().map(|n| n.http.clone()).collect::<Vec<_>>(),
+        nodes
+            .iter()
+            .map(|n| n.http().to_string())
+            .collect::<Vec<_>>(),
     ));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = load(targets.clone(), stop.clone());
@@ -531,7 +515,7 @@ fn growing_three_to_five_and_draining_back_under_load_loses_nothing() {
             ],
         );
         n.wait_ready();
-        targets.lock().unwrap().push(n.http.clone());
+        targets.lock().unwrap().push(n.http().to_string());
         nodes.push(n);
     }
     // Each node ends with about its share of the 48 replicas (9.6), by rendezvous
@@ -577,7 +561,7 @@ fn growing_three_to_five_and_draining_back_under_load_loses_nothing() {
             "drain",
             "3",
             "--target",
-            &format!("http://{}", nodes[1].http),
+            &format!("http://{}", nodes[1].http()),
             "--timeout",
             "4m",
         ])

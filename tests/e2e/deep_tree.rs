@@ -1,7 +1,7 @@
 //! A wide owner tree spread over many shards renders complete in full-tree mode.
 
 use crate::support::{start_of_recent_window, tag, Node};
-use kelemetry::workload::owner_tree;
+use kelemetry_testkit::workload::owner_tree;
 use std::time::{Duration, Instant};
 
 #[test]

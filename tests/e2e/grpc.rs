@@ -2,9 +2,9 @@
 //! 1.x), storage v2 (Jaeger v2) and grpc.health.v1, against a real node process.
 
 use crate::support::{start_of_recent_window, tag, Node};
-use kelemetry::workload::deployment_lifecycle;
 use kelemetry_proto::jaeger::storage::v1;
 use kelemetry_proto::jaeger::storage::v2;
+use kelemetry_testkit::workload::deployment_lifecycle;
 use std::time::Duration;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -53,7 +53,7 @@ async fn storage_v1_v2_and_health_serve_the_same_trace() {
         .to_string();
     let id = u128::from_str_radix(&id_hex, 16).unwrap();
     let span_count = http_trace["spans"].as_array().unwrap().len();
-    let url = format!("http://{}", node.grpc);
+    let url = format!("http://{}", node.grpc());
 
     // storage v1
     let mut r1 = v1::span_reader_plugin_client::SpanReaderPluginClient::connect(url.clone())

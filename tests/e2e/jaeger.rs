@@ -2,7 +2,7 @@
 //! same trace ID with other mode digits through `/api/traces/{id}`.
 
 use crate::support::{start_of_recent_window, tag, urlencode, Node};
-use kelemetry::workload::deployment_lifecycle;
+use kelemetry_testkit::workload::deployment_lifecycle;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

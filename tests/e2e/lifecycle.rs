@@ -1,7 +1,7 @@
 //! A Deployment lifecycle through the webhook, read back through the Jaeger API.
 
 use crate::support::{start_of_recent_window, tag, Node};
-use kelemetry::workload::{deployment_lifecycle, LifecycleNames};
+use kelemetry_testkit::workload::{deployment_lifecycle, LifecycleNames};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Bad input, overload, start-up errors and graceful shutdown.
 
 use crate::support::{start_of_recent_window, Node};
-use kelemetry::workload::{deployment_lifecycle, event_list, pod_churn_batch};
+use kelemetry_testkit::workload::{deployment_lifecycle, event_list, pod_churn_batch};
 
 #[test]
 fn bad_requests_and_overload_are_signalled() {

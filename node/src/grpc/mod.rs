@@ -2,13 +2,13 @@
 //! `jaeger.storage.v1` for jaeger-query 1.x, and `grpc.health.v1` for both. Reads only:
 //! writes answer a clear error, because traces come from Kubernetes, not from Jaeger.
 
-pub(crate) mod convert;
 mod v1;
 mod v2;
 
-use crate::query::results::Search;
-use crate::server::AppState;
+use crate::query::QueryService;
+use crate::query::Search;
 use kelemetry_core::display::mode::DisplayMode;
+use kelemetry_encode::api_v2::micros;
 use kelemetry_proto::jaeger::storage::v1 as pv1;
 use kelemetry_proto::jaeger::storage::v2 as pv2;
 use std::sync::Arc;
@@ -29,15 +29,15 @@ const HEALTH_SERVICES: [&str; 7] = [
 ];
 
 /// The gRPC router with every service registered and reported healthy.
-pub async fn router(state: Arc<AppState>) -> Router {
+pub async fn router(svc: Arc<QueryService>) -> Router {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in HEALTH_SERVICES {
         reporter
             .set_service_status(name, ServingStatus::Serving)
             .await;
     }
-    let v1 = v1::Reader(state.clone());
-    let v2 = v2::Reader(state);
+    let v1 = v1::Reader(svc.clone());
+    let v2 = v2::Reader(svc);
     Server::builder()
         .add_service(health)
         .add_service(pv1::span_reader_plugin_server::SpanReaderPluginServer::new(
@@ -79,8 +79,8 @@ fn search(
         tags.push(("cluster".into(), operation.to_string()));
     }
     let now = chrono::Utc::now().timestamp_micros();
-    let start_us = start.map_or(now - 48 * 3600 * 1_000_000, |t| convert::micros(&t));
-    let end_us = end.map_or(now, |t| convert::micros(&t));
+    let start_us = start.map_or(now - 48 * 3600 * 1_000_000, |t| micros(&t));
+    let end_us = end.map_or(now, |t| micros(&t));
     if start_us > end_us {
         return Err(Status::invalid_argument(
             "start_time_min is after start_time_max",

@@ -1,10 +1,9 @@
 //! `jaeger.storage.v1`: what jaeger-query 1.x (`SPAN_STORAGE_TYPE=grpc`) calls.
 
-use super::convert::jaeger_spans;
 use super::{internal, search, trace_id_from_bytes};
-use crate::query::results;
-use crate::query::{known_clusters, mode_names, trace_tree};
-use crate::server::AppState;
+use crate::query::QueryService;
+use crate::query::{mode_names, Search};
+use kelemetry_encode::api_v2::jaeger_spans;
 use kelemetry_proto::jaeger::api_v2::Span as ModelSpan;
 use kelemetry_proto::jaeger::storage::v1::*;
 use std::pin::Pin;
@@ -15,9 +14,9 @@ use tonic::{Request, Response, Status};
 /// Spans per streamed chunk; a large trace spans consecutive chunks.
 const CHUNK: usize = 1000;
 
-/// The v1 services over the shared node state.
+/// The v1 services over the query service.
 #[derive(Clone)]
-pub struct Reader(pub Arc<AppState>);
+pub struct Reader(pub Arc<QueryService>);
 
 type Chunks = Pin<Box<dyn Stream<Item = Result<SpansResponseChunk, Status>> + Send>>;
 
@@ -29,7 +28,7 @@ fn chunks(spans: Vec<ModelSpan>) -> Chunks {
     Box::pin(tokio_stream::iter(out))
 }
 
-fn query_search(q: Option<TraceQueryParameters>) -> Result<results::Search, Status> {
+fn query_search(q: Option<TraceQueryParameters>) -> Result<Search, Status> {
     let q = q.ok_or_else(|| Status::invalid_argument("query is required"))?;
     search(
         &q.service_name,
@@ -48,7 +47,7 @@ impl span_reader_plugin_server::SpanReaderPlugin for Reader {
 
     async fn get_trace(&self, req: Request<GetTraceRequest>) -> Result<Response<Chunks>, Status> {
         let id = trace_id_from_bytes(&req.get_ref().trace_id)?;
-        match trace_tree(&self.0, id).await.map_err(internal)? {
+        match self.0.trace_tree(id).await.map_err(internal)? {
             Some((tree, tid)) => Ok(Response::new(chunks(jaeger_spans(&tree, tid)))),
             None => Err(Status::not_found("trace not found")),
         }
@@ -67,7 +66,7 @@ impl span_reader_plugin_server::SpanReaderPlugin for Reader {
         &self,
         _: Request<GetOperationsRequest>,
     ) -> Result<Response<GetOperationsResponse>, Status> {
-        let clusters = known_clusters(&self.0).await.map_err(internal)?;
+        let clusters = self.0.known_clusters().await.map_err(internal)?;
         Ok(Response::new(GetOperationsResponse {
             operations: clusters
                 .iter()
@@ -85,7 +84,7 @@ impl span_reader_plugin_server::SpanReaderPlugin for Reader {
         req: Request<FindTracesRequest>,
     ) -> Result<Response<Chunks>, Status> {
         let s = query_search(req.into_inner().query)?;
-        let found = results::search(&self.0, &s).await.map_err(internal)?;
+        let found = self.0.search(&s).await.map_err(internal)?;
         let spans = found
             .iter()
             .flat_map(|r| jaeger_spans(&r.tree, Some(r.trace_id)))
@@ -98,7 +97,7 @@ impl span_reader_plugin_server::SpanReaderPlugin for Reader {
         req: Request<FindTraceIDsRequest>,
     ) -> Result<Response<FindTraceIDsResponse>, Status> {
         let s = query_search(req.into_inner().query)?;
-        let found = results::search(&self.0, &s).await.map_err(internal)?;
+        let found = self.0.search(&s).await.map_err(internal)?;
         Ok(Response::new(FindTraceIDsResponse {
             trace_ids: found
                 .iter()

@@ -1,10 +1,10 @@
 //! `jaeger.storage.v2`: what Jaeger v2's `grpc` storage backend calls.
 
-use super::convert::{micros, timestamp, traces_data};
 use super::{internal, search, trace_id_from_bytes};
-use crate::query::results;
-use crate::query::{known_clusters, mode_names, trace_tree};
-use crate::server::AppState;
+use crate::query::QueryService;
+use crate::query::{mode_names, Search};
+use kelemetry_encode::api_v2::{micros, timestamp};
+use kelemetry_encode::otlp::traces_data;
 use kelemetry_proto::jaeger::storage::v2::*;
 use kelemetry_proto::opentelemetry::proto::trace::v1::TracesData;
 use std::pin::Pin;
@@ -12,9 +12,9 @@ use std::sync::Arc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-/// The v2 services over the shared node state.
+/// The v2 services over the query service.
 #[derive(Clone)]
-pub struct Reader(pub Arc<AppState>);
+pub struct Reader(pub Arc<QueryService>);
 
 type Traces = Pin<Box<dyn Stream<Item = Result<TracesData, Status>> + Send>>;
 
@@ -33,7 +33,7 @@ fn string_value(v: Option<AnyValue>) -> String {
     }
 }
 
-fn query_search(q: Option<TraceQueryParameters>) -> Result<results::Search, Status> {
+fn query_search(q: Option<TraceQueryParameters>) -> Result<Search, Status> {
     let q = q.ok_or_else(|| Status::invalid_argument("query is required"))?;
     let attributes = q
         .attributes
@@ -59,7 +59,7 @@ impl trace_reader_server::TraceReader for Reader {
         let mut out = Vec::new();
         for p in &req.get_ref().query {
             let id = trace_id_from_bytes(&p.trace_id)?;
-            if let Some((tree, tid)) = trace_tree(&self.0, id).await.map_err(internal)? {
+            if let Some((tree, tid)) = self.0.trace_tree(id).await.map_err(internal)? {
                 out.push(traces_data(&tree, tid));
             }
         }
@@ -79,7 +79,7 @@ impl trace_reader_server::TraceReader for Reader {
         &self,
         _: Request<GetOperationsRequest>,
     ) -> Result<Response<GetOperationsResponse>, Status> {
-        let clusters = known_clusters(&self.0).await.map_err(internal)?;
+        let clusters = self.0.known_clusters().await.map_err(internal)?;
         Ok(Response::new(GetOperationsResponse {
             operations: clusters
                 .into_iter()
@@ -96,7 +96,7 @@ impl trace_reader_server::TraceReader for Reader {
         req: Request<FindTracesRequest>,
     ) -> Result<Response<Traces>, Status> {
         let s = query_search(req.into_inner().query)?;
-        let found = results::search(&self.0, &s).await.map_err(internal)?;
+        let found = self.0.search(&s).await.map_err(internal)?;
         Ok(Response::new(stream(
             found
                 .iter()
@@ -110,7 +110,7 @@ impl trace_reader_server::TraceReader for Reader {
         req: Request<FindTraceIDsRequest>,
     ) -> Result<Response<FindTraceIDsResponse>, Status> {
         let s = query_search(req.into_inner().query)?;
-        let found = results::search(&self.0, &s).await.map_err(internal)?;
+        let found = self.0.search(&s).await.map_err(internal)?;
         Ok(Response::new(FindTraceIDsResponse {
             trace_ids: found
                 .iter()

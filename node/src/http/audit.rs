@@ -5,8 +5,8 @@
 //! 503 with `Retry-After`, which the API server's webhook backend honours by retrying.
 
 use super::errors::{field_error, retry_later};
+use crate::app::AppState;
 use crate::metrics::{INGEST_EVENTS, WEBHOOK_REQUESTS};
-use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, State};
@@ -15,27 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kelemetry_actors::SubmitError;
 use kelemetry_core::audit::{parse_event_list, AuditContext, AuditItem};
+use kelemetry_core::key::validate_cluster_name;
 use kelemetry_core::{Command, CommandOutcome};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// Checks a cluster name: 1 to 63 characters of `a-z`, `0-9`, `-`, `.`, `_`.
-pub fn validate_cluster(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid cluster name {name:?}: use 1-63 characters of a-z, 0-9, '-', '.', '_'"
-        ))
-    }
-}
 
 /// `POST /audit`: the cluster comes from `--default-cluster`.
 pub async fn post_default(
@@ -60,8 +45,8 @@ pub async fn post_cluster(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(message) = validate_cluster(&cluster) {
-        return field_error(StatusCode::BAD_REQUEST, "cluster", message);
+    if let Err(e) = validate_cluster_name(&cluster) {
+        return field_error(StatusCode::BAD_REQUEST, "cluster", e.to_string());
     }
     ingest(state, cluster, peer, body).await
 }

@@ -1,6 +1,6 @@
 //! Liveness and readiness.
 
-use crate::server::AppState;
+use crate::app::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use std::sync::atomic::Ordering;

@@ -1,12 +1,12 @@
 //! The HTTP server on `--http-addr`: audit webhook, `/redirect`, health and readiness.
 
 pub mod audit;
-pub mod cluster;
 pub mod errors;
 pub mod health;
 pub mod redirect;
+pub mod ring;
 
-use crate::server::AppState;
+use crate::app::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
@@ -21,10 +21,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/redirect", get(redirect::redirect))
-        .route("/cluster/status", get(cluster::status))
-        .route("/cluster/drain", post(cluster::drain))
-        .route("/cluster/checksums", get(cluster::checksums))
-        .route("/cluster/audit-ids", get(cluster::audit_ids))
+        .route("/cluster/status", get(ring::status))
+        .route("/cluster/drain", post(ring::drain))
+        .route("/cluster/checksums", get(ring::checksums))
+        .route("/cluster/audit-ids", get(ring::audit_ids))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

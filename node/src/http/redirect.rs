@@ -2,9 +2,8 @@
 //! around `ts` in the default mode and redirects to its Jaeger UI page (SPEC 6.12).
 
 use super::errors::field_error;
-use crate::query::known_clusters;
-use crate::query::results::{search, Search};
-use crate::server::AppState;
+use crate::app::AppState;
+use crate::query::Search;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -41,9 +40,9 @@ pub async fn redirect(
         },
         None => chrono::Utc::now().timestamp_micros(),
     };
-    let known = match known_clusters(&state).await {
+    let known = match state.query.known_clusters().await {
         Ok(k) => k,
-        Err(e) => return field_error(StatusCode::INTERNAL_SERVER_ERROR, "cluster", e),
+        Err(e) => return field_error(StatusCode::INTERNAL_SERVER_ERROR, "cluster", e.to_string()),
     };
     let Some(cluster) = known.iter().find(|k| k.eq_ignore_ascii_case(cluster)) else {
         return field_error(
@@ -63,11 +62,11 @@ pub async fn redirect(
     let s = Search {
         mode: DEFAULT_MODE,
         tags,
-        start_us: ts_us - state.span_ttl_us,
-        end_us: ts_us + state.span_ttl_us,
+        start_us: ts_us - state.query.span_ttl_us,
+        end_us: ts_us + state.query.span_ttl_us,
         limit: 2,
     };
-    match search(&state, &s).await {
+    match state.query.search(&s).await {
         Ok(found) if found.len() == 1 => (
             StatusCode::FOUND,
             [(
@@ -77,7 +76,7 @@ pub async fn redirect(
         )
             .into_response(),
         Ok(found) if found.is_empty() => Json(json!({"spans": [{
-            "startTime": ts_us, "duration": state.span_ttl_us,
+            "startTime": ts_us, "duration": state.query.span_ttl_us,
             "tags": [{"key": "cluster", "type": "string", "value": cluster},
                      {"key": "resource", "type": "string", "value": resource},
                      {"key": "namespace", "type": "string", "value": namespace},

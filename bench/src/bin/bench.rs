@@ -1,0 +1,193 @@
+//! `kelemetry-bench`: audit events per second ingested with durable acknowledgement on
+//! one in-process node (or on running nodes given with `--targets`), next to the raw
+//! RocksDB synced-batch write rate of the same disk measured in the same run. Run with
+//! `cargo run --release -p kelemetry-bench --bin kelemetry-bench`.
+
+use clap::Parser;
+use kelemetry_raft::engine::Op;
+use kelemetry_raft::Engine;
+use kelemetry_testkit::workload::pod_churn_batch;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Benchmark options.
+#[derive(Parser, Debug)]
+#[command(name = "kelemetry-bench")]
+struct Opts {
+    /// How long to drive the webhook.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Concurrent webhook clients (the API server's batch backend uses several).
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Audit events per webhook request.
+    #[arg(long, default_value_t = 100)]
+    batch: u64,
+    /// Shards of the node under test.
+    #[arg(long, default_value_t = 64)]
+    shards: u32,
+    /// Synced batches written in the raw RocksDB measurement.
+    #[arg(long, default_value_t = 2000)]
+    raw_batches: u64,
+    /// Webhook base URLs of running nodes (`http://host:port,...`) to drive instead
+    /// of an in-process node; clients are spread over them round-robin.
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Synced single-writer batches per second on this disk, each batch carrying
+/// `batch` puts of about the size of one stored audit event.
+fn raw_synced_rate(dir: &std::path::Path, batches: u64, batch: u64) -> anyhow::Result<f64> {
+    let engine = Engine::open(&dir.join("raw"))?;
+    let value = vec![7u8; 1500];
+    let started = Instant::now();
+    for b in 0..batches {
+        let ops =
+            (0..batch).map(|i| Op::Put(format!("k{b:08}-{i:04}").into_bytes(), value.clone()));
+        engine.write(ops, true)?;
+    }
+    Ok(batches as f64 / started.elapsed().as_secs_f64())
+}
+
+fn main() -> anyhow::Result<()> {
+    let opts = Opts::parse();
+    tracing_subscriber::fmt().with_env_filter("warn").init();
+    let dir = tempfile::tempdir()?;
+    println!(
+        "kelemetry-bench: data in {} (same disk for both measurements)",
+        dir.path().display()
+    );
+
+    println!(
+        "raw RocksDB: {} synced batches of {} puts ...",
+        opts.raw_batches, opts.batch
+    );
+    let raw = raw_synced_rate(dir.path(), opts.raw_batches, opts.batch)?;
+    println!("raw RocksDB synced batches/s: {raw:.0}");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (node, urls) = if opts.targets.is_empty() {
+        let data_dir = dir.path().join("node");
+        let args = kelemetry::cli::ServeArgs::loopback(&data_dir, opts.shards)
+            .map_err(anyhow::Error::msg)?;
+        let node = runtime.block_on(kelemetry::server::start(args))?;
+        let url = format!("http://{}/audit/bench", node.http_addr);
+        (Some(node), vec![url])
+    } else {
+        let urls = opts
+            .targets
+            .iter()
+            .map(|t| format!("{}/audit/bench", t.trim_end_matches('/')))
+            .collect();
+        (None, urls)
+    };
+
+    let t0 = chrono::Utc::now().timestamp_micros() - 3_600_000_000;
+    let next_batch = Arc::new(AtomicU64::new(0));
+    let acked = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let deadline = Instant::now() + opts.duration;
+    let started = Instant::now();
+    let workers: Vec<_> = (0..opts.clients)
+        .map(|i| {
+            let (url, next_batch, acked, refused, latencies) = (
+                urls[i % urls.len()].clone(),
+                next_batch.clone(),
+                acked.clone(),
+                refused.clone(),
+                latencies.clone(),
+            );
+            let batch = opts.batch;
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                let mut local = Vec::new();
+                while Instant::now() < deadline {
+                    let n = next_batch.fetch_add(1, Ordering::Relaxed);
+                    let body = pod_churn_batch(n, batch, t0).to_string();
+                    let sent = Instant::now();
+                    match agent
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .send(body.as_bytes())
+                    {
+                        Ok(r) if r.status() == 200 => {
+                            local.push(sent.elapsed());
+                            acked.fetch_add(batch, Ordering::Relaxed);
+                        }
+                        Ok(_) => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        Err(e) => panic!("request failed: {e}"),
+                    }
+                }
+                latencies.lock().map(|mut l| l.extend(local)).ok();
+            })
+        })
+        .collect();
+    let mut last = 0;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(2));
+        let now = acked.load(Ordering::Relaxed);
+        println!(
+            "  {:>5.1}s  acked {:>9} events  {:>8.0} events/s (last 2s)",
+            started.elapsed().as_secs_f64(),
+            now,
+            (now - last) as f64 / 2.0
+        );
+        last = now;
+    }
+    for w in workers {
+        w.join()
+            .map_err(|_| anyhow::anyhow!("client thread panicked"))?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let events = acked.load(Ordering::Relaxed);
+    let rate = events as f64 / elapsed;
+    let mut lat = latencies
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
+    lat.sort();
+    if let Some(node) = node {
+        runtime.block_on(node.shutdown())?;
+    }
+
+    println!("---");
+    let against = if opts.targets.is_empty() {
+        format!("one in-process node with {} shards", opts.shards)
+    } else {
+        format!("{} running nodes", opts.targets.len())
+    };
+    println!(
+        "clients {} x {} events/request against {against}, {:.1}s",
+        opts.clients, opts.batch, elapsed
+    );
+    println!("ingest, durable ack (200 after Raft commit): {rate:.0} events/s ({events} events, {} refused requests)", refused.load(Ordering::Relaxed));
+    println!(
+        "request latency p50 {:?} p99 {:?} max {:?}",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or_default()
+    );
+    println!("raw RocksDB synced batches/s: {raw:.0}");
+    println!(
+        "ratio: {:.1} acknowledged events per raw synced batch",
+        rate / raw
+    );
+    Ok(())
+}

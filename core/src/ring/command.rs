@@ -1,0 +1,43 @@
+//! Changes to the ring state, as the metadata group's log carries them.
+
+use super::members::{Member, MemberState, NodeId};
+use serde::{Deserialize, Serialize};
+
+/// A change to the ring state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RingCommand {
+    /// First command of a new ring: shard count, replication factor and the
+    /// initial members (all active); every shard's target and voters are set from
+    /// them. Ignored once the ring has members.
+    Init {
+        /// Shard count.
+        shards: u32,
+        /// Replicas per shard.
+        replicas: u32,
+        /// Initial members.
+        members: Vec<Member>,
+    },
+    /// A node asks to join (or rejoin after removal); it enters as joining.
+    Join(Member),
+    /// A member changes state.
+    SetState {
+        /// The member.
+        id: NodeId,
+        /// Its new state.
+        state: MemberState,
+    },
+    /// The controller starts moving a shard toward these replicas.
+    SetTarget {
+        /// The shard.
+        shard: u32,
+        /// Wanted voters.
+        nodes: Vec<NodeId>,
+    },
+    /// A shard's leader reports the voters its group has now.
+    ReportVoters {
+        /// The shard.
+        shard: u32,
+        /// Current voters.
+        nodes: Vec<NodeId>,
+    },
+}

@@ -1,0 +1,31 @@
+//! What the webhook server's handlers share: the ingest side (router, filter,
+//! limits), the query service (for `/redirect`), the shard groups (for readiness and
+//! the ring admin API) and the shutdown flag. Built once, in order, at start-up.
+
+use crate::query::QueryService;
+use kelemetry_actors::IngestRouter;
+use kelemetry_core::filter::AuditFilter;
+use kelemetry_raft::ShardSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Everything webhook-server handlers share.
+pub struct AppState {
+    /// Submits commands to shard actors.
+    pub router: IngestRouter,
+    /// The shard groups (for readiness and the ring admin API).
+    pub shards: Arc<ShardSet>,
+    /// The query service (for `/redirect`).
+    pub query: Arc<QueryService>,
+    /// Audit filter.
+    pub filter: AuditFilter,
+    /// Cluster of `POST /audit`.
+    pub default_cluster: Option<String>,
+    /// Bounds concurrent webhook requests.
+    pub webhook_permits: Arc<Semaphore>,
+    /// Largest webhook body.
+    pub max_body_bytes: usize,
+    /// Set once shutdown begins; readiness fails and new writes are refused.
+    pub shutting_down: Arc<AtomicBool>,
+}

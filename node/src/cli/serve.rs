@@ -1,0 +1,298 @@
+//! The flags of `kelemetry serve`, one group per subsystem. Every flag also reads a
+//! `KELEMETRY_*` environment variable.
+
+use super::{cluster_name, duration, peer, Cli, Command, LogFormat};
+use clap::{Args, Parser};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of `kelemetry serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// This node: data, identity, logs.
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Listeners.
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    /// Ring membership and replication.
+    #[command(flatten)]
+    pub ring: RingArgs,
+    /// Webhook and storage.
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+    /// Query side.
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+/// This node: its data, identity and logs.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Node")]
+pub struct NodeArgs {
+    /// Directory of this node's RocksDB (created if missing).
+    #[arg(long, env = "KELEMETRY_DATA_DIR", default_value = "./kelemetry-data")]
+    pub data_dir: PathBuf,
+    /// Stable node id; defaults to the StatefulSet ordinal of the hostname (`name-N`),
+    /// else 0.
+    #[arg(long, env = "KELEMETRY_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Number of shards; fixed when the data directory is first initialised.
+    #[arg(long, env = "KELEMETRY_SHARDS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub shards: u32,
+    /// Log format.
+    #[arg(long, env = "KELEMETRY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Once listening, write the bound addresses as JSON to this file (useful with
+    /// port 0: `{"http": "127.0.0.1:41234", "query": ..., "metrics": ...}`).
+    #[arg(long, env = "KELEMETRY_ADDR_FILE")]
+    pub addr_file: Option<PathBuf>,
+}
+
+/// Where the node listens, and how peers reach it.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Listeners")]
+pub struct ListenArgs {
+    /// Audit webhook, /redirect, /healthz, /readyz.
+    #[arg(long, env = "KELEMETRY_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Jaeger HTTP API (/api/...).
+    #[arg(long, env = "KELEMETRY_QUERY_ADDR", default_value = "0.0.0.0:16686")]
+    pub query_addr: SocketAddr,
+    /// Jaeger remote-storage gRPC (storage v1 and v2, health).
+    #[arg(long, env = "KELEMETRY_GRPC_ADDR", default_value = "0.0.0.0:17271")]
+    pub grpc_addr: SocketAddr,
+    /// Prometheus /metrics.
+    #[arg(long, env = "KELEMETRY_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    pub metrics_addr: SocketAddr,
+    /// Peer RPC between nodes (Raft messages, forwarded writes).
+    #[arg(long, env = "KELEMETRY_PEER_ADDR", default_value = "0.0.0.0:7070")]
+    pub peer_addr: SocketAddr,
+    /// Address other nodes use to reach this node's peer RPC; defaults to `--peer-addr`.
+    #[arg(long, env = "KELEMETRY_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+}
+
+/// The ring of Kelemetry nodes: forming or joining it, replication, rebalancing, peer TLS.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Ring")]
+pub struct RingArgs {
+    /// The initial members of a new cluster as `id=host:port,...` (this node
+    /// included); shards are placed on them by rendezvous hashing. Empty, and no
+    /// `--join`: a single-node cluster.
+    #[arg(long, env = "KELEMETRY_PEERS", value_delimiter = ',', value_parser = peer)]
+    pub peers: Vec<(u64, String)>,
+    /// Peer addresses (`host:port,...`) of nodes of an existing cluster to ask for
+    /// admission when the data directory is fresh; a restarted node rejoins with its
+    /// data without asking.
+    #[arg(long, env = "KELEMETRY_JOIN", value_delimiter = ',')]
+    pub join: Vec<String>,
+    /// Initialise a new cluster if the data directory is fresh (by default: a node
+    /// without `--peers` and `--join`, the lowest id in `--peers`, or StatefulSet
+    /// ordinal 0 with `--join`).
+    #[arg(long, env = "KELEMETRY_BOOTSTRAP")]
+    pub bootstrap: bool,
+    /// Replicas per shard (Raft voters on distinct nodes).
+    #[arg(long, env = "KELEMETRY_REPLICAS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=7))]
+    pub replicas: u32,
+    /// A member unreachable for this long has its replicas moved to other nodes and
+    /// is then removed.
+    #[arg(long, env = "KELEMETRY_DEAD_NODE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub dead_node_timeout: Duration,
+    /// Most shards whose replicas move at the same time (rate limit of rebalancing).
+    #[arg(long, env = "KELEMETRY_MAX_MOVING_SHARDS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_moving_shards: u32,
+    /// This node's peer certificate (PEM), for mutual TLS between peers; needs
+    /// `--peer-tls-key` and `--peer-tls-ca` too.
+    #[arg(long, env = "KELEMETRY_PEER_TLS_CERT")]
+    pub peer_tls_cert: Option<PathBuf>,
+    /// This node's peer private key (PEM).
+    #[arg(long, env = "KELEMETRY_PEER_TLS_KEY")]
+    pub peer_tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signs every node's peer certificate.
+    #[arg(long, env = "KELEMETRY_PEER_TLS_CA")]
+    pub peer_tls_ca: Option<PathBuf>,
+}
+
+/// The audit webhook and what is stored: limits, filters, windows, retention.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Ingest")]
+pub struct IngestArgs {
+    /// Cluster name for `POST /audit` (no cluster in the path).
+    #[arg(long, env = "KELEMETRY_DEFAULT_CLUSTER", value_parser = cluster_name)]
+    pub default_cluster: Option<String>,
+    /// Length of one object trace window.
+    #[arg(long, env = "KELEMETRY_SPAN_TTL", default_value = "30m", value_parser = duration)]
+    pub span_ttl: Duration,
+    /// How long traces are kept.
+    #[arg(long, env = "KELEMETRY_RETENTION", default_value = "7d", value_parser = duration)]
+    pub retention: Duration,
+    /// Largest accepted webhook body; larger ones get 413.
+    #[arg(long, env = "KELEMETRY_MAX_BODY_BYTES", default_value_t = 64 << 20)]
+    pub max_body_bytes: usize,
+    /// Webhook requests processed at once; more get 429.
+    #[arg(long, env = "KELEMETRY_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
+    /// Commands a shard may queue before the webhook answers 429.
+    #[arg(long, env = "KELEMETRY_SHARD_QUEUE_COMMANDS", default_value_t = 20_000)]
+    pub shard_queue_commands: usize,
+    /// Commands per Raft proposal.
+    #[arg(long, env = "KELEMETRY_MAX_BATCH_COMMANDS", default_value_t = 2_000)]
+    pub max_batch_commands: usize,
+    /// Audit resource types not traced (`resource` or `group/resource`).
+    #[arg(
+        long,
+        env = "KELEMETRY_EXCLUDE_TYPES",
+        value_delimiter = ',',
+        default_value = "events,events.k8s.io/events,coordination.k8s.io/leases"
+    )]
+    pub exclude_types: Vec<String>,
+    /// Substrings of user agents whose audit events are not traced.
+    #[arg(
+        long,
+        env = "KELEMETRY_EXCLUDE_USER_AGENTS",
+        value_delimiter = ',',
+        default_value = "/leader-election,local-path-provisioner/"
+    )]
+    pub exclude_user_agents: Vec<String>,
+}
+
+/// The Jaeger query side: UI, operations, link following, result cache.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Query")]
+pub struct QueryArgs {
+    /// Cluster names offered as Jaeger operations (and accepted by `/redirect`) even
+    /// before data from them arrives.
+    #[arg(long, env = "KELEMETRY_CLUSTER_NAMES", value_delimiter = ',', value_parser = cluster_name)]
+    pub cluster_names: Vec<String>,
+    /// Serve a Jaeger UI build from this directory on `--query-addr`.
+    #[arg(long, env = "KELEMETRY_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
+    /// Most objects one search result follows links to; past it the trace carries a
+    /// warning.
+    #[arg(long, env = "KELEMETRY_FOLLOW_LIMIT", default_value_t = 1000)]
+    pub follow_limit: usize,
+    /// How long a search result can be reopened by its trace ID.
+    #[arg(long, env = "KELEMETRY_TRACE_CACHE_TTL", default_value = "7d", value_parser = duration)]
+    pub trace_cache_ttl: Duration,
+}
+
+/// Flags that parse one by one but do not work as given: the message names the flag.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    /// A file named by a flag cannot be read.
+    #[error("{flag} {}: {source}", path.display())]
+    Unreadable {
+        /// The flag.
+        flag: &'static str,
+        /// The file it names.
+        path: PathBuf,
+        /// Why it cannot be read.
+        source: std::io::Error,
+    },
+    /// A value or a combination of flags that cannot work.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ServeArgs {
+    /// Arguments of a single node on `data_dir` with every server on a loopback port
+    /// chosen by the OS: what the benchmarks start in-process.
+    pub fn loopback(data_dir: &std::path::Path, shards: u32) -> Result<Self, FlagError> {
+        let dir = data_dir.to_str().ok_or_else(|| {
+            FlagError::Invalid(format!("--data-dir {}: not UTF-8", data_dir.display()))
+        })?;
+        let shards = shards.to_string();
+        let mut argv = vec!["kelemetry", "serve", "--data-dir", dir, "--shards", &shards];
+        for flag in [
+            "--http-addr",
+            "--query-addr",
+            "--metrics-addr",
+            "--grpc-addr",
+            "--peer-addr",
+        ] {
+            argv.extend([flag, "127.0.0.1:0"]);
+        }
+        match Cli::try_parse_from(argv)
+            .map_err(|e| FlagError::Invalid(e.to_string()))?
+            .command
+        {
+            Command::Serve(args) => Ok(*args),
+            _ => Err(FlagError::Invalid("expected serve arguments".into())),
+        }
+    }
+
+    /// Mutual TLS material for peers: all three `--peer-tls-*` flags, or none.
+    pub fn peer_tls(&self) -> Result<Option<kelemetry_raft::PeerTls>, FlagError> {
+        let read = |flag: &'static str, p: &PathBuf| {
+            std::fs::read(p).map_err(|source| FlagError::Unreadable {
+                flag,
+                path: p.clone(),
+                source,
+            })
+        };
+        match (&self.ring.peer_tls_cert, &self.ring.peer_tls_key, &self.ring.peer_tls_ca) {
+            (None, None, None) => Ok(None),
+            (Some(c), Some(k), Some(a)) => Ok(Some(kelemetry_raft::PeerTls {
+                cert_pem: read("--peer-tls-cert", c)?,
+                key_pem: read("--peer-tls-key", k)?,
+                ca_pem: read("--peer-tls-ca", a)?,
+            })),
+            _ => Err(FlagError::Invalid("--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together: give all three or none".into())),
+        }
+    }
+
+    /// The Raft settings these flags describe.
+    pub fn raft_settings(&self) -> Result<kelemetry_raft::RaftSettings, FlagError> {
+        let node_id = self.resolved_node_id();
+        let advertise = self
+            .listen
+            .advertise_addr
+            .clone()
+            .unwrap_or_else(|| self.listen.peer_addr.to_string());
+        let tls = self.peer_tls()?;
+        if self.ring.peers.is_empty() {
+            let mut single =
+                kelemetry_raft::RaftSettings::single(node_id, advertise, self.node.shards);
+            single.tls = tls;
+            single.replicas = self.ring.replicas;
+            let ordinal_zero = self.node.node_id.is_none() && node_id == 0;
+            single.bootstrap = self.ring.join.is_empty() || self.ring.bootstrap || ordinal_zero;
+            return Ok(single);
+        }
+        if !self.ring.join.is_empty() {
+            return Err(FlagError::Invalid(
+                "--peers starts a new cluster and --join joins an existing one: give one of them"
+                    .into(),
+            ));
+        }
+        let peers: std::collections::BTreeMap<u64, String> =
+            self.ring.peers.iter().cloned().collect();
+        if !peers.contains_key(&node_id) {
+            return Err(FlagError::Invalid(format!(
+                "--peers does not list this node (--node-id {node_id})"
+            )));
+        }
+        let lowest = peers.keys().next().copied() == Some(node_id);
+        Ok(kelemetry_raft::RaftSettings {
+            node_id,
+            advertise_addr: peers[&node_id].clone(),
+            shards: self.node.shards,
+            peers,
+            bootstrap: self.ring.bootstrap || lowest,
+            tls,
+            replicas: self.ring.replicas,
+        })
+    }
+
+    /// The node id: the flag, else the hostname's StatefulSet ordinal, else 0.
+    pub fn resolved_node_id(&self) -> u64 {
+        self.node.node_id.unwrap_or_else(|| {
+            std::env::var("HOSTNAME")
+                .ok()
+                .and_then(|h| h.rsplit_once('-').and_then(|(_, n)| n.parse().ok()))
+                .unwrap_or(0)
+        })
+    }
+}

@@ -1,0 +1,89 @@
+//! Connections to peers: one lazily connected gRPC channel per peer address, shared
+//! by every Raft group and by command forwarding, with mutual TLS when configured.
+
+use crate::error::PeerError;
+use kelemetry_proto::kelemetry::cluster::v1::peer_client::PeerClient;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tonic::transport::{Channel, Endpoint};
+
+/// PEM material for mutual TLS between peers: every node presents its certificate
+/// and accepts only peers whose certificate the CA signed.
+#[derive(Clone, Debug)]
+pub struct PeerTls {
+    /// This node's certificate chain.
+    pub cert_pem: Vec<u8>,
+    /// This node's private key.
+    pub key_pem: Vec<u8>,
+    /// The CA that signs every node's certificate.
+    pub ca_pem: Vec<u8>,
+}
+
+impl PeerTls {
+    /// Server-side TLS settings (client certificates required).
+    pub fn server_config(&self) -> tonic::transport::ServerTlsConfig {
+        tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(
+                &self.cert_pem,
+                &self.key_pem,
+            ))
+            .client_ca_root(tonic::transport::Certificate::from_pem(&self.ca_pem))
+    }
+
+    fn client_config(&self, host: &str) -> tonic::transport::ClientTlsConfig {
+        tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&self.ca_pem))
+            .identity(tonic::transport::Identity::from_pem(
+                &self.cert_pem,
+                &self.key_pem,
+            ))
+            .domain_name(host)
+    }
+}
+
+/// One lazily connected gRPC channel per peer address, shared by every Raft group and
+/// by command forwarding; mutual TLS when configured.
+#[derive(Clone, Default)]
+pub struct PeerChannels {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    tls: Option<Arc<PeerTls>>,
+}
+
+impl PeerChannels {
+    /// Channels that use mutual TLS when `tls` is given.
+    pub fn new(tls: Option<PeerTls>) -> Self {
+        Self {
+            channels: Arc::default(),
+            tls: tls.map(Arc::new),
+        }
+    }
+
+    /// A client for the peer at `addr` (`host:port`).
+    pub fn client(&self, addr: &str) -> Result<PeerClient<Channel>, PeerError> {
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(addr) {
+            return Ok(PeerClient::new(c.clone()));
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|e| PeerError::BadAddress {
+                addr: addr.to_string(),
+                message: e.to_string(),
+            })?
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .tcp_nodelay(true);
+        if let Some(tls) = &self.tls {
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+            endpoint =
+                endpoint
+                    .tls_config(tls.client_config(host))
+                    .map_err(|e| PeerError::Tls {
+                        addr: addr.to_string(),
+                        message: e.to_string(),
+                    })?;
+        }
+        let channel = endpoint.connect_lazy();
+        map.insert(addr.to_string(), channel.clone());
+        Ok(PeerClient::new(channel))
+    }
+}

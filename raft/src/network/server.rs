@@ -1,0 +1,37 @@
+//! The receiving side of Raft: an inbound peer message decoded and handed to its
+//! group, opening the replica if this node has none yet (that is how a node added as
+//! a learner receives its first entries or snapshot).
+
+use crate::error::InboundError;
+use crate::keys::{self, GroupId};
+use crate::registry::ShardSet;
+use kelemetry_proto::kelemetry::cluster::v1::RaftKind;
+
+impl ShardSet {
+    /// Handles a Raft message from a peer and returns the encoded result. A message
+    /// for a shard this node has no replica of opens one: that is how a node added
+    /// as a learner receives its first entries or snapshot.
+    pub async fn handle_raft(
+        &self,
+        group: GroupId,
+        kind: RaftKind,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, InboundError> {
+        let g = match keys::group_shard(group) {
+            None => self.meta().clone(),
+            Some(shard) => self.ensure_group(shard).await?,
+        };
+        let raft = &g.raft;
+        fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, InboundError> {
+            postcard::from_bytes(b).map_err(|e| InboundError::Undecodable(e.to_string()))
+        }
+        fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, InboundError> {
+            postcard::to_stdvec(v).map_err(|e| InboundError::Encode(e.to_string()))
+        }
+        match kind {
+            RaftKind::AppendEntries => enc(&raft.append_entries(dec(payload)?).await),
+            RaftKind::Vote => enc(&raft.vote(dec(payload)?).await),
+            RaftKind::InstallSnapshot => enc(&raft.install_snapshot(dec(payload)?).await),
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The registry of every Raft group on this node: the metadata group, always open,
+//! and the shard replicas, opened when placement (or a first Raft message) puts one
+//! here and deleted when it leaves; bootstrapping a new ring; shutdown.
+
+use crate::engine::{Engine, EngineError, Op};
+use crate::error::ShardSetError;
+use crate::group::{ShardRaft, META_SHARD};
+use crate::keys::{self, GroupId};
+use crate::log_store::LogStore;
+use crate::network::{PeerChannels, PeerNetwork};
+use crate::routing::LeaderHints;
+use crate::settings::{raft_config, RaftSettings};
+use crate::state_machine::ShardStateMachine;
+use crate::types::NodeId;
+use crate::wal_sync::WalSyncer;
+use kelemetry_core::ring::{rendezvous, RingState, MAX_METADATA_VOTERS};
+use kelemetry_core::state::ShardContext;
+use openraft::{BasicNode, Raft};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// Every Raft group of this node: the metadata group, always open, and the shard
+/// groups this node holds a replica of, opened and removed as placement changes.
+pub struct ShardSet {
+    groups: RwLock<BTreeMap<u32, ShardRaft>>,
+    meta: ShardRaft,
+    engine: Engine,
+    syncer: WalSyncer,
+    channels: PeerChannels,
+    settings: RaftSettings,
+    changing: tokio::sync::Mutex<()>,
+    meta_cache: Mutex<(Option<u64>, Arc<RingState>)>,
+    pub(crate) hints: LeaderHints,
+}
+
+const SHARD_COUNT_KEY: &str = "shards";
+
+fn members_of(
+    ids: impl IntoIterator<Item = NodeId>,
+    addr: impl Fn(NodeId) -> Option<String>,
+) -> BTreeMap<NodeId, BasicNode> {
+    ids.into_iter()
+        .filter_map(|id| addr(id).map(|a| (id, BasicNode::new(a))))
+        .collect()
+}
+
+impl ShardSet {
+    /// Opens the metadata group and every shard group this node has data for or is
+    /// placed on. With `settings.bootstrap` and a data directory that was never
+    /// initialised, it initialises the metadata group and every shard group with
+    /// the initial placement over `settings.peers`.
+    pub async fn open(engine: Engine, settings: &RaftSettings) -> Result<Self, ShardSetError> {
+        let count_key = keys::node_meta(SHARD_COUNT_KEY);
+        match engine.get(&count_key)? {
+            Some(b) if b.len() == 4 => {
+                let stored = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                if stored != settings.shards {
+                    return Err(ShardSetError::ShardCountMismatch {
+                        stored,
+                        requested: settings.shards,
+                    });
+                }
+            }
+            _ => engine.write(
+                [Op::Put(count_key, settings.shards.to_be_bytes().to_vec())],
+                true,
+            )?,
+        }
+        let syncer = WalSyncer::start(engine.clone())
+            .map_err(|e| ShardSetError::Raft(format!("cannot start the WAL syncer: {e}")))?;
+        let channels = PeerChannels::new(settings.tls.clone());
+        let meta =
+            Self::open_group(&engine, &syncer, &channels, settings, keys::META_GROUP).await?;
+        let set = Self {
+            groups: RwLock::default(),
+            meta,
+            engine,
+            syncer,
+            channels,
+            settings: settings.clone(),
+            changing: tokio::sync::Mutex::new(()),
+            meta_cache: Mutex::default(),
+            hints: LeaderHints::default(),
+        };
+        let fresh = !set.is_initialized(&set.meta).await?;
+        if fresh && settings.bootstrap {
+            set.bootstrap().await?;
+        }
+        let placed = set.meta.ring().shards_of(settings.node_id);
+        for shard in 0..settings.shards {
+            let has_data = set
+                .engine
+                .get(&keys::vote(keys::shard_group(shard)))?
+                .is_some();
+            if has_data || placed.contains(&shard) {
+                set.ensure_group(shard).await?;
+            }
+        }
+        Ok(set)
+    }
+
+    async fn is_initialized(&self, g: &ShardRaft) -> Result<bool, ShardSetError> {
+        g.raft
+            .is_initialized()
+            .await
+            .map_err(|e| ShardSetError::Raft(e.to_string()))
+    }
+
+    /// Initialises the metadata group with the peers as voters and each shard group
+    /// with its rendezvous replicas among them.
+    async fn bootstrap(&self) -> Result<(), ShardSetError> {
+        let peers = &self.settings.peers;
+        let addr = |id: NodeId| peers.get(&id).cloned();
+        let ids: Vec<NodeId> = peers.keys().copied().collect();
+        tracing::info!(nodes = ?ids, shards = self.settings.shards, "bootstrapping a new cluster");
+        let voters = ids.iter().copied().take(MAX_METADATA_VOTERS);
+        self.meta
+            .raft
+            .initialize(members_of(voters, addr))
+            .await
+            .map_err(|e| ShardSetError::Raft(e.to_string()))?;
+        for shard in 0..self.settings.shards {
+            let replicas = rendezvous(shard, &ids, self.settings.replicas as usize);
+            let g = self.ensure_group(shard).await?;
+            g.raft
+                .initialize(members_of(replicas, addr))
+                .await
+                .map_err(|e| ShardSetError::Raft(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn open_group(
+        engine: &Engine,
+        syncer: &WalSyncer,
+        channels: &PeerChannels,
+        settings: &RaftSettings,
+        group: GroupId,
+    ) -> Result<ShardRaft, ShardSetError> {
+        let shard = keys::group_shard(group).unwrap_or(META_SHARD);
+        let ctx = ShardContext {
+            shard: keys::group_shard(group).unwrap_or(0),
+            shards: settings.shards,
+        };
+        let name = match keys::group_shard(group) {
+            Some(s) => format!("kelemetry-shard-{s}"),
+            None => "kelemetry-metadata".to_string(),
+        };
+        let raft = Raft::new(
+            settings.node_id,
+            raft_config(name)?,
+            PeerNetwork::new(group, channels.clone()),
+            LogStore::new(engine.clone(), group, syncer.clone()),
+            ShardStateMachine::new(engine.clone(), group, ctx),
+        )
+        .await
+        .map_err(|e| ShardSetError::Raft(e.to_string()))?;
+        Ok(ShardRaft {
+            shard,
+            node_id: settings.node_id,
+            raft,
+            view: engine.view(keys::state_prefix(group)),
+        })
+    }
+
+    /// This node's replica of `shard`, opening it (empty, waiting for its leader) if
+    /// it is not open yet.
+    pub async fn ensure_group(&self, shard: u32) -> Result<ShardRaft, ShardSetError> {
+        if shard >= self.settings.shards {
+            return Err(ShardSetError::Raft(format!("no shard {shard}")));
+        }
+        if let Some(g) = self.local(shard) {
+            return Ok(g);
+        }
+        let _guard = self.changing.lock().await;
+        if let Some(g) = self.local(shard) {
+            return Ok(g);
+        }
+        let g = Self::open_group(
+            &self.engine,
+            &self.syncer,
+            &self.channels,
+            &self.settings,
+            keys::shard_group(shard),
+        )
+        .await?;
+        tracing::info!(shard, "opened shard replica");
+        self.groups_mut().insert(shard, g.clone());
+        Ok(g)
+    }
+
+    /// Stops this node's replica of `shard` and deletes its log and state (after the
+    /// shard's leader removed this node from the group).
+    pub async fn remove_group(&self, shard: u32) -> Result<(), ShardSetError> {
+        let _guard = self.changing.lock().await;
+        let Some(g) = self.groups_mut().remove(&shard) else {
+            return Ok(());
+        };
+        if let Err(e) = g.raft.shutdown().await {
+            tracing::warn!(shard, error = %e, "raft shutdown failed");
+        }
+        let group = keys::shard_group(shard);
+        self.engine.write(
+            [Op::DeleteRange(
+                keys::group_start(group),
+                keys::group_end(group),
+            )],
+            true,
+        )?;
+        tracing::info!(shard, "removed shard replica and its data");
+        Ok(())
+    }
+
+    fn groups_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u32, ShardRaft>> {
+        self.groups.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This node's replica of `shard`, if it holds one.
+    pub fn local(&self, shard: u32) -> Option<ShardRaft> {
+        let groups = self.groups.read().unwrap_or_else(|p| p.into_inner());
+        groups.get(&shard).cloned()
+    }
+
+    /// Every shard replica on this node, in shard order.
+    pub fn locals(&self) -> Vec<ShardRaft> {
+        let groups = self.groups.read().unwrap_or_else(|p| p.into_inner());
+        groups.values().cloned().collect()
+    }
+
+    /// The local replicas the placement names for this node (every local replica
+    /// while the metadata is empty): a replica outside it is waiting to be deleted and
+    /// has no leader to wait for.
+    pub fn placed_locals(&self) -> Vec<ShardRaft> {
+        let meta = self.ring();
+        if meta.members.is_empty() {
+            return self.locals();
+        }
+        let placed = meta.shards_of(self.node_id());
+        self.locals()
+            .into_iter()
+            .filter(|g| placed.contains(&g.shard()))
+            .collect()
+    }
+
+    /// The metadata group.
+    pub fn meta(&self) -> &ShardRaft {
+        &self.meta
+    }
+
+    /// The cluster metadata as this node has applied it (decoded once per applied
+    /// metadata entry).
+    pub fn ring(&self) -> Arc<RingState> {
+        let applied = self.meta.applied_index();
+        let mut cache = self.meta_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.0 != applied || applied.is_none() {
+            *cache = (applied, Arc::new(self.meta.ring()));
+        }
+        cache.1.clone()
+    }
+
+    /// Number of shards.
+    pub fn count(&self) -> u32 {
+        self.settings.shards
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.settings.node_id
+    }
+
+    /// The settings the groups were opened with.
+    pub fn settings(&self) -> &RaftSettings {
+        &self.settings
+    }
+
+    /// Connections to peers, shared with command forwarding.
+    pub fn channels(&self) -> &PeerChannels {
+        &self.channels
+    }
+
+    /// Waits until the metadata group and every placed local shard have a leader, or
+    /// `timeout` passes; returns whether they do.
+    pub async fn wait_for_leaders(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.meta.has_leader() && self.placed_locals().iter().all(ShardRaft::has_leader) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops every group, flushes the engine and stops the WAL syncer.
+    pub async fn shutdown(&self) -> Result<(), EngineError> {
+        for s in self.locals().iter().chain([&self.meta]) {
+            if let Err(e) = s.raft.shutdown().await {
+                tracing::warn!(shard = s.shard, error = %e, "raft shutdown failed");
+            }
+        }
+        self.syncer.stop();
+        self.engine.flush()
+    }
+}

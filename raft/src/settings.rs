@@ -1,0 +1,66 @@
+//! How the node's Raft groups are configured: identity, initial peers, replication
+//! and openraft's timing.
+
+use crate::error::ShardSetError;
+use crate::network::PeerTls;
+use crate::types::NodeId;
+use openraft::{Config, SnapshotPolicy};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Settings of the node's Raft groups.
+#[derive(Clone, Debug)]
+pub struct RaftSettings {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// Address peers use to reach this node.
+    pub advertise_addr: String,
+    /// Number of shards; fixed when the data directory is first initialised.
+    pub shards: u32,
+    /// The initial members when bootstrapping (node id to peer address, this node
+    /// included); also the fallback address book before the metadata is known.
+    pub peers: BTreeMap<NodeId, String>,
+    /// Whether this node initialises a new cluster over `peers` when its data
+    /// directory is fresh.
+    pub bootstrap: bool,
+    /// Mutual TLS between peers, if configured.
+    pub tls: Option<PeerTls>,
+    /// Replicas per shard.
+    pub replicas: u32,
+}
+
+impl RaftSettings {
+    /// A single node that is the only voter of every group.
+    pub fn single(node_id: NodeId, advertise_addr: String, shards: u32) -> Self {
+        Self {
+            node_id,
+            peers: BTreeMap::from([(node_id, advertise_addr.clone())]),
+            advertise_addr,
+            shards,
+            bootstrap: true,
+            tls: None,
+            replicas: 3,
+        }
+    }
+}
+
+/// How long a leader may go without a quorum's acknowledgement before it is treated
+/// as isolated: a little more than the longest election timeout.
+pub const QUORUM_STALE_MS: u64 = 1_500;
+
+pub(crate) fn raft_config(name: String) -> Result<Arc<Config>, ShardSetError> {
+    let config = Config {
+        cluster_name: name,
+        // Fast failover on a LAN: a dead leader is replaced within about a second.
+        heartbeat_interval: 100,
+        election_timeout_min: 400,
+        election_timeout_max: 800,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(5_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        ..Default::default()
+    };
+    config
+        .validate()
+        .map(Arc::new)
+        .map_err(|e| ShardSetError::Raft(e.to_string()))
+}
