@@ -1,15 +1,18 @@
-//! Delivers cross-shard link commands from each led shard's outbox to their target
-//! shards, and acknowledges them on the source shard once the target committed.
+//! Delivers each led shard's outbox entries to their destinations, kind by kind,
+//! and acknowledges them on the source shard once the destination took them. Link
+//! entries go to the shard of the linked object, which applies them as commands.
 //!
 //! Entries live in replicated shard state, so a crash or leader change loses none:
-//! the next leader finds them and delivers again, and the link command is idempotent.
+//! the next leader finds them and delivers again, and every delivery is idempotent.
 
 use crate::metrics;
 use crate::router::IngestRouter;
+use kelemetry_core::outbox::{Destination, OutboxKind, OutboxPayload};
 use kelemetry_core::state::list_outbox;
 use kelemetry_core::Command;
 use kelemetry_raft::ShardSet;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -88,7 +91,9 @@ impl Actor for OutboxActor {
             let (shards, router) = (state.shards.clone(), state.router.clone());
             state.running = Some(tokio::spawn(async move {
                 for shard in work {
-                    deliver(&shards, &router, shard).await;
+                    for kind in OutboxKind::ALL {
+                        deliver(&shards, &router, shard, kind).await;
+                    }
                 }
                 let _ = myself.cast(OutboxMsg::Done);
             }));
@@ -109,7 +114,9 @@ impl Actor for OutboxActor {
     }
 }
 
-async fn deliver(shards: &ShardSet, router: &IngestRouter, shard: u32) {
+/// Delivers the entries of one kind of `shard`'s outbox, a round at a time, while
+/// this node leads the shard.
+async fn deliver(shards: &ShardSet, router: &IngestRouter, shard: u32, kind: OutboxKind) {
     let Some(source) = shards.local(shard) else {
         return;
     };
@@ -117,29 +124,36 @@ async fn deliver(shards: &ShardSet, router: &IngestRouter, shard: u32) {
         if !source.is_leader() {
             return;
         }
-        let entries = match list_outbox(source.reader(), ROUND) {
+        let entries = match list_outbox(source.reader(), kind, ROUND) {
             Ok(e) if e.is_empty() => return,
             Ok(e) => e,
             Err(e) => {
-                tracing::error!(shard, error = %e, "cannot read outbox");
+                tracing::error!(shard, kind = kind.as_str(), error = %e, "cannot read outbox");
                 return;
             }
         };
-        let (seqs, links): (Vec<u64>, Vec<Command>) = entries
-            .into_iter()
-            .map(|(seq, l)| (seq, Command::Link(l)))
-            .unzip();
-        let n = links.len() as u64;
-        if let Err(e) = router.submit(links).await {
-            metrics::OUTBOX_DELIVERED
-                .with_label_values(&["retry"])
-                .inc_by(n);
-            tracing::warn!(shard, error = %e, "outbox delivery failed; will retry");
-            return;
+        let seqs: Vec<u64> = entries.iter().map(|(seq, _)| *seq).collect();
+        let mut by_shard: BTreeMap<u32, Vec<Command>> = BTreeMap::new();
+        for (_, entry) in entries {
+            match (entry.destination, entry.payload) {
+                (Destination::Shard(to), OutboxPayload::Link(l)) => {
+                    by_shard.entry(to).or_default().push(Command::Link(l));
+                }
+            }
+        }
+        let n = seqs.len() as u64;
+        for (to, commands) in by_shard {
+            if let Err(e) = router.submit_to_shard(to, commands).await {
+                metrics::OUTBOX_DELIVERED
+                    .with_label_values(&["retry"])
+                    .inc_by(n);
+                tracing::warn!(shard, to, error = %e, "outbox delivery failed; will retry");
+                return;
+            }
         }
         let acks = seqs
             .into_iter()
-            .map(|seq| Command::AckOutbox { seq })
+            .map(|seq| Command::AckOutbox { kind, seq })
             .collect();
         if let Err(e) = router.submit_to_shard(shard, acks).await {
             tracing::warn!(shard, error = %e, "outbox acknowledgement failed; will redeliver");

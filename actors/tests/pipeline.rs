@@ -5,6 +5,7 @@ use kelemetry_actors::{Pipeline, PipelineSettings, SubmitError};
 use kelemetry_core::audit::AuditRecord;
 use kelemetry_core::ids::shard_of;
 use kelemetry_core::model::LinkRole;
+use kelemetry_core::outbox::OutboxKind;
 use kelemetry_core::state::{list_outbox, load_trace};
 use kelemetry_core::window::Window;
 use kelemetry_core::{Command, CommandOutcome, ObjectKey};
@@ -105,11 +106,11 @@ async fn concurrent_submissions_commit_and_links_cross_shards() {
     }
     assert_eq!(links, 12, "every child link reached the owner's shard");
     for _ in 0..100 {
-        if shards
-            .locals()
-            .iter()
-            .all(|s| list_outbox(s.reader(), 1).unwrap().is_empty())
-        {
+        if shards.locals().iter().all(|s| {
+            list_outbox(s.reader(), OutboxKind::Link, 1)
+                .unwrap()
+                .is_empty()
+        }) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -118,7 +119,9 @@ async fn concurrent_submissions_commit_and_links_cross_shards() {
         shards
             .locals()
             .iter()
-            .all(|s| list_outbox(s.reader(), 1).unwrap().is_empty()),
+            .all(|s| list_outbox(s.reader(), OutboxKind::Link, 1)
+                .unwrap()
+                .is_empty()),
         "outboxes acknowledged"
     );
     pipeline.stop().await;

@@ -4,6 +4,7 @@ use crate::audit::AuditRecord;
 use crate::event::KubeEventRecord;
 use crate::key::ObjectKey;
 use crate::model::LinkRole;
+use crate::outbox::OutboxKind;
 use crate::version::ObjectVersionRecord;
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +33,9 @@ pub enum Command {
     Link(LinkCommand),
     /// Removes a delivered outbox entry.
     AckOutbox {
-        /// Sequence number of the entry.
+        /// The entry's kind (each kind has its own sequence).
+        kind: OutboxKind,
+        /// Sequence number of the entry within its kind.
         seq: u64,
     },
     /// Stores a rendered search result (which objects, which range) under `key` until

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod key;
 pub mod kinds;
 pub mod model;
+pub mod outbox;
 pub mod owner;
 pub mod ring;
 pub mod state;

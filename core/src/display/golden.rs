@@ -12,6 +12,7 @@ use crate::command::{Command, Proposal};
 use crate::event::KubeEventRecord;
 use crate::ids::shard_of;
 use crate::key::ObjectKey;
+use crate::outbox::{Destination, OutboxKind, OutboxPayload};
 use crate::state::{
     apply_proposal, find_traces, list_outbox, MemKv, Overlay, ShardContext, StoredTrace, TraceQuery,
 };
@@ -52,9 +53,15 @@ impl Store {
             self.apply_on(shard_of(c.routing_key().unwrap(), SHARDS), vec![c]);
         }
         for s in 0..SHARDS {
-            for (seq, l) in list_outbox(&self.0[s as usize], 1000).unwrap() {
-                self.apply_on(shard_of(&l.target, SHARDS), vec![Command::Link(l)]);
-                self.apply_on(s, vec![Command::AckOutbox { seq }]);
+            for (seq, entry) in list_outbox(&self.0[s as usize], OutboxKind::Link, 1000).unwrap() {
+                let (Destination::Shard(target), OutboxPayload::Link(l)) =
+                    (entry.destination, entry.payload);
+                self.apply_on(target, vec![Command::Link(l)]);
+                let ack = Command::AckOutbox {
+                    kind: OutboxKind::Link,
+                    seq,
+                };
+                self.apply_on(s, vec![ack]);
             }
         }
     }

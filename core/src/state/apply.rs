@@ -13,6 +13,7 @@ use crate::model::{
     VersionRecord, LINK_CLASS_CHILDREN, LOG_DIFF, LOG_EVENT_MESSAGE, LOG_REAL_ERROR,
     LOG_REAL_VERBOSE, LOG_SNAPSHOT,
 };
+use crate::outbox::{Destination, OutboxEntry, OutboxPayload};
 use crate::owner::{controller_owners_of, OwnerReference};
 use crate::version::ObjectVersionRecord;
 use crate::window::Window;
@@ -97,8 +98,8 @@ impl Applier<'_, '_> {
             Command::KubeEvent(e) => self.kube_event(e),
             Command::ObjectVersion(v) => self.object_version(v),
             Command::Link(l) => self.link(l),
-            Command::AckOutbox { seq } => {
-                let key = schema::outbox_key(*seq);
+            Command::AckOutbox { kind, seq } => {
+                let key = schema::outbox_key(*kind, *seq);
                 if self.kv.get(&key)?.is_none() {
                     return Ok(CommandOutcome::Duplicate);
                 }
@@ -340,23 +341,28 @@ impl Applier<'_, '_> {
                 class: LINK_CLASS_CHILDREN.to_string(),
                 time_us,
             };
-            if ids::shard_of(&owner.key, self.ctx.shards) == self.ctx.shard {
+            let owner_shard = ids::shard_of(&owner.key, self.ctx.shards);
+            if owner_shard == self.ctx.shard {
                 self.link(&far)?;
             } else {
-                self.push_outbox(&far)?;
+                self.push_outbox(OutboxEntry {
+                    destination: Destination::Shard(owner_shard),
+                    payload: OutboxPayload::Link(far),
+                })?;
             }
         }
         Ok(())
     }
 
-    fn push_outbox(&mut self, command: &LinkCommand) -> Result<(), StateError> {
-        let seq = match self.kv.get(schema::OUTBOX_SEQ_KEY)? {
-            Some(b) => decode::<u64>(schema::OUTBOX_SEQ_KEY, &b)?,
+    fn push_outbox(&mut self, entry: OutboxEntry) -> Result<(), StateError> {
+        let kind = entry.kind();
+        let seq_key = schema::outbox_seq_key(kind);
+        let seq = match self.kv.get(&seq_key)? {
+            Some(b) => decode::<u64>(&seq_key, &b)?,
             None => 0,
         };
-        self.kv.put(schema::outbox_key(seq), encode(command));
-        self.kv
-            .put(schema::OUTBOX_SEQ_KEY.to_vec(), encode(&(seq + 1)));
+        self.kv.put(schema::outbox_key(kind, seq), encode(&entry));
+        self.kv.put(seq_key, encode(&(seq + 1)));
         self.outbox_added += 1;
         Ok(())
     }

@@ -2,9 +2,10 @@
 
 use super::kv::{KvRead, StateError};
 use super::schema::{self, decode};
-use crate::command::{LinkCommand, ResultEntry};
+use crate::command::ResultEntry;
 use crate::key::ObjectKey;
 use crate::model::{EventSource, EventSpanRecord, LinkRecord, ObjectSpanRecord};
+use crate::outbox::{OutboxEntry, OutboxKind};
 
 /// One object's trace in one window, as stored.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -185,13 +186,20 @@ pub fn find_traces(kv: &dyn KvRead, q: &TraceQuery) -> Result<Vec<StoredTrace>, 
     Ok(out)
 }
 
-/// Up to `limit` undelivered outbox entries, oldest first.
-pub fn list_outbox(kv: &dyn KvRead, limit: usize) -> Result<Vec<(u64, LinkCommand)>, StateError> {
+/// Up to `limit` undelivered outbox entries of `kind`, oldest first, with their
+/// sequence numbers.
+pub fn list_outbox(
+    kv: &dyn KvRead,
+    kind: OutboxKind,
+    limit: usize,
+) -> Result<Vec<(u64, OutboxEntry)>, StateError> {
     let mut out = Vec::new();
     let mut err = None;
-    kv.scan(&[schema::OUTBOX], &[schema::OUTBOX + 1], &mut |k, v| {
+    let start = [schema::OUTBOX, kind.tag()];
+    let end = [schema::OUTBOX, kind.tag() + 1];
+    kv.scan(&start, &end, &mut |k, v| {
         let mut seq = [0u8; 8];
-        seq.copy_from_slice(&k[1..9]);
+        seq.copy_from_slice(&k[2..10]);
         match decode(k, v) {
             Ok(cmd) => out.push((u64::from_be_bytes(seq), cmd)),
             Err(e) => err = Some(e),

@@ -6,6 +6,7 @@
 
 use super::kv::StateError;
 use crate::key::ObjectKey;
+use crate::outbox::OutboxKind;
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Object span of (object, window).
@@ -26,7 +27,7 @@ pub const PATCH: u8 = b'p';
 pub const DEDUPE: u8 = b'd';
 /// Expiry index: time, then a key to delete when the time passes the retention.
 pub const EXPIRY: u8 = b't';
-/// Outbox of commands for other shards.
+/// Outbox of side effects leaving the shard (by kind, then sequence).
 pub const OUTBOX: u8 = b'x';
 /// Counters.
 pub const META: u8 = b'm';
@@ -146,15 +147,19 @@ pub fn expiry_key(time_us: i64, target: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Outbox entry key.
-pub fn outbox_key(seq: u64) -> Vec<u8> {
-    let mut v = vec![OUTBOX];
+/// Outbox entry key: the kind's tag, then its sequence number.
+pub fn outbox_key(kind: OutboxKind, seq: u64) -> Vec<u8> {
+    let mut v = vec![OUTBOX, kind.tag()];
     v.extend_from_slice(&seq.to_be_bytes());
     v
 }
 
-/// Key of the next outbox sequence number.
-pub const OUTBOX_SEQ_KEY: &[u8] = b"moutbox_seq";
+/// Key of the next outbox sequence number of `kind`.
+pub fn outbox_seq_key(kind: OutboxKind) -> Vec<u8> {
+    let mut v = b"moutbox_seq/".to_vec();
+    v.push(kind.tag());
+    v
+}
 
 /// The first key after every key starting with `prefix`.
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {

@@ -7,6 +7,7 @@ use crate::event::KubeEventRecord;
 use crate::ids::shard_of;
 use crate::key::ObjectKey;
 use crate::model::{EventSource, LinkRole, LOG_DIFF, LOG_REAL_VERBOSE, LOG_SNAPSHOT};
+use crate::outbox::{Destination, OutboxKind, OutboxPayload};
 use crate::version::ObjectVersionRecord;
 use serde_json::json;
 
@@ -60,10 +61,22 @@ impl Harness {
 
     fn drain_outboxes(&mut self) {
         for s in 0..self.n() {
-            for (seq, link) in list_outbox(&self.shards[s as usize], 100).unwrap() {
-                let target = shard_of(&link.target, self.n());
+            for (seq, entry) in
+                list_outbox(&self.shards[s as usize], OutboxKind::Link, 100).unwrap()
+            {
+                let (Destination::Shard(target), OutboxPayload::Link(link)) =
+                    (entry.destination, entry.payload);
+                assert_eq!(
+                    target,
+                    shard_of(&link.target, self.n()),
+                    "entry names its shard"
+                );
                 self.apply_on(target, vec![Command::Link(link)]);
-                self.apply_on(s, vec![Command::AckOutbox { seq }]);
+                let ack = Command::AckOutbox {
+                    kind: OutboxKind::Link,
+                    seq,
+                };
+                self.apply_on(s, vec![ack]);
             }
         }
     }
@@ -316,7 +329,10 @@ fn deployment_lifecycle_diffs_snapshots_and_links() {
     assert_eq!(tp.links.len(), 1);
     assert_eq!(tp.links[0].role, LinkRole::Parent);
     for s in &h.shards {
-        assert!(list_outbox(s, 10).unwrap().is_empty(), "outboxes drained");
+        assert!(
+            list_outbox(s, OutboxKind::Link, 10).unwrap().is_empty(),
+            "outboxes drained"
+        );
     }
 }
 
