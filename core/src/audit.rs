@@ -241,11 +241,11 @@ fn parse_item(i: usize, text: &str, ctx: &AuditContext<'_>) -> Result<AuditItem,
     }
     let field = |f: &str| format!("items[{i}].{f}");
     let start_us = match (&ev.request_received_timestamp, &ev.timestamp) {
-        (Some(t), _) => parse_time(t)
-            .map_err(|m| AuditParseError::new(Some(i), field("requestReceivedTimestamp"), m))?,
-        (None, Some(t)) => {
-            parse_time(t).map_err(|m| AuditParseError::new(Some(i), field("timestamp"), m))?
-        }
+        (Some(t), _) => parse_time(t).map_err(|m| {
+            AuditParseError::new(Some(i), field("requestReceivedTimestamp"), m.to_string())
+        })?,
+        (None, Some(t)) => parse_time(t)
+            .map_err(|m| AuditParseError::new(Some(i), field("timestamp"), m.to_string()))?,
         (None, None) => {
             return Err(AuditParseError::new(
                 Some(i),
@@ -255,9 +255,8 @@ fn parse_item(i: usize, text: &str, ctx: &AuditContext<'_>) -> Result<AuditItem,
         }
     };
     let end_us = match &ev.stage_timestamp {
-        Some(t) => {
-            parse_time(t).map_err(|m| AuditParseError::new(Some(i), field("stageTimestamp"), m))?
-        }
+        Some(t) => parse_time(t)
+            .map_err(|m| AuditParseError::new(Some(i), field("stageTimestamp"), m.to_string()))?,
         None => start_us,
     };
     if ev.audit_id.is_empty() {
@@ -400,11 +399,24 @@ fn name_from_object(json: &str) -> Option<String> {
     serde_json::from_str::<Obj>(json).ok()?.metadata?.name
 }
 
+/// A timestamp that is not RFC 3339.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid RFC 3339 timestamp {input:?}: {reason}")]
+pub struct InvalidTime {
+    /// The text given.
+    pub input: String,
+    /// What the parser said.
+    pub reason: String,
+}
+
 /// Parses an RFC 3339 timestamp into microseconds since the epoch.
-pub fn parse_time(s: &str) -> Result<i64, String> {
+pub fn parse_time(s: &str) -> Result<i64, InvalidTime> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_micros())
-        .map_err(|e| format!("invalid RFC 3339 timestamp {s:?}: {e}"))
+        .map_err(|e| InvalidTime {
+            input: s.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// HTTP reason phrase of a status code, as Go's `http.StatusText` gives it.

@@ -96,7 +96,7 @@ impl KubeEventRecord {
             .as_deref()
             .or(ev.last_timestamp.as_deref())
             .ok_or(EventError::NoTimestamp)?;
-        let time_us = parse_time(time).map_err(EventError::Invalid)?;
+        let time_us = parse_time(time).map_err(|e| EventError::Invalid(e.to_string()))?;
         let io = &ev.involved_object;
         let namespace = if is_cluster_scoped(&io.kind) {
             ""

@@ -4,6 +4,8 @@
 //! without RocksDB or Raft, and so that every replica that applies the same command log
 //! computes the same bytes (see `state`).
 
+#![warn(missing_docs)]
+
 pub mod audit;
 pub mod command;
 pub mod diff;

@@ -36,7 +36,7 @@ pub async fn redirect(
     let ts_us = match q.get("ts") {
         Some(ts) => match parse_time(ts) {
             Ok(t) => t,
-            Err(e) => return field_error(StatusCode::BAD_REQUEST, "ts", e),
+            Err(e) => return field_error(StatusCode::BAD_REQUEST, "ts", e.to_string()),
         },
         None => chrono::Utc::now().timestamp_micros(),
     };

@@ -124,7 +124,7 @@ pub async fn audit_ids(State(state): State<Arc<AppState>>) -> Json<Value> {
 /// Audit IDs, object span count and distinct (object, window) count of one replica.
 fn replica_audit_ids(
     r: &kelemetry_raft::engine::PrefixView,
-) -> Result<(Vec<String>, u64, usize), String> {
+) -> Result<(Vec<String>, u64, usize), kelemetry_core::state::StateError> {
     use kelemetry_core::model::{EventSpanRecord, ObjectSpanRecord};
     use kelemetry_core::state::schema::{decode, prefix_end, EVENT, OBJECT};
     use kelemetry_core::state::KvRead;
@@ -140,18 +140,16 @@ fn replica_audit_ids(
                     .filter(|(t, _)| t == "auditId")
                     .map(|(_, v)| v),
             ),
-            Err(e) => bad = Some(e.to_string()),
+            Err(e) => bad = Some(e),
         }
         true
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     r.scan(&[OBJECT], &prefix_end(&[OBJECT]), &mut |k, v| {
         objects += 1;
         if let Ok(o) = decode::<ObjectSpanRecord>(k, v) {
             distinct.insert((o.key, o.window.start_us));
         }
         true
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     bad.map_or(Ok((ids, objects, distinct.len())), Err)
 }

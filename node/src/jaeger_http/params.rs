@@ -26,19 +26,43 @@ pub fn parse_trace_id(s: &str) -> Option<u128> {
         .flatten()
 }
 
+/// A query parameter that is missing or unusable; the message names it, as Jaeger's
+/// own query service does.
+#[derive(Debug, thiserror::Error)]
+#[error("parameter '{param}' {problem}")]
+pub struct ParamError {
+    /// The parameter.
+    pub param: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ParamError {
+    /// An error about `param`.
+    pub fn new(param: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            param,
+            problem: problem.into(),
+        }
+    }
+}
+
 fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-fn int(name: &str, v: &str) -> Result<i64, String> {
+fn int(name: &'static str, v: &str) -> Result<i64, ParamError> {
     v.parse().map_err(|_| {
-        format!("parameter '{name}' must be an integer (microseconds since the epoch), got {v:?}")
+        ParamError::new(
+            name,
+            format!("must be an integer (microseconds since the epoch), got {v:?}"),
+        )
     })
 }
 
 impl SearchParams {
     /// Parses a raw query string.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, ParamError> {
         let pairs =
             form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()));
         let mut service = None;
@@ -53,14 +77,14 @@ impl SearchParams {
                 "operation" if !v.is_empty() => operation = Some(v),
                 "tags" => {
                     let m: BTreeMap<String, String> = serde_json::from_str(&v).map_err(|e| {
-                        format!("parameter 'tags' must be a JSON object of strings: {e}")
+                        ParamError::new("tags", format!("must be a JSON object of strings: {e}"))
                     })?;
                     tags.extend(m);
                 }
                 "tag" => {
-                    let (tk, tv) = v
-                        .split_once(':')
-                        .ok_or_else(|| format!("parameter 'tag' must be key:value, got {v:?}"))?;
+                    let (tk, tv) = v.split_once(':').ok_or_else(|| {
+                        ParamError::new("tag", format!("must be key:value, got {v:?}"))
+                    })?;
                     tags.insert(tk.to_string(), tv.to_string());
                 }
                 "start" => start = Some(int("start", &v)?),
@@ -68,27 +92,29 @@ impl SearchParams {
                 "end" => end = Some(int("end", &v)?),
                 "limit" => {
                     limit = Some(v.parse::<usize>().map_err(|_| {
-                        format!("parameter 'limit' must be a non-negative integer, got {v:?}")
+                        ParamError::new(
+                            "limit",
+                            format!("must be a non-negative integer, got {v:?}"),
+                        )
                     })?)
                 }
-                "traceID" => {
-                    trace_ids.push(parse_trace_id(&v).ok_or_else(|| {
-                        format!("parameter 'traceID' is not a hex trace id: {v:?}")
-                    })?)
-                }
+                "traceID" => trace_ids.push(parse_trace_id(&v).ok_or_else(|| {
+                    ParamError::new("traceID", format!("is not a hex trace id: {v:?}"))
+                })?),
                 _ => {}
             }
         }
         if tags.keys().any(String::is_empty) {
-            return Err("parameter 'tags' has an empty tag name".into());
+            return Err(ParamError::new("tags", "has an empty tag name"));
         }
         let mode = match service.as_deref() {
             Some(name) => Some(DisplayMode::from_name(name).ok_or_else(|| {
-                format!(
-                    "parameter 'service' must be a display mode (see /api/services), got {name:?}"
+                ParamError::new(
+                    "service",
+                    format!("must be a display mode (see /api/services), got {name:?}"),
                 )
             })?),
-            None if trace_ids.is_empty() => return Err("parameter 'service' is required".into()),
+            None if trace_ids.is_empty() => return Err(ParamError::new("service", "is required")),
             None => None,
         };
         if let Some(cluster) = operation {
@@ -97,7 +123,7 @@ impl SearchParams {
         let end_us = end.unwrap_or_else(now_us);
         let start_us = start.unwrap_or(end_us - DEFAULT_LOOKBACK_US);
         if start_us > end_us {
-            return Err("parameter 'start' must not be after 'end'".into());
+            return Err(ParamError::new("start", "must not be after 'end'"));
         }
         Ok(Self {
             search: mode.map(|mode| Search {
@@ -157,7 +183,7 @@ mod tests {
             let err = SearchParams::parse(q)
                 .err()
                 .unwrap_or_else(|| panic!("{q} must fail"));
-            assert!(err.contains(needle), "{q}: {err}");
+            assert!(err.to_string().contains(needle), "{q}: {err}");
         }
     }
 }

@@ -85,7 +85,7 @@ fn rendered_json(r: &Rendered) -> Value {
 pub async fn search(State(svc): State<Arc<QueryService>>, RawQuery(raw): RawQuery) -> Response {
     let params = match SearchParams::parse(raw.as_deref().unwrap_or("")) {
         Ok(p) => p,
-        Err(e) => return api_error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let Some(search) = params.search else {
         return lookup_many(&svc, &params.trace_ids).await;

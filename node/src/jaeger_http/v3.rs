@@ -1,6 +1,6 @@
 //! `/api/v3/*`: the HTTP form of Jaeger's api_v3 that Jaeger UI 2.15+ calls.
 
-use super::params::parse_trace_id;
+use super::params::{parse_trace_id, ParamError};
 use crate::query::{mode_names, QueryService, Rendered, Search};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -45,31 +45,43 @@ fn param<'a>(q: &'a HashMap<String, String>, names: &[&str]) -> Option<&'a str> 
         .filter(|v| !v.is_empty())
 }
 
-fn time(q: &HashMap<String, String>, names: &[&str]) -> Result<i64, String> {
-    let v = param(q, names).ok_or_else(|| format!("parameter '{}' is required", names[0]))?;
-    kelemetry_core::audit::parse_time(v).map_err(|e| format!("parameter '{}': {e}", names[0]))
+fn time(q: &HashMap<String, String>, names: &[&'static str]) -> Result<i64, ParamError> {
+    let v = param(q, names).ok_or_else(|| ParamError::new(names[0], "is required"))?;
+    kelemetry_core::audit::parse_time(v).map_err(|e| ParamError::new(names[0], e.to_string()))
 }
 
 /// The query of trace-summaries and traces searches.
-fn parse_search(q: &HashMap<String, String>) -> Result<Search, String> {
+fn parse_search(q: &HashMap<String, String>) -> Result<Search, ParamError> {
     let service = param(q, &["query.serviceName", "query.service_name"])
-        .ok_or("parameter 'query.serviceName' is required")?;
+        .ok_or_else(|| ParamError::new("query.serviceName", "is required"))?;
     let mode = DisplayMode::from_name(service).ok_or_else(|| {
-        format!("parameter 'query.serviceName' must be a display mode, got {service:?}")
+        ParamError::new(
+            "query.serviceName",
+            format!("must be a display mode, got {service:?}"),
+        )
     })?;
     let start_us = time(q, &["query.startTimeMin", "query.start_time_min"])?;
     let end_us = time(q, &["query.startTimeMax", "query.start_time_max"])?;
     if start_us >= end_us {
-        return Err("parameter 'query.startTimeMin' must be before 'query.startTimeMax'".into());
+        return Err(ParamError::new(
+            "query.startTimeMin",
+            "must be before 'query.startTimeMax'",
+        ));
     }
     let mut tags: BTreeMap<String, String> = match param(q, &["query.attributes"]) {
         Some(a) => serde_json::from_str(a).map_err(|e| {
-            format!("parameter 'query.attributes' must be a JSON object of strings: {e}")
+            ParamError::new(
+                "query.attributes",
+                format!("must be a JSON object of strings: {e}"),
+            )
         })?,
         None => BTreeMap::new(),
     };
     if tags.keys().any(String::is_empty) {
-        return Err("parameter 'query.attributes' has an empty attribute name".into());
+        return Err(ParamError::new(
+            "query.attributes",
+            "has an empty attribute name",
+        ));
     }
     if let Some(op) = param(q, &["query.operationName", "query.operation_name"]) {
         tags.insert("cluster".into(), op.to_string());
@@ -83,7 +95,10 @@ fn parse_search(q: &HashMap<String, String>) -> Result<Search, String> {
         ],
     ) {
         Some(v) => v.parse().map_err(|_| {
-            format!("parameter 'query.searchDepth' must be a positive integer, got {v:?}")
+            ParamError::new(
+                "query.searchDepth",
+                format!("must be a positive integer, got {v:?}"),
+            )
         })?,
         None => 100,
     };
@@ -101,7 +116,7 @@ async fn run_search(
     svc: &QueryService,
     q: &HashMap<String, String>,
 ) -> Result<Vec<Rendered>, Response> {
-    let s = parse_search(q).map_err(|e| v3_error(StatusCode::BAD_REQUEST, e))?;
+    let s = parse_search(q).map_err(|e| v3_error(StatusCode::BAD_REQUEST, e.to_string()))?;
     svc.search(&s)
         .await
         .map_err(|e| v3_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
