@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+mod error;
 pub mod metrics;
 mod outbox;
 mod pipeline;
@@ -13,6 +14,7 @@ pub mod ring;
 mod router;
 mod shard;
 
+pub use error::SubmitError;
 pub use pipeline::{Pipeline, PipelineSettings};
-pub use router::{IngestRouter, SubmitError};
+pub use router::IngestRouter;
 pub use shard::{ForwardFuture, Forwarder};

@@ -6,8 +6,8 @@
 //! `max_batch_commands`) goes out as the next one. A full queue is refused at once
 //! with [`SubmitError::Overloaded`] instead of growing.
 
+use crate::error::SubmitError;
 use crate::metrics;
-use crate::router::SubmitError;
 use kelemetry_core::{Command, CommandOutcome, Proposal};
 use kelemetry_raft::{GroupError, ShardRaft, ShardSet};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};

@@ -3,7 +3,7 @@
 use crate::audit::AuditRecord;
 use crate::event::KubeEventRecord;
 use crate::key::ObjectKey;
-use crate::model::LinkRole;
+pub use crate::link::LinkCommand;
 use crate::outbox::OutboxKind;
 use crate::version::ObjectVersionRecord;
 use serde::{Deserialize, Serialize};
@@ -90,23 +90,6 @@ impl ResultEntry {
         let text = format!("{}\0{}\0{}", members.join("\0"), self.start_us, self.end_us);
         xxhash_rust::xxh3::xxh3_64(text.as_bytes())
     }
-}
-
-/// Asks the target object's shard to record a link to `linked` in the target's trace.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkCommand {
-    /// The object whose trace receives the link span.
-    pub target: ObjectKey,
-    /// API version to use if the target's object span must be created.
-    pub target_version: String,
-    /// The other end of the link.
-    pub linked: ObjectKey,
-    /// Role of `linked` relative to `target`.
-    pub role: LinkRole,
-    /// Link class.
-    pub class: String,
-    /// Event time that caused the link; picks the window.
-    pub time_us: i64,
 }
 
 /// What one command did.

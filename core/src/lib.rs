@@ -15,6 +15,7 @@ pub mod filter;
 pub mod ids;
 pub mod key;
 pub mod kinds;
+pub mod link;
 pub mod model;
 pub mod outbox;
 pub mod owner;

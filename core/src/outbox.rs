@@ -7,7 +7,7 @@
 //! read and acknowledged on its own, so one slow destination never holds up the
 //! entries of another kind.
 
-use crate::command::LinkCommand;
+use crate::link::LinkCommand;
 use serde::{Deserialize, Serialize};
 
 /// Which worker delivers an entry. Each kind numbers its entries separately and is

@@ -10,7 +10,8 @@
 //! - [`group`]: the handle of one group (propose, leadership, reads);
 //!   [`membership`]: its membership changes; [`handover`]: moving its leadership.
 //! - [`registry`]: every group of this node, replica lifecycle, bootstrap, shutdown;
-//!   [`routing`]: where to send work for a shard this node does not lead.
+//!   [`routing`] and [`hints`]: where to send work for a shard this node does not
+//!   lead.
 //! - [`settings`] and [`error`]: configuration and typed errors.
 
 // openraft's storage traits fix `StorageError` (about 200 bytes) as the error type of
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod error;
 pub mod group;
 pub mod handover;
+pub mod hints;
 pub mod keys;
 pub mod log_store;
 pub mod membership;

@@ -5,10 +5,10 @@
 use crate::engine::{Engine, EngineError, Op};
 use crate::error::ShardSetError;
 use crate::group::{ShardRaft, META_SHARD};
+use crate::hints::LeaderHints;
 use crate::keys::{self, GroupId};
 use crate::log_store::LogStore;
 use crate::network::{PeerChannels, PeerNetwork};
-use crate::routing::LeaderHints;
 use crate::settings::{raft_config, RaftSettings};
 use crate::state_machine::ShardStateMachine;
 use crate::types::NodeId;

@@ -6,32 +6,7 @@ use crate::error::PeerError;
 use crate::registry::ShardSet;
 use crate::types::NodeId;
 use kelemetry_proto::kelemetry::cluster::v1::peer_client::PeerClient;
-use std::collections::HashMap;
-use std::sync::Mutex;
 use tonic::transport::Channel;
-
-/// The last leader each shard was learned to have, from redirects and successful
-/// forwards. A hint can be wrong; whoever follows one drops it when it fails.
-#[derive(Default)]
-pub struct LeaderHints(Mutex<HashMap<u32, NodeId>>);
-
-impl LeaderHints {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<u32, NodeId>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn get(&self, shard: u32) -> Option<NodeId> {
-        self.map().get(&shard).copied()
-    }
-
-    fn set(&self, shard: u32, leader: NodeId) {
-        self.map().insert(shard, leader);
-    }
-
-    fn clear(&self, shard: u32) {
-        self.map().remove(&shard);
-    }
-}
 
 impl ShardSet {
     /// Remembers who leads `shard`, learned from a redirect.

@@ -4,7 +4,7 @@
 
 use super::command::RingCommand;
 use super::members::{MemberState, NodeId};
-use super::state::RingState;
+use super::state::{same_set, RingState};
 use std::collections::{BTreeMap, BTreeSet};
 
 impl RingState {
@@ -92,13 +92,6 @@ impl RingState {
 
 /// Most voters of the metadata group.
 pub const MAX_METADATA_VOTERS: usize = 5;
-
-pub(crate) fn same_set(a: Option<&Vec<NodeId>>, b: Option<&Vec<NodeId>>) -> bool {
-    let set = |v: Option<&Vec<NodeId>>| -> BTreeSet<NodeId> {
-        v.map(|v| v.iter().copied().collect()).unwrap_or_default()
-    };
-    set(a) == set(b)
-}
 
 /// The `n` candidates with the highest hash of (shard, node), best first: adding or
 /// removing a node only moves the shards whose top `n` it enters or leaves.

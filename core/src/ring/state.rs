@@ -2,7 +2,6 @@
 
 use super::command::RingCommand;
 use super::members::{Member, MemberState, NodeId};
-use super::placement::same_set;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -102,4 +101,12 @@ impl RingState {
             .map(|(s, _)| *s)
             .collect()
     }
+}
+
+/// Whether two optional node lists hold the same nodes, in any order.
+pub(crate) fn same_set(a: Option<&Vec<NodeId>>, b: Option<&Vec<NodeId>>) -> bool {
+    let set = |v: Option<&Vec<NodeId>>| -> BTreeSet<NodeId> {
+        v.map(|v| v.iter().copied().collect()).unwrap_or_default()
+    };
+    set(a) == set(b)
 }
