@@ -1,0 +1,241 @@
+//! The HTTP face of the simulator: Kubernetes REST paths parsed by hand (the
+//! namespaced and cluster-scoped forms share prefixes, which a route table cannot
+//! tell apart), discovery, and watches as streams of JSON lines.
+//!
+//! - [`auth`]: who a request comes from.
+//! - [`discovery`]: `/version`, `/api`, `/apis` and resource lists.
+//! - [`openapi`]: the OpenAPI v3 kubectl reads to choose server-side validation.
+//! - [`watch`]: `?watch=1` streams.
+
+pub mod auth;
+pub mod discovery;
+pub mod openapi;
+pub mod watch;
+
+use crate::apiserver::patch::PatchType;
+use crate::apiserver::select::Selector;
+use crate::apiserver::{ApiServer, DeletePropagation, ListOptions, Target};
+use crate::audit::Requester;
+use crate::status::ApiError;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What the HTTP handlers share.
+pub struct HttpState {
+    /// The API server's operations.
+    pub api: Arc<ApiServer>,
+    /// The address clients reach the server at (for `/api`).
+    pub server_addr: String,
+}
+
+/// Every route of the simulator.
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+fn json_response(code: u16, v: &Value) -> Response {
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn error_response(e: &ApiError) -> Response {
+    json_response(e.code, &e.to_status())
+}
+
+fn not_found() -> Response {
+    error_response(&ApiError {
+        code: 404,
+        reason: "NotFound",
+        message: "the server could not find the requested resource".into(),
+    })
+}
+
+/// One request as the dispatcher sees it.
+struct Call<'a> {
+    who: Requester,
+    method: Method,
+    uri: String,
+    query: HashMap<String, String>,
+    headers: &'a HeaderMap,
+    body: Bytes,
+}
+
+async fn dispatch(
+    State(s): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query: HashMap<String, String> = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let segs: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    let call = Call {
+        who: auth::requester(&headers, &peer.ip().to_string()),
+        method: method.clone(),
+        uri: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+        query,
+        headers: &headers,
+        body,
+    };
+    let kinds = s.api.kinds();
+    match (method, segs.as_slice()) {
+        (Method::GET, ["version"]) => json_response(200, &discovery::version()),
+        (Method::GET, ["healthz" | "readyz" | "livez"]) => "ok".into_response(),
+        (Method::GET, ["sim", "audit"]) => json_response(200, &s.api.audit_counters().to_json()),
+        (Method::GET, ["api"]) => json_response(200, &discovery::core_versions(&s.server_addr)),
+        (Method::GET, ["apis"]) => json_response(200, &discovery::group_list(&kinds)),
+        (Method::GET, ["apis", g]) => {
+            discovery::group(&kinds, g).map_or_else(not_found, |v| json_response(200, &v))
+        }
+        (Method::GET, ["openapi", "v3"]) => json_response(200, &openapi::index(&kinds)),
+        (Method::GET, ["openapi", "v3", rest @ ..]) => {
+            openapi::group_version(&kinds, &rest.join("/"))
+                .map_or_else(not_found, |v| json_response(200, &v))
+        }
+        (_, ["api", "v1", rest @ ..]) => resources(&s, call, "", "v1", rest).await,
+        (_, ["apis", g, v, rest @ ..]) => resources(&s, call, g, v, rest).await,
+        _ => not_found(),
+    }
+}
+
+/// The target of a path below a group version, if the resource is served.
+fn target(api: &ApiServer, group: &str, version: &str, rest: &[&str]) -> Option<Target> {
+    let namespaced = rest.len() >= 3
+        && rest[0] == "namespaces"
+        && api
+            .find_kind(group, version, rest[2])
+            .is_some_and(|k| k.namespaced);
+    let (ns, rest) = if namespaced {
+        (rest[1], &rest[2..])
+    } else {
+        ("", rest)
+    };
+    let kind = api.find_kind(group, version, rest.first()?)?;
+    if rest.len() > 3 {
+        return None;
+    }
+    Some(Target {
+        kind,
+        namespace: ns.to_string(),
+        name: rest.get(1).map_or_else(String::new, |s| s.to_string()),
+        subresource: rest.get(2).map_or_else(String::new, |s| s.to_string()),
+    })
+}
+
+/// The request body as JSON. Only JSON is served: a protobuf (or CBOR) body gets 415,
+/// on which client-go switches that client to JSON, as it does with API servers
+/// that do not serve a binary encoding.
+fn body_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if ct.contains("protobuf") || ct.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(ct));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not JSON: {e}")))
+}
+
+fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
+    let exact = q.get("resourceVersionMatch").map(String::as_str) == Some("Exact");
+    Ok(ListOptions {
+        labels: Selector::parse(q.get("labelSelector").map_or("", |s| s), "labelSelector")?,
+        fields: Selector::parse(q.get("fieldSelector").map_or("", |s| s), "fieldSelector")?,
+        limit: q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0),
+        continue_token: q.get("continue").cloned().filter(|c| !c.is_empty()),
+        exact_rv: if exact {
+            q.get("resourceVersion").and_then(|r| r.parse().ok())
+        } else {
+            None
+        },
+    })
+}
+
+async fn resources(
+    s: &HttpState,
+    c: Call<'_>,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> Response {
+    if rest.is_empty() {
+        return match (
+            c.method,
+            discovery::resource_list(&s.api.kinds(), group, version),
+        ) {
+            (Method::GET, Some(v)) => json_response(200, &v),
+            _ => not_found(),
+        };
+    }
+    let Some(t) = target(&s.api, group, version, rest) else {
+        return not_found();
+    };
+    let api = &s.api;
+    let result = match (&c.method, t.name.is_empty()) {
+        (&Method::GET, true)
+            if c.query
+                .get("watch")
+                .is_some_and(|w| w == "1" || w == "true") =>
+        {
+            return watch::serve(api.clone(), c.who, &c.uri, t, &c.query);
+        }
+        (&Method::GET, true) => {
+            list_options(&c.query).and_then(|o| api.list(&c.who, &c.uri, &t, &o))
+        }
+        (&Method::GET, false) => api.get(&c.who, &c.uri, &t),
+        (&Method::POST, true) => {
+            body_json(c.headers, &c.body).and_then(|b| api.create(&c.who, &c.uri, &t, b))
+        }
+        (&Method::PUT, false) => {
+            body_json(c.headers, &c.body).and_then(|b| api.update(&c.who, &c.uri, &t, b))
+        }
+        (&Method::PATCH, false) => {
+            let ct = c
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            PatchType::from_content_type(ct).and_then(|kind| {
+                body_json(c.headers, &c.body).and_then(|b| api.patch(&c.who, &c.uri, &t, kind, b))
+            })
+        }
+        (&Method::DELETE, false) => {
+            let body = if c.body.is_empty() {
+                None
+            } else {
+                body_json(c.headers, &c.body).ok()
+            };
+            let policy = body
+                .as_ref()
+                .and_then(|b| b["propagationPolicy"].as_str().map(str::to_string))
+                .or_else(|| c.query.get("propagationPolicy").cloned())
+                .unwrap_or_default();
+            DeletePropagation::parse(&policy).and_then(|p| api.delete(&c.who, &c.uri, &t, p, body))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "{} is not supported on {}",
+            c.method, c.uri
+        ))),
+    };
+    match result {
+        Ok(v) if c.method == Method::POST => json_response(201, &v),
+        Ok(v) => json_response(200, &v),
+        Err(e) => error_response(&e),
+    }
+}

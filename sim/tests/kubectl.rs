@@ -1,0 +1,361 @@
+//! The simulator against the real `kubectl` on this machine: create, get with a
+//! label selector, scale, set image, watch, and the three delete propagation policies
+//! with the garbage collector; plus the audit events the webhook receives for them,
+//! at RequestResponse and Metadata level.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Audit events received by a minimal webhook on loopback.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<Value>>>);
+
+impl Received {
+    /// Serves `POST` requests on a loopback port, collecting each body's `items`.
+    fn serve() -> (Self, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/audit/sim", listener.local_addr().unwrap());
+        let received = Received::default();
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream);
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                if let Ok(list) = serde_json::from_slice::<Value>(&body) {
+                    let items = list["items"].as_array().cloned().unwrap_or_default();
+                    sink.0.lock().unwrap().extend(items);
+                }
+                let mut out = reader.into_inner();
+                let _ = out.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                );
+            }
+        });
+        (received, url)
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A running simulator and the kubeconfig it wrote.
+struct Sim {
+    child: Child,
+    kubeconfig: PathBuf,
+    server: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Sim {
+    fn start(extra: &[&str]) -> Sim {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        let child = Command::new(env!("CARGO_BIN_EXE_kelemetry-sim"))
+            .args(["--addr", "127.0.0.1:0", "--audit-batch-max-wait", "100ms"])
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !kubeconfig.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "simulator did not write its kubeconfig"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let text = std::fs::read_to_string(&kubeconfig).unwrap();
+        let server = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .unwrap()
+            .to_string();
+        Sim {
+            child,
+            kubeconfig,
+            server,
+            _dir: dir,
+        }
+    }
+
+    /// Runs kubectl against the simulator; panics with its output unless it succeeds.
+    fn kubectl(&self, args: &[&str]) -> String {
+        let out = Command::new("kubectl")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl is installed (scripts/setup.sh installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
+    fn get_json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl(&all)).unwrap()
+    }
+
+    /// A raw GET with the admin token.
+    fn raw(&self, path: &str) -> ureq::http::Response<ureq::Body> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        agent
+            .get(format!("{}{path}", self.server))
+            .header("Authorization", "Bearer kelemetry-sim-admin")
+            .call()
+            .unwrap()
+    }
+
+    /// Waits until the audit backend has nothing pending.
+    fn audit_flushed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut r = self.raw("/sim/audit");
+            let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+            if v["pending"] == 0 {
+                assert_eq!(v["dropped"], 0, "{v}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "audit not flushed: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_json(dir: &Path, name: &str, v: &Value) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, v.to_string()).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+fn deployment() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "demo", "labels": {"app": "demo"}},
+           "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "demo"}},
+                    "template": {"metadata": {"labels": {"app": "demo"}},
+                                 "spec": {"containers": [{"name": "nginx", "image": "nginx:1"}]}}}})
+}
+
+fn owned_replicaset(owner_uid: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+           "metadata": {"name": "demo-rs", "labels": {"app": "demo"},
+                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "demo",
+                                             "uid": owner_uid, "controller": true, "blockOwnerDeletion": true}]},
+           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "demo"}},
+                    "template": {"metadata": {"labels": {"app": "demo"}},
+                                 "spec": {"containers": [{"name": "nginx", "image": "nginx:1"}]}}}})
+}
+
+/// Creates the Deployment and a ReplicaSet it owns; returns the Deployment's uid.
+fn create_owned_pair(sim: &Sim, dir: &Path) -> String {
+    sim.kubectl(&["create", "-f", &write_json(dir, "d.json", &deployment())]);
+    let uid = sim.get_json(&["get", "deployment", "demo"])["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sim.kubectl(&[
+        "create",
+        "-f",
+        &write_json(dir, "rs.json", &owned_replicaset(&uid)),
+    ]);
+    uid
+}
+
+fn replicasets(sim: &Sim) -> Vec<Value> {
+    sim.get_json(&["get", "replicasets"])["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn kubectl_drives_crud_patches_watch_and_deletion_policies_with_audit() {
+    let (received, url) = Received::serve();
+    let sim = Sim::start(&["--audit-webhook", &url]);
+    let files = tempfile::tempdir().unwrap();
+
+    // Create, label selectors, scale (scale subresource), set image (strategic merge).
+    let uid = create_owned_pair(&sim, files.path());
+    let found = sim.kubectl(&["get", "deployments", "-l", "app=demo", "-o", "name"]);
+    assert_eq!(found.trim(), "deployment.apps/demo");
+    let none = sim.kubectl(&["get", "deployments", "-l", "app in (other)", "-o", "name"]);
+    assert_eq!(none.trim(), "");
+    sim.kubectl(&["scale", "deployment", "demo", "--replicas=4"]);
+    sim.kubectl(&["set", "image", "deployment/demo", "nginx=nginx:2"]);
+    let d = sim.get_json(&["get", "deployment", "demo"]);
+    assert_eq!(d["spec"]["replicas"], 4);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:2"
+    );
+    assert_eq!(
+        d["metadata"]["generation"], 3,
+        "each spec change bumps the generation"
+    );
+
+    // A watch from resourceVersion 1 replays the history: the create first.
+    let mut r = sim.raw(
+        "/apis/apps/v1/namespaces/default/deployments?watch=1&resourceVersion=1&timeoutSeconds=1",
+    );
+    let mut first = String::new();
+    BufReader::new(r.body_mut().as_reader())
+        .read_line(&mut first)
+        .unwrap();
+    let ev: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(ev["type"], "ADDED");
+    assert_eq!(ev["object"]["metadata"]["name"], "demo");
+
+    // Foreground: kubectl waits until the collector removed the owned ReplicaSet and
+    // then the Deployment.
+    sim.kubectl(&[
+        "delete",
+        "deployment",
+        "demo",
+        "--cascade=foreground",
+        "--timeout=20s",
+    ]);
+    assert!(
+        replicasets(&sim).is_empty(),
+        "foreground deletion removed the dependent"
+    );
+    // Background: the collector deletes the dependent after the owner.
+    create_owned_pair(&sim, files.path());
+    sim.kubectl(&["delete", "deployment", "demo"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !replicasets(&sim).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "background deletion left the dependent"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Orphan: the dependent stays, without the owner reference.
+    create_owned_pair(&sim, files.path());
+    sim.kubectl(&["delete", "deployment", "demo", "--cascade=orphan"]);
+    let left = replicasets(&sim);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["metadata"]["ownerReferences"], json!([]));
+
+    // The audit trail, as the real API server records it.
+    sim.audit_flushed();
+    let events = received.events();
+    let complete = |verb: &str, resource: &str| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| e["stage"] == "ResponseComplete" && e["verb"] == verb)
+            .filter(|e| e["objectRef"]["resource"] == resource)
+            .cloned()
+            .collect()
+    };
+    let create = &complete("create", "deployments")[0];
+    assert_eq!(create["user"]["username"], "kubernetes-admin");
+    assert!(
+        create["userAgent"]
+            .as_str()
+            .unwrap()
+            .starts_with("kubectl/"),
+        "{create}"
+    );
+    assert_eq!(create["responseStatus"]["code"], 201);
+    assert_eq!(create["objectRef"]["name"], "demo");
+    assert_eq!(create["level"], "RequestResponse");
+    assert_eq!(create["responseObject"]["metadata"]["uid"], uid.as_str());
+    assert!(create["requestObject"].is_object());
+    let scale = complete("patch", "deployments")
+        .into_iter()
+        .find(|e| e["objectRef"]["subresource"] == "scale")
+        .expect("a patch of the scale subresource");
+    assert_eq!(scale["responseObject"]["kind"], "Scale");
+    let gc_deletes = complete("delete", "replicasets");
+    assert!(
+        gc_deletes.iter().any(|e| e["user"]["username"]
+            == "system:serviceaccount:kube-system:generic-garbage-collector"),
+        "the collector's deletes are audited under its service account"
+    );
+    let stages: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["auditID"] == create["auditID"])
+        .map(|e| &e["stage"])
+        .collect();
+    assert_eq!(stages, ["RequestReceived", "ResponseComplete"]);
+}
+
+#[test]
+fn metadata_level_has_no_bodies_and_compacted_versions_are_gone() {
+    let (received, url) = Received::serve();
+    let sim = Sim::start(&[
+        "--audit-webhook",
+        &url,
+        "--audit-level",
+        "metadata",
+        "--watch-history",
+        "5",
+    ]);
+    let files = tempfile::tempdir().unwrap();
+    create_owned_pair(&sim, files.path());
+    for n in 2..6 {
+        sim.kubectl(&["scale", "deployment", "demo", &format!("--replicas={n}")]);
+    }
+    // Both the list with an exact, compacted version and the watch from it are 410.
+    let r = sim.raw(
+        "/apis/apps/v1/namespaces/default/deployments?resourceVersion=2&resourceVersionMatch=Exact",
+    );
+    assert_eq!(r.status(), 410);
+    let mut w = sim.raw("/apis/apps/v1/namespaces/default/deployments?watch=1&resourceVersion=2");
+    let ev: Value = serde_json::from_str(&w.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(ev["type"], "ERROR");
+    assert_eq!(ev["object"]["code"], 410);
+
+    sim.audit_flushed();
+    let events = received.events();
+    assert!(!events.is_empty());
+    for e in &events {
+        assert_eq!(e["level"], "Metadata");
+        assert!(
+            e.get("requestObject").is_none() && e.get("responseObject").is_none(),
+            "{e}"
+        );
+    }
+    let update = events
+        .iter()
+        .find(|e| e["verb"] == "patch" && e["objectRef"]["subresource"] == "scale")
+        .expect("scale patches are audited");
+    assert_eq!(update["objectRef"]["apiGroup"], "apps");
+}
