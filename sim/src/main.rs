@@ -41,6 +41,9 @@ struct Opts {
     /// Audit events buffered before new ones are dropped (and counted).
     #[arg(long, default_value_t = 10_000)]
     audit_buffer_size: usize,
+    /// Simulated nodes (kubelets that start the Pods bound to them and renew leases).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// Changes kept for watches to resume from; older resourceVersions get 410 Gone.
     #[arg(long, default_value_t = 10_000)]
     watch_history: usize,
@@ -67,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let store = Arc::new(Store::new(opts.watch_history));
     let api = Arc::new(ApiServer::new(store, audit, opts.audit_level));
-    kelemetry_sim::controllers::start_all(&api);
+    kelemetry_sim::controllers::start_all(&api, opts.nodes);
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await
         .with_context(|| format!("--addr {}: cannot listen", opts.addr))?;

@@ -247,6 +247,9 @@ impl ApiServer {
         body: Value,
     ) -> Result<Value, ApiError> {
         self.audited(who, "create", uri, t, Some(&body), || {
+            if t.subresource == "binding" {
+                return write::bind(self, t, &body).map(|v| (201, v));
+            }
             let created = write::create(self, t, body.clone())?;
             if t.kind.plural == "customresourcedefinitions" {
                 self.register_crd(&created, true);

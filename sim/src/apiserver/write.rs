@@ -104,6 +104,31 @@ pub fn create(api: &ApiServer, t: &Target, mut body: Value) -> Result<Value, Api
     api.store().create(&t.resource(), ns, body)
 }
 
+/// `POST pods/{name}/binding`: assigns the Pod to the node the Binding names.
+pub fn bind(api: &ApiServer, t: &Target, binding: &Value) -> Result<Value, ApiError> {
+    if t.kind.kind != "Pod" {
+        return Err(ApiError::not_found("binding", &t.name));
+    }
+    let node = binding["target"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::invalid("target.name: Required value"))?;
+    let mut pod = current(api, t)?;
+    if pod["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty())
+    {
+        return Err(ApiError::conflict("pods/binding", &t.name));
+    }
+    pod["spec"]["nodeName"] = node.into();
+    let rv = pod["metadata"]["resourceVersion"]
+        .as_str()
+        .map(str::to_string);
+    api.store()
+        .replace(&t.resource(), &t.namespace, &t.name, pod, rv.as_deref())?;
+    Ok(crate::status::success())
+}
+
 /// The object `incoming` makes of `old` when written to `t` (main resource, `status`
 /// or `scale`).
 fn merged(t: &Target, old: &Value, incoming: &Value) -> Result<Value, ApiError> {

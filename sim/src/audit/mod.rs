@@ -64,6 +64,18 @@ impl Requester {
     }
 }
 
+impl Requester {
+    /// A component acting as a plain user (the scheduler, a kubelet).
+    pub fn component(user: &str, groups: &[&str], user_agent: &str) -> Self {
+        Self {
+            user: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            user_agent: user_agent.into(),
+            source_ip: "127.0.0.1".into(),
+        }
+    }
+}
+
 /// The object a request is about, as `objectRef`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectRef {

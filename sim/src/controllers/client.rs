@@ -44,6 +44,11 @@ impl ObjectId {
 }
 
 impl Client {
+    /// A client acting as `who`.
+    pub fn acting_as(api: Arc<ApiServer>, who: Requester) -> Self {
+        Self { api, who }
+    }
+
     /// A client acting as `service_account` of `component` in `kube-system`.
     pub fn new(api: Arc<ApiServer>, service_account: &str, component: &str) -> Self {
         Self {
@@ -104,6 +109,29 @@ impl Client {
     pub fn update(&self, id: &ObjectId, subresource: &str, obj: Value) -> Result<Value, ApiError> {
         let (t, uri) = self.target(id, subresource)?;
         self.api.update(&self.who, &uri, &t, obj)
+    }
+
+    /// Patches the object (or a subresource).
+    pub fn patch(
+        &self,
+        id: &ObjectId,
+        subresource: &str,
+        kind: crate::apiserver::patch::PatchType,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let (t, uri) = self.target(id, subresource)?;
+        self.api.patch(&self.who, &uri, &t, kind, body)
+    }
+
+    /// Creates a subresource of the object (a Pod's `binding`).
+    pub fn create_subresource(
+        &self,
+        id: &ObjectId,
+        subresource: &str,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let (t, uri) = self.target(id, subresource)?;
+        self.api.create(&self.who, &uri, &t, body)
     }
 
     /// Deletes the object.

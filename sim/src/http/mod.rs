@@ -202,6 +202,9 @@ async fn resources(
         (&Method::POST, true) => {
             body_json(c.headers, &c.body).and_then(|b| api.create(&c.who, &c.uri, &t, b))
         }
+        (&Method::POST, false) if t.subresource == "binding" => {
+            body_json(c.headers, &c.body).and_then(|b| api.create(&c.who, &c.uri, &t, b))
+        }
         (&Method::PUT, false) => {
             body_json(c.headers, &c.body).and_then(|b| api.update(&c.who, &c.uri, &t, b))
         }
