@@ -3,11 +3,11 @@
 //! with the garbage collector; plus the audit events the webhook receives for them,
 //! at RequestResponse and Metadata level.
 
+use kelemetry_testkit::sim::SimProcess;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,72 +57,25 @@ impl Received {
     }
 }
 
-/// A running simulator and the kubeconfig it wrote.
-struct Sim {
-    child: Child,
-    kubeconfig: PathBuf,
-    server: String,
-    _dir: tempfile::TempDir,
-}
+/// The simulator of this build, with panicking helpers.
+struct Sim(SimProcess);
 
 impl Sim {
     fn start(extra: &[&str]) -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        let child = Command::new(env!("CARGO_BIN_EXE_kelemetry-sim"))
-            .args(["--addr", "127.0.0.1:0", "--audit-batch-max-wait", "100ms"])
-            .arg("--kubeconfig-out")
-            .arg(&kubeconfig)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !kubeconfig.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "simulator did not write its kubeconfig"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let text = std::fs::read_to_string(&kubeconfig).unwrap();
-        let server = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("server: "))
-            .unwrap()
-            .to_string();
-        Sim {
-            child,
-            kubeconfig,
-            server,
-            _dir: dir,
-        }
+        let mut args = vec!["--audit-batch-max-wait", "100ms"];
+        args.extend_from_slice(extra);
+        Sim(SimProcess::start(Path::new(env!("CARGO_BIN_EXE_kelemetry-sim")), &args).unwrap())
     }
 
-    /// Runs kubectl against the simulator; panics with its output unless it succeeds.
     fn kubectl(&self, args: &[&str]) -> String {
-        let out = Command::new("kubectl")
-            .env("KUBECONFIG", &self.kubeconfig)
-            .args(args)
-            .output()
-            .expect("kubectl is installed (scripts/setup.sh installs it)");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}{text}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
+        self.0.kubectl(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn get_json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        serde_json::from_str(&self.kubectl(&all)).unwrap()
+        self.0.kubectl_json(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// A raw GET with the admin token.
+    /// A raw GET, for streams.
     fn raw(&self, path: &str) -> ureq::http::Response<ureq::Body> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -130,32 +83,14 @@ impl Sim {
             .build()
             .into();
         agent
-            .get(format!("{}{path}", self.server))
-            .header("Authorization", "Bearer kelemetry-sim-admin")
+            .get(format!("{}{path}", self.0.server()))
             .call()
             .unwrap()
     }
 
-    /// Waits until the audit backend has nothing pending.
     fn audit_flushed(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let mut r = self.raw("/sim/audit");
-            let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
-            if v["pending"] == 0 {
-                assert_eq!(v["dropped"], 0, "{v}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "audit not flushed: {v}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let counters = self.0.audit_flushed(Duration::from_secs(20)).unwrap();
+        assert_eq!(counters["dropped"], 0, "{counters}");
     }
 }
 

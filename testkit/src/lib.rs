@@ -7,6 +7,7 @@
 //! - [`client`]: HTTP calls against a node's webhook, query and metrics servers.
 //! - [`ring`]: what the nodes report about the ring (who leads which shard).
 //! - [`ports`]: peer ports picked before the nodes that use them start.
+//! - [`sim`]: a `kelemetry-sim` process and `kubectl` against it.
 //! - [`workload`]: synthetic audit traffic with known content.
 //!
 //! It depends on no Kelemetry crate: it drives the binary through its flags and
@@ -18,6 +19,7 @@ pub mod client;
 pub mod ports;
 pub mod process;
 pub mod ring;
+pub mod sim;
 pub mod workload;
 
 pub use client::{Client, Reply};

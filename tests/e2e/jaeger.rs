@@ -2,89 +2,12 @@
 //! same trace ID with other mode digits through `/api/traces/{id}`.
 
 use crate::support::{start_of_recent_window, tag, urlencode, Node};
+use crate::traces::{children, fetch, log_fields, redirect, roots, with_mode};
 use kelemetry_testkit::workload::deployment_lifecycle;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const CLUSTER: &str = "tracetest";
-
-/// `/redirect` for one object; returns the trace ID from `Location: /trace/<id>`.
-fn redirect(node: &Node, resource: &str, name: &str, ts_us: i64) -> String {
-    let ts = chrono::DateTime::from_timestamp_micros(ts_us)
-        .unwrap()
-        .to_rfc3339();
-    let path = format!(
-        "/redirect?cluster={CLUSTER}&resource={resource}&namespace=default&name={name}&ts={}",
-        urlencode(&ts)
-    );
-    let (status, location) = node.http_get_no_redirect(&path);
-    assert_eq!(status, 302, "{location}");
-    let id = location
-        .strip_prefix("/trace/")
-        .expect("Location: /trace/<id>")
-        .to_string();
-    assert_eq!(id.len(), 32);
-    assert!(
-        id.starts_with("ff20000000e1e3e7"),
-        "default mode and fixed suffix: {id}"
-    );
-    id
-}
-
-fn with_mode(id: &str, mode: &str) -> String {
-    format!("ff{mode}{}", &id[10..])
-}
-
-fn fetch(node: &Node, id: &str) -> Value {
-    let (status, body) = node.query(&format!("/api/traces/{id}"));
-    assert_eq!(status, 200, "{body}");
-    body["data"][0].clone()
-}
-
-fn roots(trace: &Value) -> Vec<&Value> {
-    trace["spans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["references"].as_array().unwrap().is_empty())
-        .collect()
-}
-
-fn children<'a>(trace: &'a Value, span: &Value) -> Vec<&'a Value> {
-    trace["spans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| {
-            s["references"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|r| r["spanID"] == span["spanID"])
-        })
-        .collect()
-}
-
-fn log_fields(span: &Value) -> Vec<Vec<(String, String)>> {
-    span["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            l["fields"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| {
-                    (
-                        f["key"].as_str().unwrap().to_string(),
-                        f["value"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .collect()
-}
 
 /// Waits until a ReplicaSet's links (its owner and `pods` pods) have arrived.
 fn wait_for_links(node: &Node, rs: &str, pods: usize) {
@@ -130,7 +53,7 @@ fn redirect_then_modes_match_the_original_e2e_checks() {
     let ts = t0 + 5_000_000;
 
     // deployment: tracing [full tree] (21000000).
-    let id = redirect(&node, "deployments", "demo", ts);
+    let id = redirect(&node, CLUSTER, "deployments", "demo", ts);
     let trace = fetch(&node, &with_mode(&id, "21000000"));
     let r = roots(&trace);
     assert_eq!(r.len(), 1, "exactly one root");
@@ -179,7 +102,7 @@ fn redirect_then_modes_match_the_original_e2e_checks() {
     assert_eq!(plain["spans"].as_array().unwrap().len(), 1);
 
     // ancestors: tracing [ancestors] (22000000) from the first ReplicaSet.
-    let rs_id = redirect(&node, "replicasets", &names.replicasets[0], ts);
+    let rs_id = redirect(&node, CLUSTER, "replicasets", &names.replicasets[0], ts);
     let trace = fetch(&node, &with_mode(&rs_id, "22000000"));
     let r = roots(&trace);
     assert_eq!(r.len(), 1);

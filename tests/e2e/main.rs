@@ -9,4 +9,6 @@ mod jaeger;
 mod lifecycle;
 mod limits;
 mod real_data;
+mod simulated;
 mod support;
+mod traces;

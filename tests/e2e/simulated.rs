@@ -1,0 +1,132 @@
+//! The simulator feeding a node through the audit webhook while the real `kubectl`
+//! drives a Deployment's life: create (2 replicas), scale to 4, set image, scale to
+//! 2, delete. The trace the Jaeger UI would open shows the controllers' work.
+
+use crate::support::{tag, Node};
+use crate::traces::{children, fetch, log_fields, redirect, roots, with_mode};
+use kelemetry_testkit::sim::{sibling_binary, SimProcess};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const CLUSTER: &str = "sim";
+
+fn deployment() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "demo", "labels": {"app": "demo"}},
+           "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "demo"}},
+                    "template": {"metadata": {"labels": {"app": "demo"}},
+                                 "spec": {"containers": [{"name": "nginx", "image": "nginx:1"}]}}}})
+}
+
+/// Waits until the Deployment's status observed `generation` with `ready` Pods.
+fn wait_rolled_out(sim: &SimProcess, generation: i64, ready: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = sim.kubectl_json(&["get", "deployment", "demo"]).unwrap();
+        let s = &d["status"];
+        if s["observedGeneration"] == generation
+            && s["readyReplicas"] == ready
+            && s["updatedReplicas"] == ready
+            && s["replicas"] == ready
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rollout to generation {generation} stuck: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &["--shards", "8"]);
+    let sim_bin =
+        sibling_binary(Path::new(env!("CARGO_BIN_EXE_kelemetry")), "kelemetry-sim").unwrap();
+    let webhook = format!("http://{}/audit/{CLUSTER}", node.http());
+    let sim = SimProcess::start(
+        &sim_bin,
+        &[
+            "--audit-webhook",
+            &webhook,
+            "--audit-batch-max-wait",
+            "200ms",
+        ],
+    )
+    .unwrap();
+    let file = dir.path().join("deployment.json");
+    std::fs::write(&file, deployment().to_string()).unwrap();
+
+    sim.kubectl(&["create", "-f", file.to_str().unwrap()])
+        .unwrap();
+    wait_rolled_out(&sim, 1, 2);
+    sim.kubectl(&["scale", "deployment", "demo", "--replicas=4"])
+        .unwrap();
+    wait_rolled_out(&sim, 2, 4);
+    sim.kubectl(&["set", "image", "deployment/demo", "nginx=nginx:2"])
+        .unwrap();
+    wait_rolled_out(&sim, 3, 4);
+    sim.kubectl(&["scale", "deployment", "demo", "--replicas=2"])
+        .unwrap();
+    wait_rolled_out(&sim, 4, 2);
+    sim.kubectl(&["delete", "deployment", "demo"]).unwrap();
+    let counters = sim.audit_flushed(Duration::from_secs(30)).unwrap();
+    assert_eq!(counters["dropped"], 0, "{counters}");
+
+    // tracing [full tree] (21000000) of the Deployment: one root, the controllers'
+    // status updates with their diffs, the delete with its snapshot, and the two
+    // ReplicaSets of the two templates as children (their links may still be in
+    // flight through the outbox, so the trace is read until they are there).
+    let ts = chrono::Utc::now().timestamp_micros();
+    let id = redirect(&node, CLUSTER, "deployments", "demo", ts);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let trace = loop {
+        let trace = fetch(&node, &with_mode(&id, "21000000"));
+        let r = roots(&trace);
+        if r.len() == 1 && children(&trace, r[0]).len() == 2 {
+            break trace;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the trace never showed 1 root and 2 ReplicaSets: {trace}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let root = roots(&trace)[0];
+    assert_eq!(tag(root, "resource"), Some("deployments"));
+    assert_eq!(tag(root, "name"), Some("demo"));
+    let logs = log_fields(root);
+    let field = |l: &Vec<(String, String)>, k: &str| {
+        l.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+    };
+    let audits: Vec<String> = logs.iter().filter_map(|l| field(l, "audit")).collect();
+    assert!(
+        audits
+            .iter()
+            .any(|a| a == "system:serviceaccount:kube-system:deployment-controller update status"),
+        "{audits:#?}"
+    );
+    let diffs: Vec<String> = logs.iter().filter_map(|l| field(l, "diff")).collect();
+    assert!(
+        diffs
+            .iter()
+            .any(|d| d.contains("status.observedGeneration 1 -> 2")),
+        "{diffs:#?}"
+    );
+    let delete = logs
+        .iter()
+        .find(|l| field(l, "audit").as_deref() == Some("kubernetes-admin delete"))
+        .expect("the delete is a log of the Deployment");
+    let snapshot: Value =
+        serde_json::from_str(&field(delete, "snapshot").expect("a deletion snapshot")).unwrap();
+    assert_eq!(snapshot["metadata"]["name"], "demo");
+    let kids = children(&trace, root);
+    assert!(
+        kids.iter()
+            .all(|k| tag(k, "resource") == Some("replicasets")),
+        "{kids:#?}"
+    );
+}
