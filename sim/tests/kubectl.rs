@@ -3,7 +3,7 @@
 //! with the garbage collector; plus the audit events the webhook receives for them,
 //! at RequestResponse and Metadata level.
 
-use kelemetry_testkit::sim::SimProcess;
+use kelemetry_testkit::sim::{deployment_manifest, SimProcess};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -100,14 +100,6 @@ fn write_json(dir: &Path, name: &str, v: &Value) -> String {
     p.to_string_lossy().into_owned()
 }
 
-fn deployment() -> Value {
-    json!({"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"name": "demo", "labels": {"app": "demo"}},
-           "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "demo"}},
-                    "template": {"metadata": {"labels": {"app": "demo"}},
-                                 "spec": {"containers": [{"name": "nginx", "image": "nginx:1"}]}}}})
-}
-
 fn owned_replicaset(owner_uid: &str) -> Value {
     json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
            "metadata": {"name": "demo-rs", "labels": {"app": "demo"},
@@ -120,7 +112,11 @@ fn owned_replicaset(owner_uid: &str) -> Value {
 
 /// Creates the Deployment and a ReplicaSet it owns; returns the Deployment's uid.
 fn create_owned_pair(sim: &Sim, dir: &Path) -> String {
-    sim.kubectl(&["create", "-f", &write_json(dir, "d.json", &deployment())]);
+    sim.kubectl(&[
+        "create",
+        "-f",
+        &write_json(dir, "d.json", &deployment_manifest("demo", 2, "nginx:1")),
+    ]);
     let uid = sim.get_json(&["get", "deployment", "demo"])["metadata"]["uid"]
         .as_str()
         .unwrap()

@@ -16,6 +16,16 @@ pub struct SimProcess {
     _dir: tempfile::TempDir,
 }
 
+/// An `apps/v1` Deployment manifest for `kubectl create -f`: `replicas` Pods of one
+/// container `nginx` running `image`, selected by `app: NAME`.
+pub fn deployment_manifest(name: &str, replicas: u32, image: &str) -> Value {
+    serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": name, "labels": {"app": name}},
+           "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}},
+                                 "spec": {"containers": [{"name": "nginx", "image": image}]}}}})
+}
+
 /// The binary `name` built next to `sibling` (binaries of one workspace build share
 /// a directory), or a message saying how to build it.
 pub fn sibling_binary(sibling: &Path, name: &str) -> Result<PathBuf, TestkitError> {

@@ -2,7 +2,7 @@
 //! same trace ID with other mode digits through `/api/traces/{id}`.
 
 use crate::support::{start_of_recent_window, tag, urlencode, Node};
-use crate::traces::{children, fetch, log_fields, redirect, roots, with_mode};
+use crate::traces::{children, fetch, log_field, log_fields, redirect, roots, with_mode};
 use kelemetry_testkit::workload::deployment_lifecycle;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -61,20 +61,17 @@ fn redirect_then_modes_match_the_original_e2e_checks() {
     assert_eq!(tag(root, "resource"), Some("deployments"));
     assert_eq!(tag(root, "name"), Some("demo"));
     let logs = log_fields(root);
-    let field = |l: &Vec<(String, String)>, k: &str| {
-        l.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
-    };
     let delete = logs
         .iter()
-        .find(|l| field(l, "audit").is_some_and(|a| a.ends_with(" delete")))
+        .find(|l| log_field(l, "audit").is_some_and(|a| a.ends_with(" delete")))
         .expect("delete log");
     let snapshot: Value =
-        serde_json::from_str(&field(delete, "snapshot").expect("snapshot field")).unwrap();
+        serde_json::from_str(&log_field(delete, "snapshot").expect("snapshot field")).unwrap();
     assert_eq!(snapshot["metadata"]["name"], "demo");
     assert!(logs
         .iter()
-        .any(|l| field(l, "audit").as_deref() == Some("kwok-admin update status")));
-    let diffs: Vec<String> = logs.iter().filter_map(|l| field(l, "diff")).collect();
+        .any(|l| log_field(l, "audit").as_deref() == Some("kwok-admin update status")));
+    let diffs: Vec<String> = logs.iter().filter_map(|l| log_field(l, "diff")).collect();
     assert!(
         diffs
             .iter()

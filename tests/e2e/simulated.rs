@@ -3,21 +3,13 @@
 //! 2, delete. The trace the Jaeger UI would open shows the controllers' work.
 
 use crate::support::{tag, Node};
-use crate::traces::{children, fetch, log_fields, redirect, roots, with_mode};
-use kelemetry_testkit::sim::{sibling_binary, SimProcess};
-use serde_json::{json, Value};
+use crate::traces::{children, fetch, log_field, log_fields, redirect, roots, with_mode};
+use kelemetry_testkit::sim::{deployment_manifest, sibling_binary, SimProcess};
+use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const CLUSTER: &str = "sim";
-
-fn deployment() -> Value {
-    json!({"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"name": "demo", "labels": {"app": "demo"}},
-           "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "demo"}},
-                    "template": {"metadata": {"labels": {"app": "demo"}},
-                                 "spec": {"containers": [{"name": "nginx", "image": "nginx:1"}]}}}})
-}
 
 /// Waits until the Deployment's status observed `generation` with `ready` Pods.
 fn wait_rolled_out(sim: &SimProcess, generation: i64, ready: i64) {
@@ -58,7 +50,7 @@ fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
     )
     .unwrap();
     let file = dir.path().join("deployment.json");
-    std::fs::write(&file, deployment().to_string()).unwrap();
+    std::fs::write(&file, deployment_manifest("demo", 2, "nginx:1").to_string()).unwrap();
 
     sim.kubectl(&["create", "-f", file.to_str().unwrap()])
         .unwrap();
@@ -99,17 +91,14 @@ fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
     assert_eq!(tag(root, "resource"), Some("deployments"));
     assert_eq!(tag(root, "name"), Some("demo"));
     let logs = log_fields(root);
-    let field = |l: &Vec<(String, String)>, k: &str| {
-        l.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
-    };
-    let audits: Vec<String> = logs.iter().filter_map(|l| field(l, "audit")).collect();
+    let audits: Vec<String> = logs.iter().filter_map(|l| log_field(l, "audit")).collect();
     assert!(
         audits
             .iter()
             .any(|a| a == "system:serviceaccount:kube-system:deployment-controller update status"),
         "{audits:#?}"
     );
-    let diffs: Vec<String> = logs.iter().filter_map(|l| field(l, "diff")).collect();
+    let diffs: Vec<String> = logs.iter().filter_map(|l| log_field(l, "diff")).collect();
     assert!(
         diffs
             .iter()
@@ -118,10 +107,10 @@ fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
     );
     let delete = logs
         .iter()
-        .find(|l| field(l, "audit").as_deref() == Some("kubernetes-admin delete"))
+        .find(|l| log_field(l, "audit").as_deref() == Some("kubernetes-admin delete"))
         .expect("the delete is a log of the Deployment");
     let snapshot: Value =
-        serde_json::from_str(&field(delete, "snapshot").expect("a deletion snapshot")).unwrap();
+        serde_json::from_str(&log_field(delete, "snapshot").expect("a deletion snapshot")).unwrap();
     assert_eq!(snapshot["metadata"]["name"], "demo");
     let kids = children(&trace, root);
     assert!(

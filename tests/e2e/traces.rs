@@ -81,3 +81,8 @@ pub fn log_fields(span: &Value) -> Vec<Vec<(String, String)>> {
         })
         .collect()
 }
+
+/// The value of field `key` of one log (as [`log_fields`] returns them).
+pub fn log_field(log: &[(String, String)], key: &str) -> Option<String> {
+    log.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
