@@ -12,6 +12,7 @@
 //! - [`audit`]: audit events and the batching webhook backend.
 //! - [`controllers`]: in-process controllers (garbage collector, ...).
 //! - [`kubeconfig`]: the kubeconfig written for kubectl and Kelemetry.
+//! - [`protobuf`]: Kubernetes protobuf request bodies, decoded to JSON.
 //! - [`status`]: API errors as `Status` objects.
 
 #![warn(missing_docs)]
@@ -22,5 +23,6 @@ pub mod controllers;
 pub mod http;
 pub mod kinds;
 pub mod kubeconfig;
+pub mod protobuf;
 pub mod status;
 pub mod store;

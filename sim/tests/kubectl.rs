@@ -314,6 +314,70 @@ fn kubectl_drives_crud_patches_watch_and_deletion_policies_with_audit() {
 }
 
 #[test]
+fn kubectl_typed_creates_send_protobuf_that_decodes_to_the_same_objects() {
+    let sim = Sim::start(&[]);
+    sim.kubectl(&["create", "namespace", "n2"]);
+    sim.kubectl(&["create", "configmap", "c1", "--from-literal=a=b"]);
+    sim.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "s1",
+        "--from-literal=pw=hunter2",
+    ]);
+    sim.kubectl(&["create", "service", "clusterip", "svc1", "--tcp=80:8080"]);
+    sim.kubectl(&[
+        "create",
+        "deployment",
+        "typed",
+        "--image=nginx:1",
+        "--replicas=0",
+    ]);
+    assert_eq!(
+        sim.get_json(&["get", "namespace", "n2"])["metadata"]["name"],
+        "n2"
+    );
+    assert_eq!(
+        sim.get_json(&["get", "configmap", "c1"])["data"],
+        json!({"a": "b"})
+    );
+    assert_eq!(
+        sim.get_json(&["get", "secret", "s1"])["data"],
+        json!({"pw": "aHVudGVyMg=="})
+    );
+    let ports = &sim.get_json(&["get", "service", "svc1"])["spec"]["ports"][0];
+    assert_eq!(
+        (ports["port"].clone(), ports["targetPort"].clone()),
+        (json!(80), json!(8080))
+    );
+    let d = sim.get_json(&["get", "deployment", "typed"]);
+    assert_eq!(
+        d["spec"]["replicas"], 0,
+        "a zero in a pointer field is kept"
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0],
+        json!({"name": "nginx", "image": "nginx:1", "resources": {}}),
+        "zero values the JSON form omits are omitted"
+    );
+
+    // A body that claims to be protobuf but is not answers 400, not a crash.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = agent
+        .post(format!(
+            "{}/api/v1/namespaces/default/configmaps",
+            sim.0.server()
+        ))
+        .header("Content-Type", "application/vnd.kubernetes.protobuf")
+        .send(&b"k8s\0\x0a\xff\xff"[..])
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[test]
 fn metadata_level_has_no_bodies_and_compacted_versions_are_gone() {
     let (received, url) = Received::serve();
     let sim = Sim::start(&[

@@ -1,10 +1,10 @@
 //! The simulator feeding a node through the audit webhook while the real `kubectl`
-//! drives a Deployment's life: create (2 replicas), scale to 4, set image, scale to
-//! 2, delete. The trace the Jaeger UI would open shows the controllers' work.
+//! drives a Deployment's life: `create deployment` (2 replicas, sent as protobuf),
+//! scale to 4, set image, scale to 2, delete. The trace the Jaeger UI would open shows the controllers' work.
 
 use crate::support::{tag, Node};
 use crate::traces::{children, fetch, log_field, log_fields, redirect, roots, with_mode};
-use kelemetry_testkit::sim::{deployment_manifest, sibling_binary, SimProcess};
+use kelemetry_testkit::sim::{sibling_binary, SimProcess};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -49,11 +49,14 @@ fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
         ],
     )
     .unwrap();
-    let file = dir.path().join("deployment.json");
-    std::fs::write(&file, deployment_manifest("demo", 2, "nginx:1").to_string()).unwrap();
-
-    sim.kubectl(&["create", "-f", file.to_str().unwrap()])
-        .unwrap();
+    sim.kubectl(&[
+        "create",
+        "deployment",
+        "demo",
+        "--image=nginx:1",
+        "--replicas=2",
+    ])
+    .unwrap();
     wait_rolled_out(&sim, 1, 2);
     sim.kubectl(&["scale", "deployment", "demo", "--replicas=4"])
         .unwrap();

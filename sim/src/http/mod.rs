@@ -137,15 +137,17 @@ fn target(api: &ApiServer, group: &str, version: &str, rest: &[&str]) -> Option<
     })
 }
 
-/// The request body as JSON. Only JSON is served: a protobuf (or CBOR) body gets 415,
-/// on which client-go switches that client to JSON, as it does with API servers
-/// that do not serve a binary encoding.
+/// The request body as JSON: JSON as it is, Kubernetes protobuf decoded (kubectl's
+/// typed commands send it), anything else 415.
 fn body_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    if ct.contains("protobuf") || ct.contains("cbor") {
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return crate::protobuf::decode(body);
+    }
+    if ct.contains("cbor") {
         return Err(ApiError::unsupported_media_type(ct));
     }
     serde_json::from_slice(body)
