@@ -10,6 +10,7 @@
 //! - [`jaeger_http`] and [`grpc`]: the query front ends, over [`query`].
 //! - [`query`]: the query service, over shard reads.
 //! - [`peer`]: the peer RPC service and command forwarding.
+//! - [`watchers`]: Kubernetes watchers (Events), run by the metadata leader.
 //! - [`metrics`], [`logging`]: observability.
 
 #![warn(missing_docs)]
@@ -25,3 +26,4 @@ pub mod metrics;
 pub mod peer;
 pub mod query;
 pub mod server;
+pub mod watchers;

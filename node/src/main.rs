@@ -5,6 +5,9 @@ use kelemetry::cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // kube's client and the gRPC stack could each pick a rustls crypto provider;
+    // one is installed for the whole process before either builds a TLS config.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {

@@ -119,12 +119,21 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         }
     });
 
+    let watched = args.kube.sources();
+    let mut cluster_names = query.cluster_names.clone();
+    cluster_names.extend(watched.iter().map(|c| c.name.clone()));
+    let watchers = tokio::spawn(crate::watchers::run_duties(
+        watched,
+        shards.clone(),
+        pipeline.router(),
+        stop_rx.clone(),
+    ));
     let query_service = Arc::new(QueryService {
         shards: shards.clone(),
         router: pipeline.router(),
         span_ttl_us: ingest.span_ttl.as_micros() as i64,
         follow_limit: query.follow_limit,
-        cluster_names: query.cluster_names.clone(),
+        cluster_names,
         result_ttl_us: query.trace_cache_ttl.as_micros() as i64,
     });
     let shutting_down = Arc::new(AtomicBool::new(false));
@@ -206,7 +215,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         grpc_addr,
         shutting_down,
         stop_tx,
-        servers: vec![http, query_server, metrics, grpc, peer],
+        servers: vec![http, query_server, metrics, grpc, peer, watchers],
         agent,
         pipeline,
         shards,

@@ -46,6 +46,20 @@ impl SimProcess {
     pub fn start(binary: &Path, extra: &[&str]) -> Result<Self, TestkitError> {
         let dir = tempfile::tempdir().map_err(TestkitError::io("creating a temp dir"))?;
         let kubeconfig = dir.path().join("kubeconfig");
+        Self::start_at(binary, &kubeconfig, extra, dir)
+    }
+
+    /// Like [`SimProcess::start`], writing the kubeconfig to `kubeconfig` (for a
+    /// watcher given that path before the simulator runs); `keep` lives as long as
+    /// the process.
+    pub fn start_at(
+        binary: &Path,
+        kubeconfig: &Path,
+        extra: &[&str],
+        keep: tempfile::TempDir,
+    ) -> Result<Self, TestkitError> {
+        let dir = keep;
+        let kubeconfig = kubeconfig.to_path_buf();
         let mut child = Command::new(binary)
             .args(["--addr", "127.0.0.1:0"])
             .arg("--kubeconfig-out")

@@ -35,18 +35,22 @@ fn wait_rolled_out(sim: &SimProcess, generation: i64, ready: i64) {
 #[test]
 fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path(), &["--shards", "8"]);
+    let kubeconfig = dir.path().join("sim-kubeconfig");
+    let watched = format!("{CLUSTER}={}", kubeconfig.display());
+    let node = Node::start(dir.path(), &["--shards", "8", "--cluster", &watched]);
     let sim_bin =
         sibling_binary(Path::new(env!("CARGO_BIN_EXE_kelemetry")), "kelemetry-sim").unwrap();
     let webhook = format!("http://{}/audit/{CLUSTER}", node.http());
-    let sim = SimProcess::start(
+    let sim = SimProcess::start_at(
         &sim_bin,
+        &kubeconfig,
         &[
             "--audit-webhook",
             &webhook,
             "--audit-batch-max-wait",
             "200ms",
         ],
+        tempfile::tempdir().unwrap(),
     )
     .unwrap();
     sim.kubectl(&[
@@ -115,6 +119,41 @@ fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
     let snapshot: Value =
         serde_json::from_str(&log_field(delete, "snapshot").expect("a deletion snapshot")).unwrap();
     assert_eq!(snapshot["metadata"]["name"], "demo");
+    // The Events arrive through the watcher of the node leading the metadata group:
+    // every ScalingReplicaSet the simulator recorded is a log, once.
+    let recorded = sim
+        .kubectl_json(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=demo,reason=ScalingReplicaSet",
+        ])
+        .unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(recorded, 5, "2, 2->4, new 0->4, old 4->0, 4->2");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let trace = fetch(&node, &with_mode(&id, "21000000"));
+        let root = roots(&trace)[0].clone();
+        let scaling = log_fields(&root)
+            .iter()
+            .filter(|l| log_field(l, "event").as_deref() == Some("ScalingReplicaSet"))
+            .count();
+        if scaling == recorded {
+            break;
+        }
+        assert!(
+            scaling < recorded,
+            "{scaling} ScalingReplicaSet logs for {recorded} Events"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "only {scaling} of {recorded} Events arrived"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let kids = children(&trace, root);
     assert!(
         kids.iter()

@@ -3,7 +3,9 @@
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
-pub use serve::{FlagError, IngestArgs, ListenArgs, NodeArgs, QueryArgs, RingArgs, ServeArgs};
+pub use serve::{
+    FlagError, IngestArgs, KubeArgs, ListenArgs, NodeArgs, QueryArgs, RingArgs, ServeArgs,
+};
 use std::time::Duration;
 
 /// Control-plane tracing for Kubernetes: audit logs, Events and object changes as

@@ -25,6 +25,57 @@ pub struct ServeArgs {
     /// Query side.
     #[command(flatten)]
     pub query: QueryArgs,
+    /// Kubernetes clusters to watch.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// The Kubernetes clusters whose Events the ring watches (audit events arrive
+/// through the webhook either way).
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Kubernetes")]
+pub struct KubeArgs {
+    /// A cluster to watch, as `NAME=KUBECONFIG` (repeatable); NAME is what spans and
+    /// the webhook path `/audit/NAME` carry.
+    #[arg(long = "cluster", env = "KELEMETRY_CLUSTERS", value_delimiter = ',', value_parser = cluster_source)]
+    pub clusters: Vec<(String, PathBuf)>,
+    /// Watch the cluster this node runs in (its service account), under this name.
+    #[arg(long, env = "KELEMETRY_IN_CLUSTER", value_parser = cluster_name)]
+    pub in_cluster: Option<String>,
+}
+
+fn cluster_source(s: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected NAME=KUBECONFIG"))?;
+    cluster_name(name)?;
+    if path.is_empty() {
+        return Err(format!("{s:?}: the kubeconfig path is empty"));
+    }
+    Ok((name.to_string(), PathBuf::from(path)))
+}
+
+impl KubeArgs {
+    /// The clusters to watch, kubeconfig ones first.
+    pub fn sources(&self) -> Vec<crate::watchers::ClusterSource> {
+        let mut out: Vec<crate::watchers::ClusterSource> = self
+            .clusters
+            .iter()
+            .map(|(name, path)| crate::watchers::ClusterSource {
+                name: name.clone(),
+                kubeconfig: Some(path.clone()),
+            })
+            .collect();
+        out.extend(
+            self.in_cluster
+                .iter()
+                .map(|name| crate::watchers::ClusterSource {
+                    name: name.clone(),
+                    kubeconfig: None,
+                }),
+        );
+        out
+    }
 }
 
 /// This node: its data, identity and logs.
