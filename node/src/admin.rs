@@ -79,6 +79,13 @@ fn status(target: &str) -> anyhow::Result<()> {
             n["replicas"]
         );
     }
+    for d in v["watch_duties"].as_array().into_iter().flatten() {
+        println!(
+            "duty {} on node {}",
+            d["duty"].as_str().unwrap_or("?"),
+            d["node"]
+        );
+    }
     let leaders = leaders(&agent, &v);
     let shards = v["shards"].as_array().cloned().unwrap_or_default();
     let mut per_leader: BTreeMap<String, usize> = BTreeMap::new();

@@ -28,4 +28,6 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Set once shutdown begins; readiness fails and new writes are refused.
     pub shutting_down: Arc<AtomicBool>,
+    /// Names of the clusters the ring watches (`--cluster`, `--in-cluster`).
+    pub watched_clusters: Vec<String>,
 }

@@ -120,6 +120,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     });
 
     let watched = args.kube.sources();
+    let watched_clusters: Vec<String> = watched.iter().map(|c| c.name.clone()).collect();
     let mut cluster_names = query.cluster_names.clone();
     cluster_names.extend(watched.iter().map(|c| c.name.clone()));
     let watchers = tokio::spawn(crate::watchers::run_duties(
@@ -149,6 +150,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         webhook_permits: Arc::new(Semaphore::new(ingest.max_concurrent_requests.max(1))),
         max_body_bytes: ingest.max_body_bytes,
         shutting_down: shutting_down.clone(),
+        watched_clusters,
     });
 
     let metrics_shards = shards.clone();

@@ -76,7 +76,11 @@ fn wait_exactly_once(
 
 /// Starts three nodes that replicate every shard, with `extra` flags on each, and
 /// waits until all are ready; returns them with their peer addresses.
-fn start_cluster(dir: &std::path::Path, shards: &str, extra: &[&str]) -> (Vec<Node>, Vec<String>) {
+pub(crate) fn start_cluster(
+    dir: &std::path::Path,
+    shards: &str,
+    extra: &[&str],
+) -> (Vec<Node>, Vec<String>) {
     let addrs: Vec<String> = (0..3)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();

@@ -32,6 +32,43 @@ fn wait_rolled_out(sim: &SimProcess, generation: i64, ready: i64) {
     }
 }
 
+/// The `ScalingReplicaSet` Events the simulator recorded for Deployment `demo`.
+fn recorded_scaling_events(sim: &SimProcess) -> usize {
+    let selector = "involvedObject.name=demo,reason=ScalingReplicaSet";
+    sim.kubectl_json(&["get", "events", "--field-selector", selector])
+        .unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+/// Waits until the Deployment's trace `id` has exactly `recorded` ScalingReplicaSet
+/// logs; more than that at any point is a duplicate.
+fn wait_scaling_logs(node: &Node, id: &str, recorded: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let trace = fetch(node, &with_mode(id, "21000000"));
+        let scaling = roots(&trace).first().map_or(0, |root| {
+            log_fields(root)
+                .iter()
+                .filter(|l| log_field(l, "event").as_deref() == Some("ScalingReplicaSet"))
+                .count()
+        });
+        if scaling == recorded {
+            return;
+        }
+        assert!(
+            scaling < recorded,
+            "{scaling} ScalingReplicaSet logs for {recorded} Events"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "only {scaling} of {recorded} Events arrived"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
     let dir = tempfile::tempdir().unwrap();
@@ -160,4 +197,81 @@ fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
             .all(|k| tag(k, "resource") == Some("replicasets")),
         "{kids:#?}"
     );
+}
+
+#[test]
+fn killing_the_events_duty_holder_loses_and_repeats_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("sim-kubeconfig");
+    let watched = format!("{CLUSTER}={}", kubeconfig.display());
+    let (mut nodes, _) = crate::cluster::start_cluster(dir.path(), "8", &["--cluster", &watched]);
+    let leader_of_metadata =
+        |n: &Node| n.http_get_json("/cluster/status").1["metadata_leader"].as_u64();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let holder = loop {
+        if let Some(l) = leader_of_metadata(&nodes[0]) {
+            break l as usize;
+        }
+        assert!(Instant::now() < deadline, "no metadata leader");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let survivor = (holder + 1) % nodes.len();
+    let sim_bin =
+        sibling_binary(Path::new(env!("CARGO_BIN_EXE_kelemetry")), "kelemetry-sim").unwrap();
+    let webhook = format!("http://{}/audit/{CLUSTER}", nodes[survivor].http());
+    let sim = SimProcess::start_at(
+        &sim_bin,
+        &kubeconfig,
+        &[
+            "--audit-webhook",
+            &webhook,
+            "--audit-batch-max-wait",
+            "200ms",
+        ],
+        tempfile::tempdir().unwrap(),
+    )
+    .unwrap();
+
+    sim.kubectl(&[
+        "create",
+        "deployment",
+        "demo",
+        "--image=nginx:1",
+        "--replicas=2",
+    ])
+    .unwrap();
+    wait_rolled_out(&sim, 1, 2);
+    nodes[holder].kill();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let next = loop {
+        match leader_of_metadata(&nodes[survivor]) {
+            Some(l) if l as usize != holder => break l,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Events duty was not taken over"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_ne!(next as usize, holder);
+    let (_, status) = nodes[survivor].http_get_json("/cluster/status");
+    assert_eq!(
+        status["watch_duties"],
+        serde_json::json!([{"duty": format!("events/{CLUSTER}"), "node": next}]),
+        "the status names the new holder of the Events duty"
+    );
+    sim.kubectl(&["scale", "deployment", "demo", "--replicas=4"])
+        .unwrap();
+    wait_rolled_out(&sim, 2, 4);
+    sim.kubectl(&["set", "image", "deployment/demo", "nginx=nginx:2"])
+        .unwrap();
+    wait_rolled_out(&sim, 3, 4);
+    sim.audit_flushed(Duration::from_secs(30)).unwrap();
+
+    let recorded = recorded_scaling_events(&sim);
+    assert_eq!(recorded, 4, "0->2, 2->4, new 0->4, old 4->0");
+    let ts = chrono::Utc::now().timestamp_micros();
+    let id = redirect(&nodes[survivor], CLUSTER, "deployments", "demo", ts);
+    wait_scaling_logs(&nodes[survivor], &id, recorded);
 }

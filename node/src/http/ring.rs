@@ -42,12 +42,19 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
         })
         .collect();
     let led = shards.locals().iter().filter(|s| s.is_leader()).count();
+    // The metadata leader holds every watch duty (see `crate::watchers`).
+    let duties: Vec<Value> = state
+        .watched_clusters
+        .iter()
+        .map(|c| json!({"duty": format!("events/{c}"), "node": shards.meta().leader()}))
+        .collect();
     Json(json!({
         "node": shards.node_id(),
         "metadata_leader": shards.meta().leader(),
         "replicas_per_shard": meta.replicas,
         "shards_led": led,
         "shards_moving": moving.len(),
+        "watch_duties": duties,
         "nodes": nodes,
         "shards": per_shard,
     }))
