@@ -95,6 +95,32 @@ impl Client {
         )
     }
 
+    /// A request with any method, body and extra headers, as text: what a
+    /// Kubernetes client sends (PATCH with a patch type, DELETE with options).
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<(u16, String), TestkitError> {
+        let uri: ureq::http::Uri = url.parse().map_err(|e| TestkitError::Http {
+            url: url.to_string(),
+            message: format!("{e}"),
+        })?;
+        let mut req = ureq::http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(body.unwrap_or_default().to_vec())
+            .map_err(|e| TestkitError::Http {
+                url: url.to_string(),
+                message: e.to_string(),
+            })?;
+        read(url, self.agent.run(req))
+    }
+
     /// POST of a JSON body, as JSON.
     pub fn post_json(&self, url: &str, body: &[u8]) -> Result<Reply, TestkitError> {
         self.post(url, body).map(|(s, t)| (s, json_or_null(&t)))

@@ -8,6 +8,7 @@
 //! - [`ring`]: what the nodes report about the ring (who leads which shard).
 //! - [`ports`]: peer ports picked before the nodes that use them start.
 //! - [`sim`]: a `kelemetry-sim` process and `kubectl` against it.
+//! - [`scenario`]: the demo's scripted Deployment rollout.
 //! - [`workload`]: synthetic audit traffic with known content.
 //!
 //! It depends on no Kelemetry crate: it drives the binary through its flags and
@@ -19,6 +20,7 @@ pub mod client;
 pub mod ports;
 pub mod process;
 pub mod ring;
+pub mod scenario;
 pub mod sim;
 pub mod workload;
 

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod deep_tree;
+mod demo;
 mod grpc;
 mod jaeger;
 mod lifecycle;

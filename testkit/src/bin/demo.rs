@@ -1,9 +1,15 @@
-//! `kelemetry-demo`: posts simulated Deployment lifecycles to a node's audit webhook,
-//! as a quick way to see traces without a Kubernetes cluster.
+//! `kelemetry-demo`: a three-node Kelemetry ring on this machine, fed by a
+//! simulated Kubernetes (audit webhook and Event watcher) that runs a scripted
+//! Deployment rollout; prints where to look and runs until Ctrl-C.
+//! `kelemetry-demo post` instead posts synthetic Deployment lifecycles to a running
+//! node's webhook.
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+use kelemetry_testkit::ports::free_port;
+use kelemetry_testkit::sim::{sibling_binary, SimProcess};
 use kelemetry_testkit::workload::deployment_lifecycle;
-use kelemetry_testkit::Client;
+use kelemetry_testkit::{Client, NodeProcess};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,9 +17,47 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(
     name = "kelemetry-demo",
-    about = "Post simulated Deployment lifecycles to a node's audit webhook"
+    about = "A local Kelemetry ring fed by a simulated Kubernetes, or synthetic audit events for a running node"
 )]
 struct Opts {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    ring: RingArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Post synthetic Deployment lifecycles to a running node's audit webhook.
+    Post(PostArgs),
+}
+
+/// Options of the ring demo.
+#[derive(Args, Debug)]
+struct RingArgs {
+    /// Kelemetry nodes in the ring.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=7))]
+    nodes: u32,
+    /// Where the nodes keep their data (default: a new directory under the system temp dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Webhook, `/redirect` and admin address of the first node.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http_addr: String,
+    /// Jaeger API (and UI with --ui-dir) address of the first node.
+    #[arg(long, default_value = "127.0.0.1:16686")]
+    query_addr: String,
+    /// A Jaeger UI build to serve on --query-addr.
+    #[arg(long)]
+    ui_dir: Option<PathBuf>,
+    /// Exit after the scenario instead of running until Ctrl-C.
+    #[arg(long)]
+    once: bool,
+}
+
+/// Options of `post`.
+#[derive(Args, Debug)]
+struct PostArgs {
     /// Base URL of the node's webhook server.
     #[arg(
         long,
@@ -35,7 +79,151 @@ fn cluster_name(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-fn run(opts: &Opts) -> Result<(), String> {
+/// The cluster name the simulator's data carries.
+const CLUSTER: &str = "demo";
+
+fn binaries() -> Result<(PathBuf, PathBuf), String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let node = sibling_binary(&me, "kelemetry").map_err(|e| e.to_string())?;
+    let sim = sibling_binary(&me, "kelemetry-sim").map_err(|e| e.to_string())?;
+    Ok((node, sim))
+}
+
+/// Starts the ring: node 0 on the given addresses, the others on free ports.
+fn start_ring(
+    a: &RingArgs,
+    data: &Path,
+    kubeconfig: &Path,
+    node_bin: &Path,
+) -> Result<Vec<NodeProcess>, String> {
+    let ports: Vec<u16> = (0..a.nodes).map(|_| free_port()).collect();
+    let peers = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{i}=127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let watched = format!("{CLUSTER}={}", kubeconfig.display());
+    let mut nodes = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let mut args = vec![
+            "--node-id".to_string(),
+            i.to_string(),
+            "--peers".into(),
+            peers.clone(),
+            "--peer-addr".into(),
+            format!("127.0.0.1:{port}"),
+            "--shards".into(),
+            "16".into(),
+            "--cluster".into(),
+            watched.clone(),
+        ];
+        if i == 0 {
+            args.extend([
+                "--http-addr".into(),
+                a.http_addr.clone(),
+                "--query-addr".into(),
+                a.query_addr.clone(),
+            ]);
+            if let Some(ui) = &a.ui_dir {
+                args.extend(["--ui-dir".into(), ui.display().to_string()]);
+            }
+        }
+        let mut n =
+            NodeProcess::new(node_bin, &data.join(format!("node-{i}")), &args).log_filter("warn");
+        n.spawn().map_err(|e| format!("node {i}: {e}"))?;
+        nodes.push(n);
+    }
+    for (i, n) in nodes.iter_mut().enumerate() {
+        n.wait_ready(Duration::from_secs(60))
+            .map_err(|e| format!("node {i}: {e}"))?;
+    }
+    Ok(nodes)
+}
+
+/// The trace ID `/redirect` gives for the demo Deployment, once it is queryable.
+fn traced(http: &str) -> Result<String, String> {
+    let client = Client::new(Duration::from_secs(10));
+    let url = format!(
+        "http://{http}/redirect?cluster={CLUSTER}&resource=deployments&namespace=default&name=demo"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((302, location)) = client.get_location(&url) {
+            if let Some(id) = location.strip_prefix("/trace/").filter(|id| id.len() == 32) {
+                return Ok(id.to_string());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("no trace of default/demo within 30 s ({url})"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn ring(a: &RingArgs) -> Result<(), String> {
+    let (node_bin, sim_bin) = binaries()?;
+    let temp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let data = a
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&data).map_err(|e| format!("--data-dir {}: {e}", data.display()))?;
+    let kubeconfig = data.join("kubeconfig");
+    println!(
+        "starting {} Kelemetry nodes in {} ...",
+        a.nodes,
+        data.display()
+    );
+    let nodes = start_ring(a, &data, &kubeconfig, &node_bin)?;
+    let http = nodes[0].addrs.http.clone();
+    let query = nodes[0].addrs.query.clone();
+    let webhook = format!("http://{http}/audit/{CLUSTER}");
+    println!("starting the Kubernetes simulator (audit webhook {webhook}) ...");
+    let keep = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let sim = SimProcess::start_at(
+        &sim_bin,
+        &kubeconfig,
+        &["--audit-webhook", &webhook, "--nodes", "3"],
+        keep,
+    )
+    .map_err(|e| e.to_string())?;
+    kelemetry_testkit::scenario::rollout(sim.server(), "demo", |s| {
+        println!("scenario: {}", s.title)
+    })
+    .map_err(|e| e.to_string())?;
+    sim.audit_flushed(Duration::from_secs(60))
+        .map_err(|e| e.to_string())?;
+    let id = traced(&http)?;
+    let full_tree = format!("ff21000000{}", &id[10..]);
+    println!();
+    println!("Kelemetry ring ready; the Deployment default/demo is trace {id}. Try:");
+    println!("  curl -s 'http://{query}/api/traces/{full_tree}'   # tracing [full tree]");
+    println!("  curl -si 'http://{http}/redirect?cluster={CLUSTER}&resource=deployments&namespace=default&name=demo'");
+    println!("  curl -s  'http://{query}/api/services'");
+    println!(
+        "  KUBECONFIG={} kubectl create deployment web --image=nginx --replicas=3",
+        kubeconfig.display()
+    );
+    println!(
+        "  KUBECONFIG={} kubectl get deployments,replicasets,pods,events",
+        kubeconfig.display()
+    );
+    println!("  target/release/kelemetry cluster status --target http://{http}");
+    match &a.ui_dir {
+        Some(_) => println!("Jaeger UI: http://{query}/search?service=tracing&operation={CLUSTER}"),
+        None => println!("Jaeger UI: add --ui-dir <Jaeger UI build> (e.g. ../shared/jaeger-ui) and open http://{query}/"),
+    }
+    if a.once {
+        return Ok(());
+    }
+    println!("running until Ctrl-C");
+    loop {
+        std::thread::park();
+    }
+}
+
+fn post(opts: &PostArgs) -> Result<(), String> {
     let client = Client::new(Duration::from_secs(30));
     let url = format!(
         "{}/audit/{}",
@@ -75,7 +263,12 @@ fn run(opts: &Opts) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match run(&Opts::parse()) {
+    let opts = Opts::parse();
+    let result = match &opts.command {
+        Some(Command::Post(p)) => post(p),
+        None => ring(&opts.ring),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kelemetry-demo: {e}");
