@@ -81,8 +81,9 @@ fn fields(b: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, String> {
         let key = varint(b, &mut pos)?;
         let (number, wire) = (key >> 3, key & 7);
         let take = |pos: &mut usize, n: usize| -> Result<&[u8], String> {
-            let s = b.get(*pos..*pos + n).ok_or("truncated field")?;
-            *pos += n;
+            let end = pos.checked_add(n).ok_or("field length overflows")?;
+            let s = b.get(*pos..end).ok_or("truncated field")?;
+            *pos = end;
             Ok(s)
         };
         let value = match wire {

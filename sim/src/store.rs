@@ -295,8 +295,18 @@ fn short_suffix(h: u64) -> String {
         .collect()
 }
 
+/// A per-process seed, so uids differ between runs of the simulator (a consumer
+/// that saw a previous run must not take new objects for old ones).
+static UID_SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ u64::from(std::process::id())
+});
+
 fn uid(n: u64) -> String {
-    let h = xxhash_rust::xxh3::xxh3_128(&n.to_be_bytes());
+    let h = xxhash_rust::xxh3::xxh3_128(&[n.to_be_bytes(), UID_SEED.to_be_bytes()].concat());
     let hex = format!("{h:032x}");
     format!(
         "{}-{}-4{}-8{}-{}",

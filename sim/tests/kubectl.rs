@@ -419,3 +419,78 @@ fn metadata_level_has_no_bodies_and_compacted_versions_are_gone() {
         .expect("scale patches are audited");
     assert_eq!(update["objectRef"]["apiGroup"], "apps");
 }
+
+#[test]
+fn paged_lists_and_writes_that_must_not_delete() {
+    let sim = Sim::start(&[]);
+    for name in ["a", "c", "e"] {
+        sim.kubectl(&["create", "configmap", name, "--from-literal=k=v"]);
+    }
+    let base = "/api/v1/namespaces/default/configmaps";
+    let mut r = sim.raw(&format!("{base}?limit=2"));
+    let first: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let names = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&first), ["a", "c"]);
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    let list_rv = first["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Created between the pages and sorting before the cursor: not in the next page,
+    // but a watch from the list's version replays it.
+    sim.kubectl(&["create", "configmap", "b", "--from-literal=k=v"]);
+    let mut r = sim.raw(&format!(
+        "{base}?limit=2&continue={}",
+        kelemetry_testkit::client::urlencode(&token)
+    ));
+    let second: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(names(&second), ["e"]);
+    assert_eq!(second["metadata"]["resourceVersion"], list_rv.as_str());
+    assert!(second["metadata"].get("continue").is_none());
+    let mut w = sim.raw(&format!(
+        "{base}?watch=1&resourceVersion={list_rv}&timeoutSeconds=1"
+    ));
+    let mut first_line = String::new();
+    BufReader::new(w.body_mut().as_reader())
+        .read_line(&mut first_line)
+        .unwrap();
+    let ev: Value = serde_json::from_str(&first_line).unwrap();
+    assert_eq!(
+        (
+            ev["type"].as_str(),
+            ev["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("ADDED"), Some("b"))
+    );
+
+    // A patch cannot start a deletion, and a subresource cannot be deleted.
+    sim.kubectl(&[
+        "patch",
+        "configmap",
+        "a",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"deletionTimestamp":"2020-01-01T00:00:00Z"}}"#,
+    ]);
+    let a = sim.get_json(&["get", "configmap", "a"]);
+    assert!(a["metadata"].get("deletionTimestamp").is_none(), "{a}");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = agent
+        .delete(format!(
+            "{}/apis/apps/v1/namespaces/default/deployments/x/status",
+            sim.0.server()
+        ))
+        .call()
+        .unwrap();
+    assert_ne!(r.status(), 200);
+}

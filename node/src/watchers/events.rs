@@ -5,11 +5,12 @@
 //! a relist adds nothing.
 
 use super::ClusterSource;
+use crate::metrics::INGEST_EVENTS;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Event;
 use kelemetry_actors::IngestRouter;
 use kelemetry_core::event::KubeEventRecord;
-use kelemetry_core::Command;
+use kelemetry_core::{Command, CommandOutcome};
 use kube::runtime::{watcher, WatchStreamExt};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -17,7 +18,8 @@ use tokio::sync::watch;
 /// Longest pause between two attempts to commit one Event.
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
-/// Watches the Events of `source` until `stop` turns true.
+/// Watches the Events of `source` until `stop` turns true. Every wait ends as soon
+/// as `stop` is true, including when it turned true during an earlier wait.
 pub async fn run(source: ClusterSource, router: IngestRouter, mut stop: watch::Receiver<bool>) {
     let client = loop {
         match super::client(&source).await {
@@ -26,7 +28,7 @@ pub async fn run(source: ClusterSource, router: IngestRouter, mut stop: watch::R
                 tracing::warn!(error = %e, "cannot build the cluster client; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(MAX_RETRY) => {}
-                    _ = stop.changed() => return,
+                    _ = stop.wait_for(|stopped| *stopped) => return,
                 }
             }
         }
@@ -38,7 +40,7 @@ pub async fn run(source: ClusterSource, router: IngestRouter, mut stop: watch::R
     loop {
         let next = tokio::select! {
             n = stream.next() => n,
-            _ = stop.changed() => return,
+            _ = stop.wait_for(|stopped| *stopped) => return,
         };
         match next {
             Some(Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e))) => {
@@ -80,12 +82,21 @@ async fn forward(
             .submit(vec![Command::KubeEvent(record.clone())])
             .await
         {
-            Ok(_) => return,
+            Ok(outcomes) => {
+                let result = match outcomes.first() {
+                    Some(CommandOutcome::Duplicate) => "duplicate",
+                    _ => "accepted",
+                };
+                INGEST_EVENTS
+                    .with_label_values(&[cluster, "event", result])
+                    .inc();
+                return;
+            }
             Err(err) => {
                 tracing::warn!(cluster, error = %err, "cannot commit an Event yet; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
-                    _ = stop.changed() => return,
+                    _ = stop.wait_for(|stopped| *stopped) => return,
                 }
                 pause = (pause * 2).min(MAX_RETRY);
             }

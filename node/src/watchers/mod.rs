@@ -78,7 +78,7 @@ pub async fn run_duties(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => break,
+            _ = stop.wait_for(|stopped| *stopped) => break,
         }
         let leads = shards.meta().is_leader();
         match (&running, leads) {

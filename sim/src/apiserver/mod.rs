@@ -79,6 +79,16 @@ pub struct ListOptions {
     pub exact_rv: Option<u64>,
 }
 
+/// The first page's resourceVersion and the last key sent, from a `continue` token.
+fn parse_continue(token: &str) -> Result<(u64, Option<(String, String)>), ApiError> {
+    let bad = || ApiError::bad_request(format!("continue: invalid token {token:?}"));
+    let mut parts = token.splitn(3, '/');
+    let rv = parts.next().and_then(|r| r.parse().ok()).ok_or_else(bad)?;
+    let ns = parts.next().ok_or_else(bad)?.to_string();
+    let name = parts.next().ok_or_else(bad)?.to_string();
+    Ok((rv, Some((ns, name))))
+}
+
 /// The simulated API server.
 pub struct ApiServer {
     store: Arc<Store>,
@@ -211,25 +221,34 @@ impl ApiServer {
             }
             let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
             let (items, rv) = self.store.list(&t.resource(), ns);
-            let matching: Vec<Value> = items
+            // A continuation names the first page's resourceVersion and the last key
+            // sent: later pages go on after that key and report the first page's
+            // version, so a watch started from it replays whatever changed while the
+            // pages were read (nothing is skipped when objects come or go meanwhile).
+            let (list_rv, after) = match o.continue_token.as_deref() {
+                Some(token) => parse_continue(token)?,
+                None => (rv, None),
+            };
+            let key = |i: &Value| {
+                let m = &i["metadata"];
+                (
+                    m["namespace"].as_str().unwrap_or_default().to_string(),
+                    m["name"].as_str().unwrap_or_default().to_string(),
+                )
+            };
+            let mut rest = items
                 .into_iter()
                 .filter(|i| o.labels.matches_labels(i) && o.fields.matches_fields(i))
-                .collect();
-            let offset: usize = o
-                .continue_token
-                .as_deref()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            let end = if o.limit == 0 {
-                matching.len()
-            } else {
-                (offset + o.limit).min(matching.len())
-            };
-            let mut meta = json!({"resourceVersion": rv.to_string()});
-            if end < matching.len() {
-                meta["continue"] = end.to_string().into();
+                .filter(|i| after.as_ref().is_none_or(|a| key(i) > *a));
+            let limit = if o.limit == 0 { usize::MAX } else { o.limit };
+            let page: Vec<Value> = rest.by_ref().take(limit).collect();
+            let mut meta = json!({"resourceVersion": list_rv.to_string()});
+            if rest.next().is_some() {
+                if let Some(last) = page.last() {
+                    let (lns, lname) = key(last);
+                    meta["continue"] = format!("{list_rv}/{lns}/{lname}").into();
+                }
             }
-            let page: Vec<Value> = matching.get(offset..end).unwrap_or_default().to_vec();
             Ok((
                 200,
                 json!({"kind": format!("{}List", t.kind.kind), "apiVersion": t.kind.api_version(),

@@ -54,13 +54,12 @@ fn merge_key(path: &str) -> Option<&'static str> {
         | "ephemeralContainers"
         | "env"
         | "volumes"
-        | "volumeMounts"
         | "imagePullSecrets" => Some("name"),
+        "volumeMounts" => Some("mountPath"),
         "ports" if path.ends_with("spec.ports") => Some("port"),
         "ports" => Some("containerPort"),
         "conditions" => Some("type"),
         "ownerReferences" => Some("uid"),
-        "tolerations" => Some("key"),
         _ => None,
     }
 }

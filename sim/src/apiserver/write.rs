@@ -132,6 +132,11 @@ pub fn bind(api: &ApiServer, t: &Target, binding: &Value) -> Result<Value, ApiEr
 /// The object `incoming` makes of `old` when written to `t` (main resource, `status`
 /// or `scale`).
 fn merged(t: &Target, old: &Value, incoming: &Value) -> Result<Value, ApiError> {
+    if !incoming.is_object() {
+        return Err(ApiError::invalid(
+            "the written object must be a JSON object",
+        ));
+    }
     let mut new = match t.subresource.as_str() {
         "" => {
             let mut n = incoming.clone();
@@ -140,7 +145,7 @@ fn merged(t: &Target, old: &Value, incoming: &Value) -> Result<Value, ApiError> 
             }
             n
         }
-        "status" => {
+        "status" if t.kind.status => {
             let mut n = old.clone();
             n["status"] = incoming["status"].clone();
             n
@@ -158,9 +163,17 @@ fn merged(t: &Target, old: &Value, incoming: &Value) -> Result<Value, ApiError> 
     if !new["metadata"].is_object() {
         new["metadata"] = json!({});
     }
+    // Only a delete starts a deletion: these fields always come from the stored
+    // object, whatever a write sends.
     for k in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
-        if let Some(v) = old["metadata"].get(k) {
-            new["metadata"][k] = v.clone();
+        match (old["metadata"].get(k), new["metadata"].as_object_mut()) {
+            (Some(v), Some(m)) => {
+                m.insert(k.into(), v.clone());
+            }
+            (None, Some(m)) => {
+                m.remove(k);
+            }
+            _ => {}
         }
     }
     Ok(new)
@@ -252,7 +265,16 @@ pub fn patch(
 /// DELETE: removes the object now, or marks it deleting while finalizers (the
 /// foreground-deletion one included) remain.
 pub fn delete(api: &ApiServer, t: &Target, p: DeletePropagation) -> Result<Value, ApiError> {
+    if !t.subresource.is_empty() {
+        return Err(ApiError::method_not_allowed(format!(
+            "the {} subresource cannot be deleted",
+            t.subresource
+        )));
+    }
     let old = current(api, t)?;
+    if old["metadata"].get("deletionTimestamp").is_some() {
+        return Ok(old);
+    }
     let pending = finalizers(&old) > 0 || p == DeletePropagation::Foreground;
     if pending {
         let mut marked = old.clone();

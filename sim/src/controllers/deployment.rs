@@ -36,7 +36,10 @@ pub fn template_hash(template: &Value) -> String {
 /// changed ReplicaSet.
 pub fn affected(client: &Client, c: &Change) -> Option<Value> {
     if c.resource == deployments() && c.change != ChangeType::Deleted {
-        return Some((*c.object).clone());
+        // The stored object, not the change's snapshot: a queued older snapshot
+        // would scale back what a newer one already did.
+        let name = c.object["metadata"]["name"].as_str()?;
+        return client.api().store().get(&deployments(), &c.namespace, name);
     }
     if c.resource == replicasets() {
         let uid = owned::controller_uid(&c.object)?;

@@ -115,6 +115,13 @@ pub fn on_change(api: &Arc<ApiServer>, c: &Change) {
         }
         return;
     }
+    // The stored Pod, not the change's snapshot: a queued older snapshot of a Pod
+    // already started would start it twice.
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    let Some(current) = api.store().get(&pods(), &c.namespace, name) else {
+        return;
+    };
+    let pod = &current;
     if pod["status"]["phase"] == "Running" || pod["metadata"].get("deletionTimestamp").is_some() {
         return;
     }

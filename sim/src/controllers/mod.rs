@@ -81,7 +81,14 @@ async fn follow(api: Arc<ApiServer>, resync: ResourceId, mut handle: impl FnMut(
     };
     loop {
         match start.live.recv().await {
-            Ok(c) => handle(Some(&c)),
+            Ok(c) => {
+                // A malformed object must not end the controller: the panic of one
+                // reconcile is logged and the next change is handled.
+                let run = std::panic::AssertUnwindSafe(|| handle(Some(&c)));
+                if std::panic::catch_unwind(run).is_err() {
+                    tracing::error!(resource = %c.resource.plural, "a controller panicked on a change; going on");
+                }
+            }
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(missed, resource = %resync.plural, "a controller fell behind; re-listing");
                 let (items, rv) = api.store().list(&resync, None);

@@ -21,7 +21,8 @@ fn pods() -> ResourceId {
 /// changed Pod.
 pub fn affected(client: &Client, c: &Change) -> Option<Value> {
     if c.resource == replicasets() && c.change != ChangeType::Deleted {
-        return Some((*c.object).clone());
+        let name = c.object["metadata"]["name"].as_str()?;
+        return client.api().store().get(&replicasets(), &c.namespace, name);
     }
     if c.resource == pods() {
         let uid = owned::controller_uid(&c.object)?;

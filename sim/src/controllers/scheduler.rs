@@ -28,7 +28,13 @@ pub fn on_change(client: &Client, c: &Change) {
     if c.resource != pods() || c.change == ChangeType::Deleted {
         return;
     }
-    let pod = &c.object;
+    let Some(name) = c.object["metadata"]["name"].as_str() else {
+        return;
+    };
+    let Some(current) = client.api().store().get(&pods(), &c.namespace, name) else {
+        return;
+    };
+    let pod = &current;
     let assigned = pod["spec"]["nodeName"]
         .as_str()
         .is_some_and(|n| !n.is_empty());

@@ -140,6 +140,7 @@ async fn stream(
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
             },
+            _ = tx.closed() => return None,
             _ = ticker.tick(), if bookmarks => {
                 let k = &f.target.kind;
                 let mark = json!({"kind": k.kind, "apiVersion": k.api_version(),
