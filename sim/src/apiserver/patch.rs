@@ -94,6 +94,18 @@ fn strategic(target: &mut Value, patch: &Value, path: &str) {
             Value::Null => {
                 t.remove(k);
             }
+            Value::Array(items) if child == "metadata.finalizers" => {
+                // A list of strings merged as a set (Kubernetes' `merge` strategy
+                // without a key): a patch adds finalizers, it does not drop others.
+                let existing = t.entry(k.clone()).or_insert_with(|| Value::Array(vec![]));
+                if let Value::Array(list) = existing {
+                    for item in items {
+                        if !list.contains(item) {
+                            list.push(item.clone());
+                        }
+                    }
+                }
+            }
             Value::Array(items) => match merge_key(&child) {
                 Some(key) => {
                     let existing = t.entry(k.clone()).or_insert_with(|| Value::Array(vec![]));
@@ -158,6 +170,17 @@ mod tests {
         assert_eq!(c[0]["ports"][0]["containerPort"], 80);
         assert_eq!(c[1]["image"], "busybox");
         assert_eq!(out["spec"]["replicas"], 2);
+    }
+
+    #[test]
+    fn strategic_merge_adds_finalizers_without_dropping_others() {
+        let d = json!({"metadata": {"finalizers": ["foregroundDeletion"]}});
+        let p = json!({"metadata": {"finalizers": ["example.com/keep", "foregroundDeletion"]}});
+        let out = apply(&d, PatchType::Strategic, &p).unwrap();
+        assert_eq!(
+            out["metadata"]["finalizers"],
+            json!(["foregroundDeletion", "example.com/keep"])
+        );
     }
 
     #[test]

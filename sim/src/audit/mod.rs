@@ -134,7 +134,8 @@ fn audit_id() -> String {
 }
 
 impl AuditedRequest<'_> {
-    /// The `RequestReceived` and `ResponseComplete` events of this request answered
+    /// The `RequestReceived` and `ResponseComplete` (`ResponseStarted` for a watch)
+    /// events of this request answered
     /// with `code` and `response`, at `level` (none at level `None`).
     pub fn events(&self, level: Level, code: u16, response: Option<&Value>) -> Vec<Value> {
         if level == Level::None {
@@ -174,7 +175,15 @@ impl AuditedRequest<'_> {
             })
         };
         let mut received = base("RequestReceived", time(self.received));
-        let mut complete = base("ResponseComplete", time(chrono::Utc::now()));
+        // A watch's response is a stream: its second stage is ResponseStarted, sent
+        // when the stream begins (the real server sends ResponseComplete when it
+        // ends, which a simulated stream does not report).
+        let last_stage = if self.verb == "watch" {
+            "ResponseStarted"
+        } else {
+            "ResponseComplete"
+        };
+        let mut complete = base(last_stage, time(chrono::Utc::now()));
         complete["responseStatus"] = json!({"metadata": {}, "code": code});
         if code >= 400 {
             if let Some(r) = response {
