@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# End-to-end tests start the workspace's binaries (kelemetry, kelemetry-sim,
+# kelemetry-demo) from the build directory; a package's binaries are built for its
+# own integration tests only, so all of them are built first.
+cargo build --workspace --bins --locked
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast "$@"
 else

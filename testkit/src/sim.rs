@@ -34,7 +34,10 @@ pub fn sibling_binary(sibling: &Path, name: &str) -> Result<PathBuf, TestkitErro
         Ok(path)
     } else {
         Err(TestkitError::Io {
-            what: format!("{} (build it: cargo build -p {name})", path.display()),
+            what: format!(
+                "{} (build the workspace's binaries: cargo build --workspace --bins)",
+                path.display()
+            ),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         })
     }
