@@ -403,9 +403,29 @@ fn metadata_level_has_no_bodies_and_compacted_versions_are_gone() {
     assert_eq!(ev["type"], "ERROR");
     assert_eq!(ev["object"]["code"], 410);
 
+    // A body that is not JSON is refused, and audited with the refusal.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = agent
+        .post(format!(
+            "{}/api/v1/namespaces/default/configmaps",
+            sim.0.server()
+        ))
+        .header("Content-Type", "application/json")
+        .send(&b"{not json"[..])
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
     sim.audit_flushed();
     let events = received.events();
-    assert!(!events.is_empty());
+    assert!(
+        events.iter().any(|e| e["verb"] == "create"
+            && e["objectRef"]["resource"] == "configmaps"
+            && e["responseStatus"]["code"] == 400),
+        "the refused create is audited"
+    );
     for e in &events {
         assert_eq!(e["level"], "Metadata");
         assert!(

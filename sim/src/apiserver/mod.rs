@@ -185,6 +185,12 @@ impl ApiServer {
         result.map(|(_, v)| v)
     }
 
+    /// Audits a request rejected before it reached its object (a malformed body,
+    /// selector or patch type, an unsupported method) with the error it got.
+    pub fn audit_rejected(&self, who: &Requester, verb: &str, uri: &str, t: &Target, e: &ApiError) {
+        let _ = self.audited(who, verb, uri, t, None, || Err(e.clone()));
+    }
+
     /// Audits the start of a `watch` (its stream is served by the HTTP layer).
     pub fn watch_started(&self, who: &Requester, uri: &str, t: &Target) {
         let _ = self.audited(who, "watch", uri, t, None, || Ok((200, Value::Null)));

@@ -78,6 +78,11 @@ fn check_kind(t: &Target, body: &mut Value) -> Result<(), ApiError> {
     if !body["metadata"].is_object() {
         body["metadata"] = json!({});
     }
+    if !t.kind.namespaced {
+        if let Some(m) = body["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+    }
     Ok(())
 }
 

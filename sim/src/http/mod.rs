@@ -169,6 +169,60 @@ fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
     })
 }
 
+/// An operation with its parsed inputs.
+enum Op {
+    List(ListOptions),
+    Get,
+    Create(Value),
+    Update(Value),
+    Patch(PatchType, Value),
+    Delete(DeletePropagation, Option<Value>),
+}
+
+/// The verb of a request and its operation, or why it cannot be carried out
+/// (a malformed body, selector or patch type, an unsupported method).
+fn prepare(c: &Call<'_>, t: &Target) -> (&'static str, Result<Op, ApiError>) {
+    let body = || body_json(c.headers, &c.body);
+    match (&c.method, t.name.is_empty()) {
+        (&Method::GET, true) => ("list", list_options(&c.query).map(Op::List)),
+        (&Method::GET, false) => ("get", Ok(Op::Get)),
+        (&Method::POST, true) => ("create", body().map(Op::Create)),
+        (&Method::POST, false) if t.subresource == "binding" => ("create", body().map(Op::Create)),
+        (&Method::PUT, false) => ("update", body().map(Op::Update)),
+        (&Method::PATCH, false) => {
+            let ct = c
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let op = PatchType::from_content_type(ct)
+                .and_then(|kind| body().map(|b| Op::Patch(kind, b)));
+            ("patch", op)
+        }
+        (&Method::DELETE, false) => {
+            let options = if c.body.is_empty() { None } else { body().ok() };
+            let policy = options
+                .as_ref()
+                .and_then(|b| b["propagationPolicy"].as_str().map(str::to_string))
+                .or_else(|| c.query.get("propagationPolicy").cloned())
+                .unwrap_or_default();
+            (
+                "delete",
+                DeletePropagation::parse(&policy).map(|p| Op::Delete(p, options)),
+            )
+        }
+        (&Method::DELETE, true) => ("deletecollection", Err(not_supported(c))),
+        (&Method::POST, false) => ("create", Err(not_supported(c))),
+        (&Method::PUT, true) => ("update", Err(not_supported(c))),
+        (&Method::PATCH, true) => ("patch", Err(not_supported(c))),
+        _ => ("unknown", Err(not_supported(c))),
+    }
+}
+
+fn not_supported(c: &Call<'_>) -> ApiError {
+    ApiError::method_not_allowed(format!("{} is not supported on {}", c.method, c.uri))
+}
+
 async fn resources(
     s: &HttpState,
     c: Call<'_>,
@@ -189,54 +243,28 @@ async fn resources(
         return not_found();
     };
     let api = &s.api;
-    let result = match (&c.method, t.name.is_empty()) {
-        (&Method::GET, true)
-            if c.query
-                .get("watch")
-                .is_some_and(|w| w == "1" || w == "true") =>
-        {
-            return watch::serve(api.clone(), c.who, &c.uri, t, &c.query);
+    let collection = t.name.is_empty();
+    if c.method == Method::GET
+        && collection
+        && c.query
+            .get("watch")
+            .is_some_and(|w| w == "1" || w == "true")
+    {
+        return watch::serve(api.clone(), c.who, &c.uri, t, &c.query);
+    }
+    let (verb, op) = prepare(&c, &t);
+    let result = match op {
+        // Rejected before it reached the object: audited like any other answer.
+        Err(e) => {
+            api.audit_rejected(&c.who, verb, &c.uri, &t, &e);
+            Err(e)
         }
-        (&Method::GET, true) => {
-            list_options(&c.query).and_then(|o| api.list(&c.who, &c.uri, &t, &o))
-        }
-        (&Method::GET, false) => api.get(&c.who, &c.uri, &t),
-        (&Method::POST, true) => {
-            body_json(c.headers, &c.body).and_then(|b| api.create(&c.who, &c.uri, &t, b))
-        }
-        (&Method::POST, false) if t.subresource == "binding" => {
-            body_json(c.headers, &c.body).and_then(|b| api.create(&c.who, &c.uri, &t, b))
-        }
-        (&Method::PUT, false) => {
-            body_json(c.headers, &c.body).and_then(|b| api.update(&c.who, &c.uri, &t, b))
-        }
-        (&Method::PATCH, false) => {
-            let ct = c
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            PatchType::from_content_type(ct).and_then(|kind| {
-                body_json(c.headers, &c.body).and_then(|b| api.patch(&c.who, &c.uri, &t, kind, b))
-            })
-        }
-        (&Method::DELETE, false) => {
-            let body = if c.body.is_empty() {
-                None
-            } else {
-                body_json(c.headers, &c.body).ok()
-            };
-            let policy = body
-                .as_ref()
-                .and_then(|b| b["propagationPolicy"].as_str().map(str::to_string))
-                .or_else(|| c.query.get("propagationPolicy").cloned())
-                .unwrap_or_default();
-            DeletePropagation::parse(&policy).and_then(|p| api.delete(&c.who, &c.uri, &t, p, body))
-        }
-        _ => Err(ApiError::method_not_allowed(format!(
-            "{} is not supported on {}",
-            c.method, c.uri
-        ))),
+        Ok(Op::List(o)) => api.list(&c.who, &c.uri, &t, &o),
+        Ok(Op::Get) => api.get(&c.who, &c.uri, &t),
+        Ok(Op::Create(b)) => api.create(&c.who, &c.uri, &t, b),
+        Ok(Op::Update(b)) => api.update(&c.who, &c.uri, &t, b),
+        Ok(Op::Patch(kind, b)) => api.patch(&c.who, &c.uri, &t, kind, b),
+        Ok(Op::Delete(p, body)) => api.delete(&c.who, &c.uri, &t, p, body),
     };
     match result {
         Ok(v) if c.method == Method::POST => json_response(201, &v),
