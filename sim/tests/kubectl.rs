@@ -514,3 +514,46 @@ fn paged_lists_and_writes_that_must_not_delete() {
         .unwrap();
     assert_ne!(r.status(), 200);
 }
+
+#[test]
+fn a_crd_with_an_irregular_plural_is_served_by_plural_singular_and_short_name() {
+    let sim = Sim::start(&[]);
+    let files = tempfile::tempdir().unwrap();
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "mice.zoo.example.com"},
+        "spec": {"group": "zoo.example.com", "scope": "Namespaced",
+                 "names": {"plural": "mice", "singular": "mouse", "kind": "Mouse", "shortNames": ["ms"]},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object",
+                                          "x-kubernetes-preserve-unknown-fields": true}},
+                               "subresources": {"status": {}}}]}});
+    sim.kubectl(&["create", "-f", &write_json(files.path(), "crd.json", &crd)]);
+    let mouse = json!({"apiVersion": "zoo.example.com/v1", "kind": "Mouse",
+                       "metadata": {"name": "jerry"}, "spec": {"color": "brown"}});
+    sim.kubectl(&[
+        "create",
+        "-f",
+        &write_json(files.path(), "mouse.json", &mouse),
+    ]);
+    assert_eq!(
+        sim.kubectl(&["get", "mice", "-o", "name"]).trim(),
+        "mouse.zoo.example.com/jerry"
+    );
+    assert_eq!(
+        sim.kubectl(&["get", "ms", "-o", "name"]).trim(),
+        "mouse.zoo.example.com/jerry"
+    );
+    sim.kubectl(&[
+        "patch",
+        "mouse",
+        "jerry",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"color":"grey"}}"#,
+    ]);
+    let jerry = sim.get_json(&["get", "mouse", "jerry"]);
+    assert_eq!(jerry["spec"]["color"], "grey");
+    assert_eq!(jerry["metadata"]["generation"], 2);
+    sim.kubectl(&["delete", "mouse", "jerry"]);
+    assert_eq!(sim.kubectl(&["get", "mice", "-o", "name"]).trim(), "");
+}
