@@ -276,38 +276,56 @@ pub fn delete(api: &ApiServer, t: &Target, p: DeletePropagation) -> Result<Value
             t.subresource
         )));
     }
-    let old = current(api, t)?;
-    if old["metadata"].get("deletionTimestamp").is_some() {
-        return Ok(old);
-    }
-    let pending = finalizers(&old) > 0 || p == DeletePropagation::Foreground;
-    if pending {
-        let mut marked = old.clone();
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        marked["metadata"]["deletionTimestamp"] = now.into();
-        marked["metadata"]["deletionGracePeriodSeconds"] = 0.into();
-        if p == DeletePropagation::Foreground {
-            let list = marked["metadata"]["finalizers"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let mut list: Vec<Value> = list;
-            if !list.iter().any(|f| f == "foregroundDeletion") {
-                list.push("foregroundDeletion".into());
-            }
-            marked["metadata"]["finalizers"] = list.into();
+    // Marking an object deleting is a write guarded by the version just read; a
+    // concurrent write (a controller's status update) is retried, as the real
+    // server does, instead of answering 409 to a delete without preconditions.
+    let mut attempts = 0;
+    let old = loop {
+        let old = current(api, t)?;
+        if old["metadata"].get("deletionTimestamp").is_some() {
+            return Ok(old);
         }
-        let rv = old["metadata"]["resourceVersion"]
-            .as_str()
-            .map(str::to_string);
-        return api
-            .store()
-            .replace(&t.resource(), &t.namespace, &t.name, marked, rv.as_deref());
-    }
+        if finalizers(&old) == 0 && p != DeletePropagation::Foreground {
+            break old;
+        }
+        match mark_deleting(api, t, &old, p) {
+            Err(e) if e.reason == "Conflict" && attempts < 5 => attempts += 1,
+            other => return other,
+        }
+    };
     if p == DeletePropagation::Orphan {
         orphan_dependents(api, &old);
     }
     api.store().delete(&t.resource(), &t.namespace, &t.name)
+}
+
+/// Sets the deletion timestamp (and, for a foreground deletion, its finalizer), so
+/// the object is deleted once its finalizers are gone.
+fn mark_deleting(
+    api: &ApiServer,
+    t: &Target,
+    old: &Value,
+    p: DeletePropagation,
+) -> Result<Value, ApiError> {
+    let mut marked = old.clone();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    marked["metadata"]["deletionTimestamp"] = now.into();
+    marked["metadata"]["deletionGracePeriodSeconds"] = 0.into();
+    if p == DeletePropagation::Foreground {
+        let mut list: Vec<Value> = marked["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !list.iter().any(|f| f == "foregroundDeletion") {
+            list.push("foregroundDeletion".into());
+        }
+        marked["metadata"]["finalizers"] = list.into();
+    }
+    let rv = old["metadata"]["resourceVersion"]
+        .as_str()
+        .map(str::to_string);
+    api.store()
+        .replace(&t.resource(), &t.namespace, &t.name, marked, rv.as_deref())
 }
 
 /// Removes owner references to `owner` from every object in its namespace.
