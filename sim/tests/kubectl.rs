@@ -4,6 +4,7 @@
 //! at RequestResponse and Metadata level.
 
 use kelemetry_testkit::sim::{deployment_manifest, SimProcess};
+use kelemetry_testkit::Client;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -86,6 +87,19 @@ impl Sim {
             .get(format!("{}{path}", self.0.server()))
             .call()
             .unwrap()
+    }
+
+    /// A request with a body, as the admin; its status.
+    fn send(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> u16 {
+        let url = format!("{}{path}", self.0.server());
+        let headers = [
+            ("Content-Type", content_type),
+            ("Impersonate-User", "kubernetes-admin"),
+        ];
+        Client::new(Duration::from_secs(10))
+            .send(method, &url, &headers, Some(body))
+            .unwrap()
+            .0
     }
 
     fn audit_flushed(&self) {
@@ -362,19 +376,13 @@ fn kubectl_typed_creates_send_protobuf_that_decodes_to_the_same_objects() {
     );
 
     // A body that claims to be protobuf but is not answers 400, not a crash.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let r = agent
-        .post(format!(
-            "{}/api/v1/namespaces/default/configmaps",
-            sim.0.server()
-        ))
-        .header("Content-Type", "application/vnd.kubernetes.protobuf")
-        .send(&b"k8s\0\x0a\xff\xff"[..])
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    let status = sim.send(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/vnd.kubernetes.protobuf",
+        b"k8s\0\x0a\xff\xff",
+    );
+    assert_eq!(status, 400);
 }
 
 #[test]
@@ -404,19 +412,13 @@ fn metadata_level_has_no_bodies_and_compacted_versions_are_gone() {
     assert_eq!(ev["object"]["code"], 410);
 
     // A body that is not JSON is refused, and audited with the refusal.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let r = agent
-        .post(format!(
-            "{}/api/v1/namespaces/default/configmaps",
-            sim.0.server()
-        ))
-        .header("Content-Type", "application/json")
-        .send(&b"{not json"[..])
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    let status = sim.send(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        b"{not json",
+    );
+    assert_eq!(status, 400);
 
     sim.audit_flushed();
     let events = received.events();
@@ -501,18 +503,22 @@ fn paged_lists_and_writes_that_must_not_delete() {
     ]);
     let a = sim.get_json(&["get", "configmap", "a"]);
     assert!(a["metadata"].get("deletionTimestamp").is_none(), "{a}");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let r = agent
-        .delete(format!(
-            "{}/apis/apps/v1/namespaces/default/deployments/x/status",
-            sim.0.server()
-        ))
-        .call()
-        .unwrap();
-    assert_ne!(r.status(), 200);
+    sim.kubectl(&[
+        "create",
+        "deployment",
+        "kept",
+        "--image=nginx:1",
+        "--replicas=0",
+    ]);
+    let status = sim.send(
+        "DELETE",
+        "/apis/apps/v1/namespaces/default/deployments/kept/status",
+        "application/json",
+        b"{}",
+    );
+    assert_eq!(status, 405);
+    let kept = sim.get_json(&["get", "deployment", "kept"]);
+    assert_eq!(kept["metadata"]["name"], "kept");
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! same trace ID with other mode digits through `/api/traces/{id}`.
 
 use crate::support::{start_of_recent_window, tag, urlencode, Node};
-use crate::traces::{children, fetch, log_field, log_fields, redirect, roots, with_mode};
+use crate::traces::{
+    children, fetch, field_values, log_field, log_fields, redirect, roots, with_mode,
+};
 use kelemetry_testkit::workload::deployment_lifecycle;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -71,7 +73,7 @@ fn redirect_then_modes_match_the_original_e2e_checks() {
     assert!(logs
         .iter()
         .any(|l| log_field(l, "audit").as_deref() == Some("kwok-admin update status")));
-    let diffs: Vec<String> = logs.iter().filter_map(|l| log_field(l, "diff")).collect();
+    let diffs = field_values(&logs, "diff");
     assert!(
         diffs
             .iter()

@@ -3,7 +3,9 @@
 //! scale to 4, set image, scale to 2, delete. The trace the Jaeger UI would open shows the controllers' work.
 
 use crate::support::{tag, Node};
-use crate::traces::{children, fetch, log_field, log_fields, redirect, roots, with_mode};
+use crate::traces::{
+    children, fetch, field_values, log_field, log_fields, redirect, roots, with_mode,
+};
 use kelemetry_testkit::sim::{sibling_binary, SimProcess};
 use serde_json::Value;
 use std::path::Path;
@@ -30,6 +32,34 @@ fn wait_rolled_out(sim: &SimProcess, generation: i64, ready: i64) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The simulator of this build, writing its kubeconfig where the node's `--cluster`
+/// flag expects it and auditing to `node`.
+fn start_sim(kubeconfig: &Path, node: &Node) -> SimProcess {
+    let sim_bin =
+        sibling_binary(Path::new(env!("CARGO_BIN_EXE_kelemetry")), "kelemetry-sim").unwrap();
+    let webhook = format!("http://{}/audit/{CLUSTER}", node.http());
+    let args = [
+        "--audit-webhook",
+        &webhook,
+        "--audit-batch-max-wait",
+        "200ms",
+    ];
+    SimProcess::start_at(&sim_bin, kubeconfig, &args, tempfile::tempdir().unwrap()).unwrap()
+}
+
+/// `kubectl create deployment demo` (2 replicas, sent as protobuf), rolled out.
+fn create_demo(sim: &SimProcess) {
+    sim.kubectl(&[
+        "create",
+        "deployment",
+        "demo",
+        "--image=nginx:1",
+        "--replicas=2",
+    ])
+    .unwrap();
+    wait_rolled_out(sim, 1, 2);
 }
 
 /// The `ScalingReplicaSet` Events the simulator recorded for Deployment `demo`.
@@ -75,30 +105,8 @@ fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
     let kubeconfig = dir.path().join("sim-kubeconfig");
     let watched = format!("{CLUSTER}={}", kubeconfig.display());
     let node = Node::start(dir.path(), &["--shards", "8", "--cluster", &watched]);
-    let sim_bin =
-        sibling_binary(Path::new(env!("CARGO_BIN_EXE_kelemetry")), "kelemetry-sim").unwrap();
-    let webhook = format!("http://{}/audit/{CLUSTER}", node.http());
-    let sim = SimProcess::start_at(
-        &sim_bin,
-        &kubeconfig,
-        &[
-            "--audit-webhook",
-            &webhook,
-            "--audit-batch-max-wait",
-            "200ms",
-        ],
-        tempfile::tempdir().unwrap(),
-    )
-    .unwrap();
-    sim.kubectl(&[
-        "create",
-        "deployment",
-        "demo",
-        "--image=nginx:1",
-        "--replicas=2",
-    ])
-    .unwrap();
-    wait_rolled_out(&sim, 1, 2);
+    let sim = start_sim(&kubeconfig, &node);
+    create_demo(&sim);
     sim.kubectl(&["scale", "deployment", "demo", "--replicas=4"])
         .unwrap();
     wait_rolled_out(&sim, 2, 4);
@@ -135,14 +143,14 @@ fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
     assert_eq!(tag(root, "resource"), Some("deployments"));
     assert_eq!(tag(root, "name"), Some("demo"));
     let logs = log_fields(root);
-    let audits: Vec<String> = logs.iter().filter_map(|l| log_field(l, "audit")).collect();
+    let audits = field_values(&logs, "audit");
     assert!(
         audits
             .iter()
             .any(|a| a == "system:serviceaccount:kube-system:deployment-controller update status"),
         "{audits:#?}"
     );
-    let diffs: Vec<String> = logs.iter().filter_map(|l| log_field(l, "diff")).collect();
+    let diffs = field_values(&logs, "diff");
     assert!(
         diffs
             .iter()
@@ -216,31 +224,9 @@ fn killing_the_events_duty_holder_loses_and_repeats_no_event() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let survivor = (holder + 1) % nodes.len();
-    let sim_bin =
-        sibling_binary(Path::new(env!("CARGO_BIN_EXE_kelemetry")), "kelemetry-sim").unwrap();
-    let webhook = format!("http://{}/audit/{CLUSTER}", nodes[survivor].http());
-    let sim = SimProcess::start_at(
-        &sim_bin,
-        &kubeconfig,
-        &[
-            "--audit-webhook",
-            &webhook,
-            "--audit-batch-max-wait",
-            "200ms",
-        ],
-        tempfile::tempdir().unwrap(),
-    )
-    .unwrap();
+    let sim = start_sim(&kubeconfig, &nodes[survivor]);
 
-    sim.kubectl(&[
-        "create",
-        "deployment",
-        "demo",
-        "--image=nginx:1",
-        "--replicas=2",
-    ])
-    .unwrap();
-    wait_rolled_out(&sim, 1, 2);
+    create_demo(&sim);
     nodes[holder].kill();
     let deadline = Instant::now() + Duration::from_secs(15);
     let next = loop {

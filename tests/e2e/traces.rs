@@ -86,3 +86,8 @@ pub fn log_fields(span: &Value) -> Vec<Vec<(String, String)>> {
 pub fn log_field(log: &[(String, String)], key: &str) -> Option<String> {
     log.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
 }
+
+/// The values of field `key` across logs, in order (logs without it skipped).
+pub fn field_values(logs: &[Vec<(String, String)>], key: &str) -> Vec<String> {
+    logs.iter().filter_map(|l| log_field(l, key)).collect()
+}

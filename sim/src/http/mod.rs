@@ -92,19 +92,18 @@ async fn dispatch(
         headers: &headers,
         body,
     };
-    let kinds = s.api.kinds();
     match (method, segs.as_slice()) {
         (Method::GET, ["version"]) => json_response(200, &discovery::version()),
         (Method::GET, ["healthz" | "readyz" | "livez"]) => "ok".into_response(),
         (Method::GET, ["sim", "audit"]) => json_response(200, &s.api.audit_counters().to_json()),
         (Method::GET, ["api"]) => json_response(200, &discovery::core_versions(&s.server_addr)),
-        (Method::GET, ["apis"]) => json_response(200, &discovery::group_list(&kinds)),
+        (Method::GET, ["apis"]) => json_response(200, &discovery::group_list(&s.api.kinds())),
         (Method::GET, ["apis", g]) => {
-            discovery::group(&kinds, g).map_or_else(not_found, |v| json_response(200, &v))
+            discovery::group(&s.api.kinds(), g).map_or_else(not_found, |v| json_response(200, &v))
         }
-        (Method::GET, ["openapi", "v3"]) => json_response(200, &openapi::index(&kinds)),
+        (Method::GET, ["openapi", "v3"]) => json_response(200, &openapi::index(&s.api.kinds())),
         (Method::GET, ["openapi", "v3", rest @ ..]) => {
-            openapi::group_version(&kinds, &rest.join("/"))
+            openapi::group_version(&s.api.kinds(), &rest.join("/"))
                 .map_or_else(not_found, |v| json_response(200, &v))
         }
         (_, ["api", "v1", rest @ ..]) => resources(&s, call, "", "v1", rest).await,
