@@ -1,5 +1,6 @@
 //! The actors of a node: one shard actor per shard (group commit into Raft), the
-//! outbox worker that delivers cross-shard links, and the retention worker; the
+//! outbox worker that delivers cross-shard links, and the periodic sweeps (retention,
+//! release of audit events whose diff wait ended); the
 //! ingest router that sends each command to its shard's actor; and the ring's
 //! drivers ([`ring`]: agent, controller, shard moves, leadership balancer).
 
@@ -13,6 +14,8 @@ mod retention;
 pub mod ring;
 mod router;
 mod shard;
+mod sweep;
+mod waits;
 
 pub use error::SubmitError;
 pub use pipeline::{Pipeline, PipelineSettings};

@@ -65,3 +65,12 @@ pub static RETENTION_REMOVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric names are unique")
 });
+
+/// Audit events written without the diff they waited for.
+pub static DIFF_WAIT_EXPIRED: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "kelemetry_diff_wait_expired_total",
+        "Audit events written without a diff because no watched change matched them within --diff-wait."
+    )
+    .expect("metric names are unique")
+});

@@ -1,10 +1,12 @@
 //! Starts and stops every actor of a node's write path.
 
 use crate::outbox::{OutboxActor, OutboxArgs, OutboxMsg};
-use crate::retention::{RetentionActor, RetentionArgs, RetentionMsg};
+use crate::retention::Retention;
 use crate::ring::balancer::{BalancerMsg, LeaderBalancer};
 use crate::router::IngestRouter;
 use crate::shard::{Forwarder, ShardActor, ShardArgs, ShardLimits};
+use crate::sweep::{Sweep, SweepActor, SweepMsg};
+use crate::waits::WaitRelease;
 use kelemetry_raft::ShardSet;
 use ractor::{Actor, ActorRef, SpawnErr};
 use std::sync::{Arc, OnceLock};
@@ -54,12 +56,16 @@ impl Default for PipelineSettings {
     }
 }
 
+/// How often the leader looks for audit events whose diff wait has ended.
+const WAIT_RELEASE_INTERVAL: Duration = Duration::from_millis(500);
+
 /// The running actors.
 pub struct Pipeline {
     router: IngestRouter,
     shard_actors: Vec<(ActorRef<crate::shard::ShardMsg>, JoinHandle<()>)>,
     outbox: (ActorRef<OutboxMsg>, JoinHandle<()>),
-    retention: (ActorRef<RetentionMsg>, JoinHandle<()>),
+    retention: (ActorRef<SweepMsg>, JoinHandle<()>),
+    wait_release: (ActorRef<SweepMsg>, JoinHandle<()>),
     balancer: (ActorRef<BalancerMsg>, JoinHandle<()>),
 }
 
@@ -112,19 +118,23 @@ impl Pipeline {
         outbox
             .0
             .send_interval(settings.outbox_interval, || OutboxMsg::Tick);
-        let retention = Actor::spawn(
-            None,
-            RetentionActor,
-            RetentionArgs {
-                shards: shards.clone(),
-                router: router.clone(),
-                retention: settings.retention,
-            },
-        )
-        .await?;
+        let retention: Arc<dyn Sweep> = Arc::new(Retention {
+            shards: shards.clone(),
+            router: router.clone(),
+            retention: settings.retention,
+        });
+        let retention = Actor::spawn(None, SweepActor, retention).await?;
         retention
             .0
-            .send_interval(settings.retention_interval, || RetentionMsg::Tick);
+            .send_interval(settings.retention_interval, || SweepMsg::Tick);
+        let wait_release: Arc<dyn Sweep> = Arc::new(WaitRelease {
+            shards: shards.clone(),
+            router: router.clone(),
+        });
+        let wait_release = Actor::spawn(None, SweepActor, wait_release).await?;
+        wait_release
+            .0
+            .send_interval(WAIT_RELEASE_INTERVAL, || SweepMsg::Tick);
         let balancer = Actor::spawn(None, LeaderBalancer, shards).await?;
         balancer
             .0
@@ -134,6 +144,7 @@ impl Pipeline {
             shard_actors,
             outbox,
             retention,
+            wait_release,
             balancer,
         })
     }
@@ -146,14 +157,18 @@ impl Pipeline {
     /// Stops the workers, then the shard actors after their queued work is handled.
     pub async fn stop(self) {
         let (outbox, outbox_done) = self.outbox;
-        let (retention, retention_done) = self.retention;
+        let workers = [self.retention, self.wait_release];
         let (balancer, balancer_done) = self.balancer;
         outbox.stop(None);
-        retention.stop(None);
         balancer.stop(None);
+        for (worker, _) in &workers {
+            worker.stop(None);
+        }
         let _ = outbox_done.await;
-        let _ = retention_done.await;
         let _ = balancer_done.await;
+        for (_, done) in workers {
+            let _ = done.await;
+        }
         for (actor, handle) in self.shard_actors {
             actor.drain().ok();
             let _ = handle.await;

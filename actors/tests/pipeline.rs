@@ -40,6 +40,7 @@ fn create(key: ObjectKey, id: &str, response: Option<String>) -> Command {
         response_code: 201,
         error_logs: vec![],
         response_object: response,
+        diff_wait_us: 0,
     })
 }
 

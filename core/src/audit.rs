@@ -38,8 +38,12 @@ pub struct AuditRecord {
     pub response_code: i32,
     /// Messages of a failed request (`<reason>: <message>` and its causes).
     pub error_logs: Vec<String>,
-    /// `responseObject` as JSON text, when the policy level recorded it.
+    /// `responseObject` as JSON text (redacted), when the policy level recorded it.
     pub response_object: Option<String>,
+    /// How long the event may wait in its shard for a watched change that carries
+    /// its diff or snapshot when it has no usable response object, microseconds;
+    /// 0 when the cluster is not watched (no change will come).
+    pub diff_wait_us: i64,
 }
 
 /// Why a webhook body was rejected: which item and which field.
@@ -169,6 +173,8 @@ pub struct AuditContext<'a> {
     pub apiserver: &'a str,
     /// Which events to skip.
     pub filter: &'a AuditFilter,
+    /// See [`AuditRecord::diff_wait_us`].
+    pub diff_wait_us: i64,
 }
 
 /// Parses and validates a webhook body. Either every item is valid (and each is
@@ -275,7 +281,9 @@ fn parse_item(i: usize, text: &str, ctx: &AuditContext<'_>) -> Result<AuditItem,
     let Some(oref) = ev.object_ref.as_ref().filter(|o| !o.resource.is_empty()) else {
         return Ok(AuditItem::Filtered(FilterReason::NoObject));
     };
-    let response_object = ev.response_object.map(|r| r.get().to_string());
+    let response_object = ev
+        .response_object
+        .map(|r| crate::redact::redact_json(r.get()));
     let name = if oref.name.is_empty() {
         response_object
             .as_deref()
@@ -372,6 +380,7 @@ fn build_record(
         response_code: code,
         error_logs,
         response_object,
+        diff_wait_us: ctx.diff_wait_us,
     }
 }
 
@@ -463,6 +472,7 @@ mod tests {
             cluster: "c1",
             apiserver: "10.0.0.1",
             filter,
+            diff_wait_us: 0,
         }
     }
 
@@ -524,6 +534,22 @@ mod tests {
         assert_eq!(r.title, "bob create");
         assert_eq!(r.key.name, "web-x7k2p");
         assert!(r.response_object.as_deref().unwrap().contains("web-x7k2p"));
+    }
+
+    #[test]
+    fn secret_responses_are_redacted_before_they_become_records() {
+        let items = parse(vec![event(json!({
+            "verb": "create", "responseStatus": {"code": 201},
+            "objectRef": {"resource": "secrets", "namespace": "ns", "name": "db", "apiVersion": "v1"},
+            "responseObject": {"kind": "Secret", "metadata": {"name": "db"}, "data": {"pw": "aHVudGVyMg=="}}
+        }))])
+        .unwrap();
+        let AuditItem::Accepted(r) = &items[0] else {
+            panic!()
+        };
+        let response = r.response_object.as_deref().unwrap();
+        assert!(!response.contains("aHVudGVyMg"), "{response}");
+        assert!(response.contains(crate::redact::REDACTED));
     }
 
     #[test]

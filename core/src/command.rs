@@ -55,6 +55,12 @@ pub enum Command {
         /// Upper bound on records deleted by this command.
         limit: u32,
     },
+    /// Writes audit events whose wait for a watched change has ended (deadline before
+    /// the proposal's time), at most `limit` of them.
+    ReleaseWaiting {
+        /// Upper bound on events written by this command.
+        limit: u32,
+    },
 }
 
 impl Command {
@@ -65,7 +71,10 @@ impl Command {
             Self::KubeEvent(e) => Some(&e.key),
             Self::ObjectVersion(v) => Some(&v.key),
             Self::Link(l) => Some(&l.target),
-            Self::AckOutbox { .. } | Self::PutResult { .. } | Self::Expire { .. } => None,
+            Self::AckOutbox { .. }
+            | Self::PutResult { .. }
+            | Self::Expire { .. }
+            | Self::ReleaseWaiting { .. } => None,
         }
     }
 }

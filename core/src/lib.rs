@@ -19,6 +19,7 @@ pub mod link;
 pub mod model;
 pub mod outbox;
 pub mod owner;
+pub mod redact;
 pub mod ring;
 pub mod state;
 pub mod version;

@@ -31,6 +31,8 @@ pub const LOG_DIFF: &str = "audit/objectDiff";
 pub const LOG_REAL_ERROR: &str = "realError";
 /// Log type of informational notes such as `No-op update`.
 pub const LOG_REAL_VERBOSE: &str = "realVerbose";
+/// Log type of a problem Kelemetry had with a span (such as a diff that never came).
+pub const LOG_KELEMETRY_ERROR: &str = "kelemetryError";
 /// Log type of a Kubernetes Event's message.
 pub const LOG_EVENT_MESSAGE: &str = "event/message";
 
@@ -143,4 +145,37 @@ pub struct PatchRecord {
     pub lines: String,
     /// When the newer version was observed, microseconds since the epoch.
     pub observed_us: i64,
+}
+
+/// What a watched change did to its object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+    /// The first version seen of the object (or of a re-created one).
+    Created,
+    /// A version that replaced an earlier one.
+    Updated,
+    /// The object's final state.
+    Deleted,
+}
+
+/// One watched change of an object, indexed by observation time so that an audit
+/// event without resourceVersions can find the change it caused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// resourceVersion after the change.
+    pub resource_version: String,
+    /// resourceVersion before the change (empty for a creation).
+    pub from_resource_version: String,
+    /// What happened.
+    pub kind: ChangeKind,
+}
+
+/// An audit event parked until the watched change that carries its diff or snapshot
+/// arrives, or until `deadline_us`, whichever is first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitRecord {
+    /// The audit event, as accepted.
+    pub audit: crate::audit::AuditRecord,
+    /// When it is written without the diff, microseconds (leader's clock).
+    pub deadline_us: i64,
 }

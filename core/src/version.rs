@@ -13,7 +13,7 @@ pub struct ObjectVersionRecord {
     pub version: String,
     /// `metadata.resourceVersion`; the dedupe key.
     pub resource_version: String,
-    /// The object as JSON text.
+    /// The object as JSON text, redacted ([`crate::redact`]).
     pub object_json: String,
     /// Whether this is the final (deleted) state.
     pub deleted: bool,
@@ -22,6 +22,26 @@ pub struct ObjectVersionRecord {
 }
 
 impl ObjectVersionRecord {
+    /// Builds the record of an object whose resource the watcher knows from discovery
+    /// (list items need not carry `apiVersion` and `kind`). Redacts the object.
+    pub fn new(
+        key: ObjectKey,
+        version: impl Into<String>,
+        resource_version: impl Into<String>,
+        object_json: &str,
+        deleted: bool,
+        observed_us: i64,
+    ) -> Self {
+        Self {
+            key,
+            version: version.into(),
+            resource_version: resource_version.into(),
+            object_json: crate::redact::redact_json(object_json),
+            deleted,
+            observed_us,
+        }
+    }
+
     /// Builds the record from an object's JSON (which must carry `apiVersion`, `kind`,
     /// `metadata.name` and `metadata.resourceVersion`).
     pub fn from_json(cluster: &str, json: &str, deleted: bool, observed_us: i64) -> Option<Self> {
@@ -31,19 +51,21 @@ impl ObjectVersionRecord {
         let meta = v.get("metadata")?;
         let name = meta.get("name")?.as_str()?;
         let namespace = meta.get("namespace").and_then(|n| n.as_str()).unwrap_or("");
-        Some(Self {
-            key: ObjectKey::new(
-                cluster,
-                group_of_api_version(api_version),
-                resource_of_kind(kind),
-                namespace,
-                name,
-            ),
-            version: version_of_api_version(api_version).to_string(),
-            resource_version: meta.get("resourceVersion")?.as_str()?.to_string(),
-            object_json: json.to_string(),
+        let key = ObjectKey::new(
+            cluster,
+            group_of_api_version(api_version),
+            resource_of_kind(kind),
+            namespace,
+            name,
+        );
+        let rv = meta.get("resourceVersion")?.as_str()?;
+        Some(Self::new(
+            key,
+            version_of_api_version(api_version),
+            rv,
+            json,
             deleted,
             observed_us,
-        })
+        ))
     }
 }

@@ -30,4 +30,7 @@ pub struct AppState {
     pub shutting_down: Arc<AtomicBool>,
     /// Names of the clusters the ring watches (`--cluster`, `--in-cluster`).
     pub watched_clusters: Vec<String>,
+    /// `--diff-wait` in microseconds: how long audit events of watched clusters may
+    /// wait for a watched change.
+    pub diff_wait_us: i64,
 }

@@ -8,6 +8,17 @@ use prometheus::{
 };
 use std::sync::{Arc, LazyLock};
 
+/// Whether this node's watcher of a resource has finished its initial list and is
+/// following changes (1), by cluster and `group/resource` (`events` for Events).
+pub static WATCH_SYNCED: LazyLock<prometheus::IntGaugeVec> = LazyLock::new(|| {
+    prometheus::register_int_gauge_vec!(
+        "kelemetry_watch_synced",
+        "1 while this node's watcher of a resource has listed it and follows its changes.",
+        &["cluster", "resource"]
+    )
+    .expect("metric names are unique")
+});
+
 /// Audit events by cluster, source and result.
 pub static INGEST_EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

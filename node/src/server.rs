@@ -123,8 +123,16 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     let watched_clusters: Vec<String> = watched.iter().map(|c| c.name.clone()).collect();
     let mut cluster_names = query.cluster_names.clone();
     cluster_names.extend(watched.iter().map(|c| c.name.clone()));
+    let object_settings = crate::watchers::objects::ObjectWatchSettings {
+        filter: AuditFilter {
+            exclude_types: ingest.exclude_types.clone(),
+            exclude_user_agents: Vec::new(),
+        },
+        discovery_interval: args.kube.discovery_interval,
+    };
     let watchers = tokio::spawn(crate::watchers::run_duties(
         watched,
+        object_settings,
         shards.clone(),
         pipeline.router(),
         stop_rx.clone(),
@@ -151,6 +159,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         max_body_bytes: ingest.max_body_bytes,
         shutting_down: shutting_down.clone(),
         watched_clusters,
+        diff_wait_us: args.kube.diff_wait.as_micros() as i64,
     });
 
     let metrics_shards = shards.clone();

@@ -29,6 +29,7 @@ fn create(name: &str, t: i64) -> Command {
         response_code: 201,
         error_logs: vec![],
         response_object: None,
+        diff_wait_us: 0,
     })
 }
 

@@ -30,7 +30,7 @@ struct Opts {
     #[arg(long)]
     audit_webhook: Option<String>,
     /// How much each audit event records.
-    #[arg(long, value_enum, default_value = "request-response")]
+    #[arg(long, value_enum, default_value = "RequestResponse")]
     audit_level: Level,
     /// Longest an audit event waits for its batch to fill.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]

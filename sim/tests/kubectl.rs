@@ -392,7 +392,7 @@ fn metadata_level_has_no_bodies_and_compacted_versions_are_gone() {
         "--audit-webhook",
         &url,
         "--audit-level",
-        "metadata",
+        "Metadata",
         "--watch-history",
         "5",
     ]);

@@ -36,16 +36,17 @@ fn wait_rolled_out(sim: &SimProcess, generation: i64, ready: i64) {
 
 /// The simulator of this build, writing its kubeconfig where the node's `--cluster`
 /// flag expects it and auditing to `node`.
-fn start_sim(kubeconfig: &Path, node: &Node) -> SimProcess {
+fn start_sim(kubeconfig: &Path, node: &Node, extra: &[&str]) -> SimProcess {
     let sim_bin =
         sibling_binary(Path::new(env!("CARGO_BIN_EXE_kelemetry")), "kelemetry-sim").unwrap();
     let webhook = format!("http://{}/audit/{CLUSTER}", node.http());
-    let args = [
+    let mut args = vec![
         "--audit-webhook",
         &webhook,
         "--audit-batch-max-wait",
         "200ms",
     ];
+    args.extend_from_slice(extra);
     SimProcess::start_at(&sim_bin, kubeconfig, &args, tempfile::tempdir().unwrap()).unwrap()
 }
 
@@ -99,14 +100,17 @@ fn wait_scaling_logs(node: &Node, id: &str, recorded: usize) {
     }
 }
 
-#[test]
-fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
+/// The SPEC's deployment scenario at `audit_level`: the trace must look the same at
+/// every level; at `Metadata` every diff and snapshot comes from the object watchers.
+fn rollout_is_one_traced_deployment(audit_level: &str) {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("sim-kubeconfig");
     let watched = format!("{CLUSTER}={}", kubeconfig.display());
     let node = Node::start(dir.path(), &["--shards", "8", "--cluster", &watched]);
-    let sim = start_sim(&kubeconfig, &node);
+    let sim = start_sim(&kubeconfig, &node, &["--audit-level", audit_level]);
+    wait_watching(&node, &["events", "apps/deployments", "apps/replicasets"]);
     create_demo(&sim);
+    let first_replicaset = only_replicaset(&sim);
     sim.kubectl(&["scale", "deployment", "demo", "--replicas=4"])
         .unwrap();
     wait_rolled_out(&sim, 2, 4);
@@ -119,6 +123,8 @@ fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
     sim.kubectl(&["delete", "deployment", "demo"]).unwrap();
     let counters = sim.audit_flushed(Duration::from_secs(30)).unwrap();
     assert_eq!(counters["dropped"], 0, "{counters}");
+    let recorded = recorded_scaling_events(&sim);
+    assert_eq!(recorded, 5, "2, 2->4, new 0->4, old 4->0, 4->2");
 
     // tracing [full tree] (21000000) of the Deployment: one root, the controllers'
     // status updates with their diffs, the delete with its snapshot, and the two
@@ -126,19 +132,9 @@ fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
     // flight through the outbox, so the trace is read until they are there).
     let ts = chrono::Utc::now().timestamp_micros();
     let id = redirect(&node, CLUSTER, "deployments", "demo", ts);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let trace = loop {
-        let trace = fetch(&node, &with_mode(&id, "21000000"));
-        let r = roots(&trace);
-        if r.len() == 1 && children(&trace, r[0]).len() == 2 {
-            break trace;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the trace never showed 1 root and 2 ReplicaSets: {trace}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    // Every ScalingReplicaSet the simulator recorded is a log, once.
+    wait_scaling_logs(&node, &id, recorded);
+    let trace = wait_trace(&node, &with_mode(&id, "21000000"), 2);
     let root = roots(&trace)[0];
     assert_eq!(tag(root, "resource"), Some("deployments"));
     assert_eq!(tag(root, "name"), Some("demo"));
@@ -157,6 +153,10 @@ fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
             .any(|d| d.contains("status.observedGeneration 1 -> 2")),
         "{diffs:#?}"
     );
+    assert!(
+        diffs.iter().all(|d| !d.contains("metadata.managedFields")),
+        "{diffs:#?}"
+    );
     let delete = logs
         .iter()
         .find(|l| log_field(l, "audit").as_deref() == Some("kubernetes-admin delete"))
@@ -164,47 +164,74 @@ fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
     let snapshot: Value =
         serde_json::from_str(&log_field(delete, "snapshot").expect("a deletion snapshot")).unwrap();
     assert_eq!(snapshot["metadata"]["name"], "demo");
-    // The Events arrive through the watcher of the node leading the metadata group:
-    // every ScalingReplicaSet the simulator recorded is a log, once.
-    let recorded = sim
-        .kubectl_json(&[
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.name=demo,reason=ScalingReplicaSet",
-        ])
-        .unwrap()["items"]
-        .as_array()
-        .unwrap()
-        .len();
-    assert_eq!(recorded, 5, "2, 2->4, new 0->4, old 4->0, 4->2");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let trace = fetch(&node, &with_mode(&id, "21000000"));
-        let root = roots(&trace)[0].clone();
-        let scaling = log_fields(&root)
-            .iter()
-            .filter(|l| log_field(l, "event").as_deref() == Some("ScalingReplicaSet"))
-            .count();
-        if scaling == recorded {
-            break;
-        }
-        assert!(
-            scaling < recorded,
-            "{scaling} ScalingReplicaSet logs for {recorded} Events"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "only {scaling} of {recorded} Events arrived"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
     let kids = children(&trace, root);
     assert!(
         kids.iter()
             .all(|k| tag(k, "resource") == Some("replicasets")),
         "{kids:#?}"
     );
+
+    // tracing [ancestors] (22000000) of the first ReplicaSet: the Deployment is the
+    // root and the ReplicaSet its only child (its sibling is not an ancestor).
+    let id = redirect(&node, CLUSTER, "replicasets", &first_replicaset, ts);
+    let trace = wait_trace(&node, &with_mode(&id, "22000000"), 1);
+    let root = roots(&trace)[0];
+    assert_eq!(tag(root, "name"), Some("demo"));
+    let kids = children(&trace, root);
+    assert_eq!(tag(kids[0], "name"), Some(first_replicaset.as_str()));
+}
+
+/// Waits until `node` has listed `resources` of the simulator and follows them.
+fn wait_watching(node: &Node, resources: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = node.metrics_text();
+        let synced = |r: &&str| {
+            metrics.contains(&format!(
+                "kelemetry_watch_synced{{cluster=\"{CLUSTER}\",resource=\"{r}\"}} 1"
+            ))
+        };
+        if resources.iter().all(synced) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not watching {resources:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The name of the Deployment's only ReplicaSet.
+fn only_replicaset(sim: &SimProcess) -> String {
+    let list = sim.kubectl_json(&["get", "replicasets"]).unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    items[0]["metadata"]["name"].as_str().unwrap().to_string()
+}
+
+/// Reads trace `id` until it has one root with `kids` children.
+fn wait_trace(node: &Node, id: &str, kids: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let trace = fetch(node, id);
+        let r = roots(&trace);
+        if r.len() == 1 && children(&trace, r[0]).len() == kids {
+            return trace;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the trace never showed 1 root with {kids} children: {trace}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_kubectl_driven_rollout_on_the_simulator_is_one_traced_deployment() {
+    rollout_is_one_traced_deployment("RequestResponse");
+}
+
+#[test]
+fn at_metadata_audit_level_the_watchers_supply_every_diff_and_snapshot() {
+    rollout_is_one_traced_deployment("Metadata");
 }
 
 #[test]
@@ -224,7 +251,7 @@ fn killing_the_events_duty_holder_loses_and_repeats_no_event() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let survivor = (holder + 1) % nodes.len();
-    let sim = start_sim(&kubeconfig, &nodes[survivor]);
+    let sim = start_sim(&kubeconfig, &nodes[survivor], &[]);
 
     create_demo(&sim);
     nodes[holder].kill();

@@ -5,6 +5,9 @@ use crate::support::{urlencode, Node};
 use serde_json::Value;
 
 /// `/redirect` for one object; returns the trace ID from `Location: /trace/<id>`.
+/// Spans may still be on their way (the webhook batches, Events and watched changes
+/// arrive asynchronously), so an object without spans yet is asked for again for up
+/// to 30 seconds.
 pub fn redirect(node: &Node, cluster: &str, resource: &str, name: &str, ts_us: i64) -> String {
     let ts = chrono::DateTime::from_timestamp_micros(ts_us)
         .unwrap()
@@ -13,7 +16,14 @@ pub fn redirect(node: &Node, cluster: &str, resource: &str, name: &str, ts_us: i
         "/redirect?cluster={cluster}&resource={resource}&namespace=default&name={name}&ts={}",
         urlencode(&ts)
     );
-    let (status, location) = node.http_get_no_redirect(&path);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (status, location) = loop {
+        let (status, location) = node.http_get_no_redirect(&path);
+        if status != 200 || std::time::Instant::now() > deadline {
+            break (status, location);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     assert_eq!(status, 302, "{location}");
     let id = location
         .strip_prefix("/trace/")

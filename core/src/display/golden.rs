@@ -137,6 +137,7 @@ fn audit(
         response_code: 200,
         error_logs: vec![],
         response_object: Some(resp),
+        diff_wait_us: 0,
     })
 }
 

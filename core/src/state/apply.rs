@@ -1,5 +1,6 @@
 //! Applying a proposal to a shard's records.
 
+use super::join::missing;
 use super::kv::{KvRead, Overlay, StateError};
 use super::schema::{self, decode, encode};
 use crate::audit::AuditRecord;
@@ -9,8 +10,8 @@ use crate::event::KubeEventRecord;
 use crate::ids;
 use crate::key::ObjectKey;
 use crate::model::{
-    EventSource, EventSpanRecord, LinkRecord, LinkRole, LogRecord, ObjectSpanRecord, PatchRecord,
-    VersionRecord, LINK_CLASS_CHILDREN, LOG_DIFF, LOG_EVENT_MESSAGE, LOG_REAL_ERROR,
+    ChangeKind, EventSource, EventSpanRecord, LinkRecord, LinkRole, LogRecord, ObjectSpanRecord,
+    PatchRecord, VersionRecord, LINK_CLASS_CHILDREN, LOG_DIFF, LOG_EVENT_MESSAGE, LOG_REAL_ERROR,
     LOG_REAL_VERBOSE, LOG_SNAPSHOT,
 };
 use crate::outbox::{Destination, OutboxEntry, OutboxPayload};
@@ -55,12 +56,23 @@ pub fn apply_proposal(
     })
 }
 
-struct Applier<'k, 'a> {
-    kv: &'k mut Overlay<'a>,
+pub(super) struct Applier<'k, 'a> {
+    pub(super) kv: &'k mut Overlay<'a>,
     ctx: ShardContext,
     ttl: i64,
-    now_us: i64,
+    pub(super) now_us: i64,
     outbox_added: u32,
+}
+
+/// What an audit event's span carries besides its own fields.
+#[derive(Default)]
+pub(super) struct AuditContent {
+    /// Logs: diff, snapshot, notes, errors.
+    pub(super) logs: Vec<LogRecord>,
+    /// Tags added to the event's own.
+    pub(super) tags: Vec<(String, String)>,
+    /// Owner references to link.
+    pub(super) owner_refs: Vec<OwnerReference>,
 }
 
 /// The parts of an object's JSON the state machine looks at.
@@ -121,15 +133,19 @@ impl Applier<'_, '_> {
                 Ok(CommandOutcome::Applied)
             }
             Command::Expire { before_us, limit } => self.expire(*before_us, *limit),
+            Command::ReleaseWaiting { limit } => self.release_due(*limit),
         }
     }
 
-    fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StateError> {
+    pub(super) fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<T>, StateError> {
         self.kv.get(key)?.map(|b| decode(key, &b)).transpose()
     }
 
     /// Marks a dedupe id as seen at `time_us`; returns false if it was seen before.
-    fn first_time(&mut self, parts: &[&str], time_us: i64) -> Result<bool, StateError> {
+    pub(super) fn first_time(&mut self, parts: &[&str], time_us: i64) -> Result<bool, StateError> {
         let key = schema::dedupe_key(parts);
         if self.kv.get(&key)?.is_some() {
             return Ok(false);
@@ -175,11 +191,23 @@ impl Applier<'_, '_> {
         if !self.first_time(&["a", &a.audit_id, &a.stage], a.start_us)? {
             return Ok(CommandOutcome::Duplicate);
         }
-        let window = Window::containing(a.start_us, self.ttl);
-        self.ensure_object_span(&a.key, &a.version, window)?;
-        self.kv.put(schema::cluster_key(&a.key.cluster), Vec::new());
-        let mut tags = a.tags.clone();
-        let mut logs = Vec::new();
+        match self.audit_content(a, true)? {
+            Some(content) => self.write_audit_span(a, content)?,
+            None => self.park(a)?,
+        }
+        Ok(CommandOutcome::Applied)
+    }
+
+    /// The logs, extra tags and owners of an audit event's span. `None` when the
+    /// diff or snapshot is still to come from a watcher and the event may wait for it
+    /// (`may_wait`, and the cluster is watched).
+    pub(super) fn audit_content(
+        &mut self,
+        a: &AuditRecord,
+        may_wait: bool,
+    ) -> Result<Option<AuditContent>, StateError> {
+        let may_wait = may_wait && a.diff_wait_us > 0;
+        let mut content = AuditContent::default();
         let last: Option<VersionRecord> = self.get(&schema::version_key(&a.key))?;
         // The response is the object itself only when its kind matches what we know of
         // the object (a `scale` subresource answers with a Scale, a delete often with a
@@ -190,42 +218,69 @@ impl Applier<'_, '_> {
             (h.kind != "Status" && !h.kind.is_empty() && same_kind).then_some((json, h))
         });
         if a.response_code >= 300 {
-            logs.extend(a.error_logs.iter().map(|m| log(LOG_REAL_ERROR, m.clone())));
+            content
+                .logs
+                .extend(a.error_logs.iter().map(|m| log(LOG_REAL_ERROR, m.clone())));
         } else {
-            match a.verb.as_str() {
-                "create" if a.subresource.is_empty() => {
-                    if let Some((json, h)) = &response {
-                        logs.push(log(LOG_SNAPSHOT, json.to_string()));
-                        self.store_version(&a.key, json, h, false, last.as_ref());
+            match (a.verb.as_str(), a.subresource.is_empty(), &response) {
+                ("create", true, Some((json, h))) => {
+                    content.logs.push(log(LOG_SNAPSHOT, json.to_string()));
+                    self.claim(&a.key, &h.metadata.resource_version, a.start_us)?;
+                    self.store_version(&a.key, json, h, false, last.as_ref());
+                }
+                ("update" | "patch", _, Some(r)) => {
+                    self.audit_change(a, r, last.as_ref(), &mut content)?
+                }
+                ("delete", true, Some((json, _))) => self.store_deletion(a, json, &mut content),
+                ("delete", true, None) => match &last {
+                    Some(l) => self.store_deletion(a, &l.object_json.clone(), &mut content),
+                    None if may_wait => return Ok(None),
+                    None if a.diff_wait_us > 0 => content.logs.push(missing(a)),
+                    None => {}
+                },
+                ("create", true, None) | ("update" | "patch", _, None) => {
+                    let found = self.watched_content(a, &mut content)?;
+                    if !found && may_wait {
+                        return Ok(None);
                     }
-                }
-                "update" | "patch" => {
-                    self.audit_change(a, response.as_ref(), last.as_ref(), &mut tags, &mut logs)?
-                }
-                "delete" if a.subresource.is_empty() => {
-                    let snapshot = match &response {
-                        Some((json, _)) => Some(json.to_string()),
-                        None => last.as_ref().map(|l| l.object_json.clone()),
-                    };
-                    if let Some(snapshot) = snapshot {
-                        logs.push(log(LOG_SNAPSHOT, snapshot.clone()));
-                        let h = head(&snapshot);
-                        self.store_version(&a.key, &snapshot, &h, true, None);
-                        self.kv.put(
-                            schema::expiry_key(a.start_us, &schema::version_key(&a.key)),
-                            Vec::new(),
-                        );
+                    if !found && a.diff_wait_us > 0 {
+                        content.logs.push(missing(a));
                     }
                 }
                 _ => {}
             }
         }
-        let owner_refs = match (&response, &last) {
+        let last = self.get::<VersionRecord>(&schema::version_key(&a.key))?;
+        content.owner_refs = match (&response, &last) {
             (Some((_, h)), _) => h.metadata.owner_references.clone(),
             (None, Some(l)) => head(&l.object_json).metadata.owner_references,
             (None, None) => Vec::new(),
         };
-        self.link_owners(&a.key, window, a.start_us, &owner_refs)?;
+        Ok(Some(content))
+    }
+
+    fn store_deletion(&mut self, a: &AuditRecord, snapshot: &str, content: &mut AuditContent) {
+        content.logs.push(log(LOG_SNAPSHOT, snapshot.to_string()));
+        let h = head(snapshot);
+        self.store_version(&a.key, snapshot, &h, true, None);
+        self.kv.put(
+            schema::expiry_key(a.start_us, &schema::version_key(&a.key)),
+            Vec::new(),
+        );
+    }
+
+    /// Writes the span of an audit event whose content is settled.
+    pub(super) fn write_audit_span(
+        &mut self,
+        a: &AuditRecord,
+        content: AuditContent,
+    ) -> Result<(), StateError> {
+        let window = Window::containing(a.start_us, self.ttl);
+        self.ensure_object_span(&a.key, &a.version, window)?;
+        self.kv.put(schema::cluster_key(&a.key.cluster), Vec::new());
+        self.link_owners(&a.key, window, a.start_us, &content.owner_refs)?;
+        let mut tags = a.tags.clone();
+        tags.extend(content.tags);
         let span = EventSpanRecord {
             span_id: ids::span_id(&["audit", &a.audit_id, &a.stage]),
             source: EventSource::Audit,
@@ -234,31 +289,33 @@ impl Applier<'_, '_> {
             end_us: a.end_us.max(a.start_us),
             version: a.version.clone(),
             tags,
-            logs,
+            logs: content.logs,
         };
         self.put_event(&a.key, window, &span);
-        Ok(CommandOutcome::Applied)
+        Ok(())
     }
 
-    /// Diff (or no-op note) of an update or patch, SPEC 3.5.
+    /// Diff (or no-op note) of an update or patch whose response is the object,
+    /// SPEC 3.5.
     fn audit_change(
         &mut self,
         a: &AuditRecord,
-        response: Option<&(&str, ObjectHead)>,
+        (json, h): &(&str, ObjectHead),
         last: Option<&VersionRecord>,
-        tags: &mut Vec<(String, String)>,
-        logs: &mut Vec<LogRecord>,
+        content: &mut AuditContent,
     ) -> Result<(), StateError> {
-        let Some((json, h)) = response else {
-            return Ok(());
-        };
         let rv = h.metadata.resource_version.as_str();
         if !a.request_rv.is_empty() && rv == a.request_rv {
-            logs.push(log(LOG_REAL_VERBOSE, "No-op update".into()));
+            content
+                .logs
+                .push(log(LOG_REAL_VERBOSE, "No-op update".into()));
             return Ok(());
         }
         if !rv.is_empty() {
-            tags.push(("newResourceVersion".into(), rv.to_string()));
+            content
+                .tags
+                .push(("newResourceVersion".into(), rv.to_string()));
+            self.claim(&a.key, rv, a.start_us)?;
         }
         let patch_key = schema::patch_key(&a.key, rv);
         let lines = match self.get::<PatchRecord>(&patch_key)? {
@@ -275,13 +332,13 @@ impl Applier<'_, '_> {
             },
         };
         if let Some(lines) = lines.filter(|l| !l.is_empty()) {
-            logs.push(log(LOG_DIFF, lines));
+            content.logs.push(log(LOG_DIFF, lines));
         }
         self.store_version(&a.key, json, h, false, last);
         Ok(())
     }
 
-    fn store_patch(&mut self, key: &ObjectKey, rv: &str, lines: &str, time_us: i64) {
+    pub(super) fn store_patch(&mut self, key: &ObjectKey, rv: &str, lines: &str, time_us: i64) {
         if rv.is_empty() {
             return;
         }
@@ -417,16 +474,30 @@ impl Applier<'_, '_> {
         }
         let last: Option<VersionRecord> = self.get(&schema::version_key(&v.key))?;
         let h = head(&v.object_json);
-        if let Some(l) = last.as_ref().filter(|l| {
-            !l.deleted && l.kind == h.kind && rv_older(&l.resource_version, &v.resource_version)
-        }) {
-            let patch_key = schema::patch_key(&v.key, &v.resource_version);
-            if self.kv.get(&patch_key)?.is_none() {
-                let lines = diff_lines(&l.object_json, &v.object_json);
-                self.store_patch(&v.key, &v.resource_version, &lines, v.observed_us);
+        let known = last.as_ref().filter(|l| !l.deleted && l.kind == h.kind);
+        let change = match known {
+            _ if v.deleted => Some(ChangeKind::Deleted),
+            None => Some(ChangeKind::Created),
+            Some(l) if rv_older(&l.resource_version, &v.resource_version) => {
+                let patch_key = schema::patch_key(&v.key, &v.resource_version);
+                if self.kv.get(&patch_key)?.is_none() {
+                    let lines = diff_lines(&l.object_json, &v.object_json);
+                    self.store_patch(&v.key, &v.resource_version, &lines, v.observed_us);
+                }
+                Some(ChangeKind::Updated)
             }
+            Some(_) => None,
+        };
+        if let Some(kind) = change {
+            let from = known
+                .map(|l| l.resource_version.clone())
+                .unwrap_or_default();
+            self.record_change(v, kind, &from);
         }
         self.store_version(&v.key, &v.object_json, &h, v.deleted, last.as_ref());
+        if change.is_some() {
+            self.wake_waiting(&v.key)?;
+        }
         Ok(CommandOutcome::Applied)
     }
 
@@ -513,7 +584,7 @@ impl Applier<'_, '_> {
     }
 }
 
-fn log(log_type: &str, message: String) -> LogRecord {
+pub(super) fn log(log_type: &str, message: String) -> LogRecord {
     LogRecord {
         log_type: log_type.to_string(),
         message,

@@ -7,6 +7,7 @@
 //! and tests can put it on a map.
 
 mod apply;
+mod join;
 mod kv;
 mod read;
 pub mod schema;
@@ -14,8 +15,8 @@ pub mod schema;
 pub use apply::{apply_proposal, ShardContext};
 pub use kv::{KvRead, MemKv, Overlay, StateError, WriteOp};
 pub use read::{
-    clusters, find_trace_by_id, find_traces, list_outbox, load_result, load_trace, object_windows,
-    ShardRead, ShardReadResult, StoredTrace, TraceQuery,
+    clusters, find_trace_by_id, find_traces, first_wait_deadline, list_outbox, load_result,
+    load_trace, object_windows, ShardRead, ShardReadResult, StoredTrace, TraceQuery,
 };
 
 #[cfg(test)]

@@ -286,3 +286,14 @@ impl ShardRead {
         })
     }
 }
+
+/// Deadline of the audit event that has waited longest for a watched change, if any
+/// waits; the leader releases events past their deadline.
+pub fn first_wait_deadline(kv: &dyn KvRead) -> Result<Option<i64>, StateError> {
+    let mut first = None;
+    kv.scan(&[schema::WAIT_DUE], &[schema::WAIT_DUE + 1], &mut |k, _| {
+        first = k.get(1..9).map(schema::time_from);
+        false
+    })?;
+    Ok(first)
+}

@@ -37,6 +37,55 @@ pub const RESULT: u8 = b'r';
 pub const DEADLINE: u8 = b'T';
 /// Cluster names seen in ingested data.
 pub const CLUSTER: u8 = b'c';
+/// Watched changes of an object by observation time.
+pub const CHANGE: u8 = b'h';
+/// Creation and deletion snapshots by resourceVersion.
+pub const SNAPSHOT: u8 = b's';
+/// Watched updates by the resourceVersion they replaced.
+pub const FROM: u8 = b'f';
+/// Audit events waiting for a watched change.
+pub const WAIT: u8 = b'q';
+/// Wait deadline index: deadline, then the wait key.
+pub const WAIT_DUE: u8 = b'Q';
+
+/// Key of a watched change of `key` observed at `time_us`.
+pub fn change_key(key: &ObjectKey, time_us: i64, rv: &str) -> Vec<u8> {
+    let mut v = object_prefix(CHANGE, key);
+    v.extend_from_slice(&time_bytes(time_us));
+    v.extend_from_slice(rv.as_bytes());
+    v
+}
+
+/// Key of the creation or deletion snapshot of `key` at resourceVersion `rv`.
+pub fn snapshot_key(key: &ObjectKey, rv: &str) -> Vec<u8> {
+    let mut v = object_prefix(SNAPSHOT, key);
+    v.extend_from_slice(rv.as_bytes());
+    v
+}
+
+/// Key naming the resourceVersion that replaced `old_rv` of `key`.
+pub fn from_key(key: &ObjectKey, old_rv: &str) -> Vec<u8> {
+    let mut v = object_prefix(FROM, key);
+    v.extend_from_slice(old_rv.as_bytes());
+    v
+}
+
+/// Key of a waiting audit event (audit ID and stage identify it).
+pub fn wait_key(key: &ObjectKey, audit_id: &str, stage: &str) -> Vec<u8> {
+    let mut v = object_prefix(WAIT, key);
+    v.extend_from_slice(audit_id.as_bytes());
+    v.push(0);
+    v.extend_from_slice(stage.as_bytes());
+    v
+}
+
+/// Deadline index key of a waiting audit event.
+pub fn wait_due_key(deadline_us: i64, wait_key: &[u8]) -> Vec<u8> {
+    let mut v = vec![WAIT_DUE];
+    v.extend_from_slice(&time_bytes(deadline_us));
+    v.extend_from_slice(wait_key);
+    v
+}
 
 /// Key of a cached search result.
 pub fn result_key(key: u64) -> Vec<u8> {

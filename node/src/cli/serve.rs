@@ -42,6 +42,15 @@ pub struct KubeArgs {
     /// Watch the cluster this node runs in (its service account), under this name.
     #[arg(long, env = "KELEMETRY_IN_CLUSTER", value_parser = cluster_name)]
     pub in_cluster: Option<String>,
+    /// How long an audit event of a watched cluster without a usable response object
+    /// (Metadata-level audit, a `scale` patch) waits in its shard for the watched change
+    /// that carries its diff or snapshot before it is written without one.
+    #[arg(long, env = "KELEMETRY_DIFF_WAIT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub diff_wait: Duration,
+    /// How often the object watchers rediscover the API resources of a cluster (a new
+    /// CustomResourceDefinition also triggers a rediscovery at once).
+    #[arg(long, env = "KELEMETRY_DISCOVERY_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub discovery_interval: Duration,
 }
 
 fn cluster_source(s: &str) -> Result<(String, PathBuf), String> {

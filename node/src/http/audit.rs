@@ -98,6 +98,11 @@ async fn ingest_inner(
         cluster,
         apiserver: &apiserver,
         filter: &state.filter,
+        diff_wait_us: if state.watched_clusters.iter().any(|c| c == cluster) {
+            state.diff_wait_us
+        } else {
+            0
+        },
     };
     let items = match parse_event_list(&body, &ctx) {
         Ok(items) => items,

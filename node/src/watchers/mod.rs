@@ -1,6 +1,6 @@
 //! Kubernetes watchers: for each configured cluster (`--cluster NAME=KUBECONFIG`,
-//! `--in-cluster NAME`), a watcher of `core/v1` Events that forwards each one to its
-//! object's shard as a command. Watchers are stateless forwarders: the shard dedupes
+//! `--in-cluster NAME`), a watcher of `core/v1` Events and watchers of every object
+//! resource, each forwarding what it sees to its object's shard as a command. Watchers are stateless forwarders: the shard dedupes
 //! an Event by uid and resourceVersion, so a relist or a second watcher creates no
 //! second span.
 //!
@@ -8,10 +8,15 @@
 //! when it loses the lead (another node starts them).
 //!
 //! - [`events`]: the Event watcher.
+//! - [`objects`]: the object watchers (every discovered resource), the source of
+//!   diffs and snapshots when the audit policy records no objects.
 
 pub mod events;
+pub mod objects;
 
+use crate::metrics::INGEST_EVENTS;
 use kelemetry_actors::IngestRouter;
+use kelemetry_core::{Command, CommandOutcome};
 use kelemetry_raft::ShardSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,6 +64,63 @@ pub async fn client(source: &ClusterSource) -> Result<kube::Client, WatchError> 
     kube::Client::try_from(config).map_err(|e| err(e.to_string()))
 }
 
+/// Longest pause between two attempts to connect or to commit one command.
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// Builds the client of `source`, retrying until it works; `None` if `stop` turned
+/// true first.
+pub(crate) async fn connect(
+    source: &ClusterSource,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<kube::Client> {
+    loop {
+        match client(source).await {
+            Ok(c) => return Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build the cluster client; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(MAX_RETRY) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return None,
+                }
+            }
+        }
+    }
+}
+
+/// Submits one watched command until it is committed (or the watcher stops),
+/// counting it under `source` (`event`, `object`) in the ingest metric.
+pub(crate) async fn commit(
+    cluster: &str,
+    source: &str,
+    command: Command,
+    router: &IngestRouter,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match router.submit(vec![command.clone()]).await {
+            Ok(outcomes) => {
+                let result = match outcomes.first() {
+                    Some(CommandOutcome::Duplicate) => "duplicate",
+                    _ => "accepted",
+                };
+                INGEST_EVENTS
+                    .with_label_values(&[cluster, source, result])
+                    .inc();
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(cluster, source, error = %err, "cannot commit a watched change yet; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                }
+                pause = (pause * 2).min(MAX_RETRY);
+            }
+        }
+    }
+}
+
 /// How often the duty runner checks whether this node leads the metadata group.
 const DUTY_CHECK: Duration = Duration::from_millis(500);
 
@@ -66,6 +128,7 @@ const DUTY_CHECK: Duration = Duration::from_millis(500);
 /// `stop` turns true.
 pub async fn run_duties(
     clusters: Vec<ClusterSource>,
+    settings: objects::ObjectWatchSettings,
     shards: Arc<ShardSet>,
     router: IngestRouter,
     mut stop: watch::Receiver<bool>,
@@ -88,11 +151,20 @@ pub async fn run_duties(
                     "this node leads the metadata group: starting the Kubernetes watchers"
                 );
                 let (tx, rx) = watch::channel(false);
-                let tasks = clusters
-                    .iter()
-                    .cloned()
-                    .map(|c| tokio::spawn(events::run(c, router.clone(), rx.clone())))
-                    .collect();
+                let mut tasks = Vec::new();
+                for c in &clusters {
+                    tasks.push(tokio::spawn(events::run(
+                        c.clone(),
+                        router.clone(),
+                        rx.clone(),
+                    )));
+                    tasks.push(tokio::spawn(objects::run(
+                        c.clone(),
+                        settings.clone(),
+                        router.clone(),
+                        rx.clone(),
+                    )));
+                }
                 running = Some((tx, tasks));
             }
             (Some(_), false) => {

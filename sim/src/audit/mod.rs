@@ -7,16 +7,20 @@ pub mod webhook;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// How much of a request an audit event records.
+/// How much of a request an audit event records; spelled as in an audit Policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Level {
     /// No events.
+    #[value(name = "None")]
     None,
     /// Who did what to which object, without bodies.
+    #[value(name = "Metadata")]
     Metadata,
     /// Plus the request body.
+    #[value(name = "Request")]
     Request,
     /// Plus the response body.
+    #[value(name = "RequestResponse")]
     RequestResponse,
 }
 

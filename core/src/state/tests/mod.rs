@@ -11,18 +11,23 @@ use crate::outbox::{Destination, OutboxKind, OutboxPayload};
 use crate::version::ObjectVersionRecord;
 use serde_json::json;
 
+mod join;
+
 const TTL: i64 = 30 * 60 * 1_000_000;
 const T0: i64 = 1_689_843_600_000_000; // 2023-07-20T09:00:00Z
 
 /// Several shards in memory, with outbox delivery between them.
 struct Harness {
     shards: Vec<MemKv>,
+    /// The leader's clock put into every proposal.
+    now_us: i64,
 }
 
 impl Harness {
     fn new(n: u32) -> Self {
         Self {
             shards: vec![MemKv::default(); n as usize],
+            now_us: T0,
         }
     }
 
@@ -37,7 +42,7 @@ impl Harness {
         };
         let p = Proposal {
             span_ttl_us: TTL,
-            now_us: T0,
+            now_us: self.now_us,
             commands,
         };
         let base = self.shards[shard as usize].clone();
@@ -144,6 +149,7 @@ fn audit(
             vec![]
         },
         response_object: resp,
+        diff_wait_us: 0,
     })
 }
 

@@ -1,0 +1,114 @@
+//! Redaction of object content before anything is stored (SPEC 3.1, fixed: secrets are
+//! redacted by default, on the audit path as well as the watch path).
+//!
+//! - Secrets: every value of `data` and `stringData` and the
+//!   `kubectl.kubernetes.io/last-applied-configuration` annotation (which repeats them)
+//!   becomes [`REDACTED`]. Keys stay, so a diff still shows which keys changed.
+//! - Objects labelled [`REDACT_LABEL`] (any value): everything but `apiVersion`,
+//!   `kind` and `metadata` is dropped, and so are the annotations. What remains is
+//!   enough for owner links and resourceVersion bookkeeping.
+
+use serde_json::{Map, Value};
+
+/// What a redacted value is replaced with.
+pub const REDACTED: &str = "<redacted>";
+
+/// Label that asks for an object's content to be redacted.
+pub const REDACT_LABEL: &str = "kelemetry.kubewharf.io/diff-redacted";
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Returns `json` with sensitive content replaced; text that is not a JSON object is
+/// returned unchanged (it cannot be an object with secrets to hide).
+pub fn redact_json(json: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(json) else {
+        return json.to_string();
+    };
+    if redact(&mut value) {
+        value.to_string()
+    } else {
+        json.to_string()
+    }
+}
+
+/// Redacts `object` in place; returns whether anything changed.
+pub fn redact(object: &mut Value) -> bool {
+    let Some(map) = object.as_object_mut() else {
+        return false;
+    };
+    if labelled(map) {
+        map.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata"));
+        if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("annotations");
+        }
+        return true;
+    }
+    if map.get("kind").and_then(Value::as_str) != Some("Secret") {
+        return false;
+    }
+    let mut changed = false;
+    for field in ["data", "stringData"] {
+        if let Some(values) = map.get_mut(field).and_then(Value::as_object_mut) {
+            for v in values.values_mut() {
+                *v = Value::String(REDACTED.into());
+                changed = true;
+            }
+        }
+    }
+    if let Some(a) = map
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+        .and_then(Value::as_object_mut)
+        .and_then(|a| a.get_mut(LAST_APPLIED))
+    {
+        *a = Value::String(REDACTED.into());
+        changed = true;
+    }
+    changed
+}
+
+fn labelled(map: &Map<String, Value>) -> bool {
+    map.get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .is_some_and(|l| l.contains_key(REDACT_LABEL))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secret_values_are_hidden_and_keys_kept() {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "annotations": {LAST_APPLIED: "{\"data\":{\"pw\":\"aHVudGVyMg==\"}}", "team": "a"}},
+            "data": {"pw": "aHVudGVyMg=="}, "stringData": {"user": "root"}});
+        let out = redact_json(&secret.to_string());
+        assert!(!out.contains("aHVudGVyMg"), "{out}");
+        assert!(!out.contains("root"), "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["data"]["pw"], REDACTED);
+        assert_eq!(v["stringData"]["user"], REDACTED);
+        assert_eq!(v["metadata"]["annotations"]["team"], "a");
+    }
+
+    #[test]
+    fn labelled_objects_keep_only_metadata() {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "labels": {REDACT_LABEL: ""}, "annotations": {"x": "secret"},
+                         "ownerReferences": [{"kind": "Deployment", "name": "d"}]},
+            "data": {"token": "abc"}});
+        let v: Value = serde_json::from_str(&redact_json(&cm.to_string())).unwrap();
+        assert!(v.get("data").is_none());
+        assert!(v["metadata"].get("annotations").is_none());
+        assert_eq!(v["metadata"]["ownerReferences"][0]["name"], "d");
+    }
+
+    #[test]
+    fn other_objects_are_untouched() {
+        let text = r#"{"kind":"ConfigMap","data":{"a":"1"}}"#;
+        assert_eq!(redact_json(text), text);
+        assert_eq!(redact_json("not json"), "not json");
+    }
+}

@@ -1,0 +1,226 @@
+//! The diff join: audit events without response objects take their diff or snapshot
+//! from watched changes, waiting in state for them up to their deadline.
+
+use super::*;
+use crate::model::LOG_KELEMETRY_ERROR;
+
+const WAIT: i64 = 15_000_000;
+
+fn waiting(c: Command) -> Command {
+    match c {
+        Command::Audit(mut a) => {
+            a.diff_wait_us = WAIT;
+            Command::Audit(a)
+        }
+        other => other,
+    }
+}
+
+fn deployment(rv: u64, replicas: u32, generation: u32) -> String {
+    object(
+        "Deployment",
+        "apps/v1",
+        "demo",
+        rv,
+        None,
+        json!({"spec": {"replicas": replicas}, "status": {"observedGeneration": generation}}),
+    )
+}
+
+fn watched(json: &str, deleted: bool, t: i64) -> Command {
+    Command::ObjectVersion(ObjectVersionRecord::from_json("c1", json, deleted, t).unwrap())
+}
+
+fn spans(h: &Harness, k: &ObjectKey) -> usize {
+    let shard = shard_of(k, h.n());
+    let start = crate::window::Window::containing(T0, TTL).start_us;
+    load_trace(&h.shards[shard as usize], k, start)
+        .unwrap()
+        .map_or(0, |t| t.events.len())
+}
+
+#[test]
+fn metadata_level_events_take_diffs_and_snapshots_from_watched_changes() {
+    let mut h = Harness::new(1);
+    let d = key("deployments", "apps", "demo");
+    h.apply(vec![
+        watched(&deployment(1, 2, 0), false, T0 + 10_000),
+        watched(&deployment(2, 2, 1), false, T0 + 20_000),
+        watched(&deployment(3, 4, 1), false, T0 + 1_010_000),
+        watched(&deployment(4, 4, 2), false, T0 + 1_020_000),
+    ]);
+    h.apply(vec![
+        waiting(audit(&d, "a1", "create", "", T0, "", None, 201)),
+        waiting(audit(
+            &d,
+            "a2",
+            "update",
+            "status",
+            T0 + 15_000,
+            "1",
+            None,
+            200,
+        )),
+        waiting(audit(
+            &d,
+            "a3",
+            "patch",
+            "scale",
+            T0 + 1_000_000,
+            "",
+            None,
+            200,
+        )),
+        waiting(audit(
+            &d,
+            "a4",
+            "update",
+            "status",
+            T0 + 1_015_000,
+            "3",
+            None,
+            200,
+        )),
+    ]);
+    let t = h.trace(&d, T0);
+    assert_eq!(t.events.len(), 4);
+    let snapshots = logs_of(&t, LOG_SNAPSHOT);
+    assert_eq!(snapshots.len(), 1);
+    assert!(
+        snapshots[0].contains("\"resourceVersion\":\"1\""),
+        "{snapshots:?}"
+    );
+    let mut diffs = logs_of(&t, LOG_DIFF);
+    diffs.sort();
+    // Each request got its own change: by old resourceVersion, or the earliest
+    // unclaimed one after it began.
+    assert_eq!(
+        diffs,
+        vec![
+            "metadata.resourceVersion \"1\" -> \"2\"\nstatus.observedGeneration 0 -> 1\n",
+            "metadata.resourceVersion \"2\" -> \"3\"\nspec.replicas 2 -> 4\n",
+            "metadata.resourceVersion \"3\" -> \"4\"\nstatus.observedGeneration 1 -> 2\n",
+        ],
+        "{diffs:?}"
+    );
+    assert!(logs_of(&t, LOG_KELEMETRY_ERROR).is_empty());
+}
+
+#[test]
+fn an_event_waits_in_state_until_its_change_is_watched() {
+    let mut h = Harness::new(1);
+    let d = key("deployments", "apps", "demo");
+    h.apply(vec![watched(&deployment(1, 2, 0), false, T0)]);
+    let update = waiting(audit(&d, "a1", "update", "", T0 + 5, "1", None, 200));
+    let out = h.apply(vec![update.clone()]);
+    assert_eq!(out, vec![CommandOutcome::Applied]);
+    assert_eq!(spans(&h, &d), 0, "the event waits for its diff");
+    assert_eq!(first_wait_deadline(&h.shards[0]).unwrap(), Some(T0 + WAIT));
+    // A retried delivery of the same event neither writes nor parks it twice.
+    let again = h.apply(vec![update]);
+    assert_eq!(again, vec![CommandOutcome::Duplicate]);
+    h.apply(vec![watched(&deployment(2, 3, 0), false, T0 + 900)]);
+    let t = h.trace(&d, T0);
+    assert_eq!(t.events.len(), 1);
+    assert_eq!(
+        logs_of(&t, LOG_DIFF),
+        vec!["metadata.resourceVersion \"1\" -> \"2\"\nspec.replicas 2 -> 3\n"]
+    );
+    assert_eq!(first_wait_deadline(&h.shards[0]).unwrap(), None);
+}
+
+#[test]
+fn an_event_past_its_deadline_is_written_without_the_diff_and_says_why() {
+    let mut h = Harness::new(1);
+    let d = key("deployments", "apps", "demo");
+    h.apply(vec![waiting(audit(
+        &d, "a1", "update", "", T0, "7", None, 200,
+    ))]);
+    h.now_us = T0 + WAIT - 1;
+    let early = h.apply_on(0, vec![Command::ReleaseWaiting { limit: 10 }]);
+    assert_eq!(early, vec![CommandOutcome::Removed(0)]);
+    assert_eq!(spans(&h, &d), 0);
+    h.now_us = T0 + WAIT + 1;
+    let due = h.apply_on(0, vec![Command::ReleaseWaiting { limit: 10 }]);
+    assert_eq!(due, vec![CommandOutcome::Removed(1)]);
+    let t = h.trace(&d, T0);
+    assert_eq!(
+        logs_of(&t, LOG_KELEMETRY_ERROR),
+        vec!["no diff: no watched change of this object from resourceVersion 7 arrived within 15s"]
+    );
+    assert!(logs_of(&t, LOG_DIFF).is_empty());
+    // A change arriving after the release adds nothing to the written span.
+    h.apply(vec![watched(&deployment(8, 1, 0), false, T0 + WAIT + 2)]);
+    assert_eq!(h.trace(&d, T0).events.len(), 1);
+}
+
+#[test]
+fn unwatched_clusters_never_wait() {
+    let mut h = Harness::new(1);
+    let d = key("deployments", "apps", "demo");
+    h.apply(vec![audit(&d, "a1", "update", "", T0, "7", None, 200)]);
+    let t = h.trace(&d, T0);
+    assert_eq!(t.events.len(), 1);
+    assert!(t.events[0].logs.is_empty());
+}
+
+#[test]
+fn a_deletion_without_response_takes_the_watched_final_state() {
+    let mut h = Harness::new(1);
+    let d = key("deployments", "apps", "demo");
+    h.apply(vec![waiting(audit(
+        &d, "a1", "delete", "", T0, "", None, 200,
+    ))]);
+    assert_eq!(spans(&h, &d), 0);
+    h.apply(vec![watched(&deployment(9, 0, 3), true, T0 + 400)]);
+    let snapshots = logs_of(&h.trace(&d, T0), LOG_SNAPSHOT);
+    assert_eq!(snapshots.len(), 1);
+    assert!(snapshots[0].contains("\"resourceVersion\":\"9\""));
+}
+
+#[test]
+fn watched_secrets_are_redacted_before_they_are_stored() {
+    let mut h = Harness::new(1);
+    let s = key("secrets", "", "db");
+    let secret = |rv: u64, pw: &str| {
+        object(
+            "Secret",
+            "v1",
+            "db",
+            rv,
+            None,
+            json!({"data": {"password": pw}}),
+        )
+    };
+    h.apply(vec![
+        watched(&secret(1, "aHVudGVyMg=="), false, T0),
+        watched(&secret(2, "c3dvcmRmaXNo"), false, T0 + 10),
+        waiting(audit(&s, "a1", "create", "", T0, "", None, 201)),
+        waiting(audit(&s, "a2", "update", "", T0 + 5, "1", None, 200)),
+    ]);
+    let mut everything = Vec::new();
+    h.shards[0]
+        .scan(&[0], &[0xff], &mut |k, v| {
+            everything.extend_from_slice(k);
+            everything.extend_from_slice(v);
+            true
+        })
+        .unwrap();
+    let text = String::from_utf8_lossy(&everything);
+    assert!(
+        !text.contains("aHVudGVyMg"),
+        "a secret value reached the store"
+    );
+    assert!(
+        !text.contains("c3dvcmRmaXNo"),
+        "a secret value reached the store"
+    );
+    assert!(text.contains(crate::redact::REDACTED));
+    // The creation snapshot is there, redacted; the update's diff has no value line.
+    let t = h.trace(&s, T0);
+    assert_eq!(logs_of(&t, LOG_SNAPSHOT).len(), 1);
+    assert_eq!(
+        logs_of(&t, LOG_DIFF),
+        vec!["metadata.resourceVersion \"1\" -> \"2\"\n"]
+    );
+}

@@ -1,0 +1,219 @@
+//! The object watchers of one cluster: discovery finds every resource that can be
+//! listed and watched (custom resources included, minus the excluded types), and one
+//! kube-rs watcher per resource submits each version it sees as an `ObjectVersion`
+//! command to its object's shard. The shard diffs it against the version it holds
+//! and dedupes by resourceVersion, so the watchers keep no objects in memory and a
+//! relist or a second watcher on the same resource writes nothing new.
+//!
+//! Discovery runs again every `--discovery-interval`, and at once when a
+//! CustomResourceDefinition changes, so new kinds are watched without a restart.
+
+use super::ClusterSource;
+use crate::metrics::WATCH_SYNCED;
+use futures::StreamExt;
+use kelemetry_actors::IngestRouter;
+use kelemetry_core::filter::AuditFilter;
+use kelemetry_core::version::ObjectVersionRecord;
+use kelemetry_core::{Command, ObjectKey};
+use kube::api::{DynamicObject, TypeMeta};
+use kube::discovery::{verbs, ApiResource, Discovery};
+use kube::runtime::{watcher, WatchStreamExt};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// What the object watchers need besides the cluster.
+#[derive(Clone, Debug)]
+pub struct ObjectWatchSettings {
+    /// Resources never watched (`--exclude-types`).
+    pub filter: AuditFilter,
+    /// How often discovery runs again.
+    pub discovery_interval: Duration,
+}
+
+/// A running watcher of one resource.
+struct ResourceWatch {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Watches every discoverable resource of `source` until `stop` turns true.
+pub async fn run(
+    source: ClusterSource,
+    settings: ObjectWatchSettings,
+    router: IngestRouter,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(client) = super::connect(&source, &mut stop).await else {
+        return;
+    };
+    let rediscover = Arc::new(Notify::new());
+    let mut running: BTreeMap<String, ResourceWatch> = BTreeMap::new();
+    loop {
+        match discover(&client, &settings.filter).await {
+            Ok(resources) => {
+                running.retain(|name, w| {
+                    let keep = resources.contains_key(name);
+                    if !keep {
+                        tracing::info!(cluster = %source.name, resource = %name, "resource gone; no longer watched");
+                        let _ = w.stop.send(true);
+                    }
+                    keep
+                });
+                for (name, ar) in resources {
+                    if running.contains_key(&name) {
+                        continue;
+                    }
+                    let (tx, rx) = watch::channel(false);
+                    let task = tokio::spawn(watch_resource(
+                        source.name.clone(),
+                        client.clone(),
+                        ar,
+                        router.clone(),
+                        rediscover.clone(),
+                        rx,
+                    ));
+                    running.insert(name, ResourceWatch { stop: tx, task });
+                }
+                tracing::info!(cluster = %source.name, resources = running.len(), "object watchers running");
+            }
+            Err(e) => {
+                tracing::warn!(cluster = %source.name, error = %e, "discovery failed; retrying")
+            }
+        }
+        let notified = tokio::select! {
+            _ = tokio::time::sleep(settings.discovery_interval) => false,
+            _ = rediscover.notified() => true,
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
+        if notified {
+            // Let a burst of CRD changes settle into one discovery.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    for w in running.values() {
+        let _ = w.stop.send(true);
+    }
+    for (_, w) in running {
+        let _ = w.task.await;
+    }
+}
+
+/// Every listable and watchable resource at its preferred version, by
+/// `group/resource`, minus the excluded types.
+async fn discover(
+    client: &kube::Client,
+    filter: &AuditFilter,
+) -> Result<BTreeMap<String, ApiResource>, kube::Error> {
+    let discovery = Discovery::new(client.clone()).run().await?;
+    let mut out = BTreeMap::new();
+    for group in discovery.groups() {
+        for (ar, caps) in group.recommended_resources() {
+            let key = ObjectKey::new("", ar.group.clone(), ar.plural.clone(), "", "");
+            if caps.supports_operation(verbs::LIST)
+                && caps.supports_operation(verbs::WATCH)
+                && !filter.excludes_type(&key)
+            {
+                out.insert(format!("{}/{}", ar.group, ar.plural), ar);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a resource is the CustomResourceDefinitions, whose changes call for a new
+/// discovery.
+fn is_crd(ar: &ApiResource) -> bool {
+    ar.group == "apiextensions.k8s.io" && ar.plural == "customresourcedefinitions"
+}
+
+async fn watch_resource(
+    cluster: String,
+    client: kube::Client,
+    ar: ApiResource,
+    router: IngestRouter,
+    rediscover: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let api: kube::Api<DynamicObject> = kube::Api::all_with(client, &ar);
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    futures::pin_mut!(stream);
+    tracing::debug!(cluster, group = %ar.group, resource = %ar.plural, "watching objects");
+    let resource = format!("{}/{}", ar.group, ar.plural);
+    let synced = WATCH_SYNCED.with_label_values(&[&cluster, &resource]);
+    let mut listed = false;
+    loop {
+        let next = tokio::select! {
+            n = stream.next() => n,
+            _ = stop.wait_for(|stopped| *stopped) => None,
+        };
+        let (object, deleted) = match next {
+            Some(Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => (o, false),
+            Some(Ok(watcher::Event::Delete(o))) => (o, true),
+            Some(Ok(watcher::Event::InitDone)) => {
+                listed = true;
+                synced.set(1);
+                continue;
+            }
+            Some(Ok(watcher::Event::Init)) => continue,
+            Some(Err(e)) => {
+                tracing::warn!(cluster, resource = %ar.plural, error = %e, "object watch failed; retrying");
+                continue;
+            }
+            None => {
+                synced.set(0);
+                return;
+            }
+        };
+        if listed && is_crd(&ar) {
+            rediscover.notify_one();
+        }
+        if let Some(record) = version_record(&cluster, &ar, object, deleted) {
+            super::commit(
+                &cluster,
+                "object",
+                Command::ObjectVersion(record),
+                &router,
+                &mut stop,
+            )
+            .await;
+        }
+    }
+}
+
+/// The command of one watched version: keyed by the discovered resource (list items
+/// may lack `apiVersion` and `kind`, which are filled in so snapshots carry them).
+fn version_record(
+    cluster: &str,
+    ar: &ApiResource,
+    mut object: DynamicObject,
+    deleted: bool,
+) -> Option<ObjectVersionRecord> {
+    let name = object.metadata.name.clone()?;
+    let rv = object.metadata.resource_version.clone()?;
+    if object.types.is_none() {
+        object.types = Some(TypeMeta {
+            api_version: ar.api_version.clone(),
+            kind: ar.kind.clone(),
+        });
+    }
+    let json = serde_json::to_string(&object).ok()?;
+    let key = ObjectKey::new(
+        cluster,
+        ar.group.clone(),
+        ar.plural.clone(),
+        object.metadata.namespace.clone().unwrap_or_default(),
+        name,
+    );
+    Some(ObjectVersionRecord::new(
+        key,
+        ar.version.clone(),
+        rv,
+        &json,
+        deleted,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64),
+    ))
+}
