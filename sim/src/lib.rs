@@ -14,6 +14,7 @@
 //! - [`kubeconfig`]: the kubeconfig written for kubectl and Kelemetry.
 //! - [`protobuf`]: Kubernetes protobuf request bodies, decoded to JSON.
 //! - [`status`]: API errors as `Status` objects.
+//! - [`replay`]: recorded watch streams written back into the store.
 
 #![warn(missing_docs)]
 
@@ -24,5 +25,6 @@ pub mod http;
 pub mod kinds;
 pub mod kubeconfig;
 pub mod protobuf;
+pub mod replay;
 pub mod status;
 pub mod store;

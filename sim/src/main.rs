@@ -6,6 +6,7 @@ use kelemetry_sim::apiserver::ApiServer;
 use kelemetry_sim::audit::webhook::{AuditSink, WebhookSettings};
 use kelemetry_sim::audit::Level;
 use kelemetry_sim::http::{self, auth, HttpState};
+use kelemetry_sim::replay::Recording;
 use kelemetry_sim::store::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +48,10 @@ struct Opts {
     /// Changes kept for watches to resume from; older resourceVersions get 410 Gone.
     #[arg(long, default_value_t = 10_000)]
     watch_history: usize,
+    /// A recorded watch stream (kspan capture format) that `POST /sim/replay` writes
+    /// into the store; the controllers do not run, the recording is the cluster.
+    #[arg(long)]
+    replay: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -68,9 +73,21 @@ async fn main() -> anyhow::Result<()> {
         }),
         None => AuditSink::disabled(),
     };
+    let recording = match &opts.replay {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--replay {}: cannot read", path.display()))?;
+            let rec =
+                Recording::parse(&text).with_context(|| format!("--replay {}", path.display()))?;
+            Some(Arc::new(rec))
+        }
+        None => None,
+    };
     let store = Arc::new(Store::new(opts.watch_history));
     let api = Arc::new(ApiServer::new(store, audit, opts.audit_level));
-    kelemetry_sim::controllers::start_all(&api, opts.nodes);
+    if recording.is_none() {
+        kelemetry_sim::controllers::start_all(&api, opts.nodes);
+    }
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await
         .with_context(|| format!("--addr {}: cannot listen", opts.addr))?;
@@ -84,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
     let state = Arc::new(HttpState {
         api,
         server_addr: bound.to_string(),
+        recording,
     });
     axum::serve(
         listener,

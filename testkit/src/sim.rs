@@ -149,6 +149,12 @@ impl SimProcess {
         self.client.get_json(&format!("{}{path}", self.server))
     }
 
+    /// A POST of `path` on the API server with an empty body, as status and JSON.
+    pub fn post(&self, path: &str) -> Result<(u16, Value), TestkitError> {
+        let (status, text) = self.client.post(&format!("{}{path}", self.server), b"")?;
+        Ok((status, json_or_null(&text)))
+    }
+
     /// Waits until the audit backend has nothing pending; returns its counters.
     pub fn audit_flushed(&self, timeout: Duration) -> Result<Value, TestkitError> {
         let deadline = Instant::now() + timeout;

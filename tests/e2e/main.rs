@@ -13,3 +13,4 @@ mod real_data;
 mod simulated;
 mod support;
 mod traces;
+mod watch_replay;

@@ -11,7 +11,8 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const CLUSTER: &str = "sim";
+/// The simulated cluster's name in spans and on the webhook path.
+pub(crate) const CLUSTER: &str = "sim";
 
 /// Waits until the Deployment's status observed `generation` with `ready` Pods.
 fn wait_rolled_out(sim: &SimProcess, generation: i64, ready: i64) {
@@ -182,7 +183,7 @@ fn rollout_is_one_traced_deployment(audit_level: &str) {
 }
 
 /// Waits until `node` has listed `resources` of the simulator and follows them.
-fn wait_watching(node: &Node, resources: &[&str]) {
+pub(crate) fn wait_watching(node: &Node, resources: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let metrics = node.metrics_text();
@@ -209,16 +210,24 @@ fn only_replicaset(sim: &SimProcess) -> String {
 
 /// Reads trace `id` until it has one root with `kids` children.
 fn wait_trace(node: &Node, id: &str, kids: usize) -> Value {
+    wait_trace_with(node, id, |trace| {
+        let r = roots(trace);
+        r.len() == 1 && children(trace, r[0]).len() == kids
+    })
+}
+
+/// Reads trace `id` until `done` holds for it (links and Events arrive
+/// asynchronously); fails after 30 seconds with the last trace read.
+pub(crate) fn wait_trace_with(node: &Node, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let trace = fetch(node, id);
-        let r = roots(&trace);
-        if r.len() == 1 && children(&trace, r[0]).len() == kids {
+        if done(&trace) {
             return trace;
         }
         assert!(
             Instant::now() < deadline,
-            "the trace never showed 1 root with {kids} children: {trace}"
+            "the trace never reached the expected shape: {trace}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }

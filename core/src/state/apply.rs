@@ -450,6 +450,12 @@ impl Applier<'_, '_> {
         let window = Window::containing(e.time_us, self.ttl);
         self.ensure_object_span(&e.key, &e.version, window)?;
         self.kv.put(schema::cluster_key(&e.key.cluster), Vec::new());
+        // The Event's object is linked to its owners as an audited one is, from the
+        // version the watchers last saw (SPEC 5.2: every object span is linked).
+        if let Some(last) = self.get::<VersionRecord>(&schema::version_key(&e.key))? {
+            let refs = head(&last.object_json).metadata.owner_references;
+            self.link_owners(&e.key, window, e.time_us, &refs)?;
+        }
         let span = EventSpanRecord {
             span_id: ids::span_id(&id),
             source: EventSource::Event,
@@ -497,6 +503,13 @@ impl Applier<'_, '_> {
         self.store_version(&v.key, &v.object_json, &h, v.deleted, last.as_ref());
         if change.is_some() {
             self.wake_waiting(&v.key)?;
+        }
+        // An object already traced in this window (by an Event that came before its
+        // version) gets the owner links its version names.
+        let window = Window::containing(v.observed_us, self.ttl);
+        let traced = schema::window_prefix(schema::OBJECT, &v.key, window.start_us);
+        if self.kv.get(&traced)?.is_some() {
+            self.link_owners(&v.key, window, v.observed_us, &h.metadata.owner_references)?;
         }
         Ok(CommandOutcome::Applied)
     }

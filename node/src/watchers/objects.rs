@@ -101,7 +101,7 @@ pub async fn run(
 }
 
 /// Every listable and watchable resource at its preferred version, by
-/// `group/resource`, minus the excluded types.
+/// [`resource_name`], minus the excluded types.
 async fn discover(
     client: &kube::Client,
     filter: &AuditFilter,
@@ -115,11 +115,20 @@ async fn discover(
                 && caps.supports_operation(verbs::WATCH)
                 && !filter.excludes_type(&key)
             {
-                out.insert(format!("{}/{}", ar.group, ar.plural), ar);
+                out.insert(resource_name(&ar), ar);
             }
         }
     }
     Ok(out)
+}
+
+/// `group/resource`, or `resource` in the core group (as `--exclude-types` names them).
+fn resource_name(ar: &ApiResource) -> String {
+    if ar.group.is_empty() {
+        ar.plural.clone()
+    } else {
+        format!("{}/{}", ar.group, ar.plural)
+    }
 }
 
 /// Whether a resource is the CustomResourceDefinitions, whose changes call for a new
@@ -140,7 +149,7 @@ async fn watch_resource(
     let stream = watcher(api, watcher::Config::default()).default_backoff();
     futures::pin_mut!(stream);
     tracing::debug!(cluster, group = %ar.group, resource = %ar.plural, "watching objects");
-    let resource = format!("{}/{}", ar.group, ar.plural);
+    let resource = resource_name(&ar);
     let synced = WATCH_SYNCED.with_label_values(&[&cluster, &resource]);
     let mut listed = false;
     loop {

@@ -33,6 +33,8 @@ pub struct HttpState {
     pub api: Arc<ApiServer>,
     /// The address clients reach the server at (for `/api`).
     pub server_addr: String,
+    /// The recording `POST /sim/replay` plays (`--replay`).
+    pub recording: Option<Arc<crate::replay::Recording>>,
 }
 
 /// Every route of the simulator.
@@ -96,6 +98,7 @@ async fn dispatch(
         (Method::GET, ["version"]) => json_response(200, &discovery::version()),
         (Method::GET, ["healthz" | "readyz" | "livez"]) => "ok".into_response(),
         (Method::GET, ["sim", "audit"]) => json_response(200, &s.api.audit_counters().to_json()),
+        (Method::POST, ["sim", "replay"]) => replay(&s, &call.query).await,
         (Method::GET, ["api"]) => json_response(200, &discovery::core_versions(&s.server_addr)),
         (Method::GET, ["apis"]) => json_response(200, &discovery::group_list(&s.api.kinds())),
         (Method::GET, ["apis", g]) => {
@@ -109,6 +112,27 @@ async fn dispatch(
         (_, ["api", "v1", rest @ ..]) => resources(&s, call, "", "v1", rest).await,
         (_, ["apis", g, v, rest @ ..]) => resources(&s, call, g, v, rest).await,
         _ => not_found(),
+    }
+}
+
+/// `POST /sim/replay?speed=N`: plays the `--replay` recording (N times faster than
+/// recorded, default 1) and answers `{"applied": count}` when it is done.
+async fn replay(s: &HttpState, query: &HashMap<String, String>) -> Response {
+    let Some(recording) = &s.recording else {
+        return error_response(&ApiError::bad_request(
+            "no recording: start the simulator with --replay FILE",
+        ));
+    };
+    let speed = match query.get("speed").map(|v| v.parse::<f64>()) {
+        None => 1.0,
+        Some(Ok(v)) if v > 0.0 => v,
+        Some(_) => {
+            return error_response(&ApiError::bad_request("speed: must be a number above 0"))
+        }
+    };
+    match recording.replay(&s.api, speed).await {
+        Ok(applied) => json_response(200, &serde_json::json!({ "applied": applied })),
+        Err(e) => error_response(&e),
     }
 }
 

@@ -224,3 +224,58 @@ fn watched_secrets_are_redacted_before_they_are_stored() {
         vec!["metadata.resourceVersion \"1\" -> \"2\"\n"]
     );
 }
+
+#[test]
+fn event_spans_link_to_owners_known_from_watched_versions() {
+    let mut h = Harness::new(4);
+    let d = key("deployments", "apps", "px");
+    let rs = key("replicasets", "apps", "px-5d5");
+    let pod = key("pods", "", "px-5d5-abc");
+    let event = |k: &ObjectKey, kind: &str, api: &str, uid: &str, t: i64| {
+        let json = json!({"metadata": {"uid": uid, "resourceVersion": "1"},
+            "involvedObject": {"apiVersion": api, "kind": kind, "namespace": "default", "name": k.name},
+            "reason": "Test", "message": "m", "source": {"component": "c"},
+            "lastTimestamp": chrono::DateTime::from_timestamp_micros(t).unwrap().to_rfc3339()});
+        Command::KubeEvent(KubeEventRecord::from_json("c1", &json.to_string()).unwrap())
+    };
+    // The ReplicaSet's Event comes before its version (the pod's after), as in a
+    // recorded watch stream; both end up linked.
+    h.apply(vec![
+        event(&rs, "ReplicaSet", "apps/v1", "e1", T0),
+        watched(
+            &object(
+                "ReplicaSet",
+                "apps/v1",
+                "px-5d5",
+                2,
+                Some(("Deployment", "px")),
+                json!({}),
+            ),
+            false,
+            T0 + 10,
+        ),
+        watched(
+            &object(
+                "Pod",
+                "v1",
+                "px-5d5-abc",
+                3,
+                Some(("ReplicaSet", "px-5d5")),
+                json!({}),
+            ),
+            false,
+            T0 + 20,
+        ),
+        event(&pod, "Pod", "v1", "e2", T0 + 30),
+    ]);
+    let children_of = |h: &Harness, k: &ObjectKey| -> Vec<String> {
+        h.trace(k, T0)
+            .links
+            .iter()
+            .filter(|l| l.role == LinkRole::Child)
+            .map(|l| l.linked.name.clone())
+            .collect()
+    };
+    assert_eq!(children_of(&h, &d), vec!["px-5d5"]);
+    assert_eq!(children_of(&h, &rs), vec!["px-5d5-abc"]);
+}
