@@ -79,11 +79,15 @@ fn status(target: &str) -> anyhow::Result<()> {
             n["replicas"]
         );
     }
+    println!(
+        "watch duty roster (epoch {}): {}",
+        v["duty_roster"]["epoch"], v["duty_roster"]["nodes"]
+    );
     for d in v["watch_duties"].as_array().into_iter().flatten() {
         println!(
-            "duty {} on node {}",
+            "duty {} on nodes {}",
             d["duty"].as_str().unwrap_or("?"),
-            d["node"]
+            d["nodes"]
         );
     }
     let leaders = leaders(&agent, &v);

@@ -30,6 +30,9 @@ pub struct AppState {
     pub shutting_down: Arc<AtomicBool>,
     /// Names of the clusters the ring watches (`--cluster`, `--in-cluster`).
     pub watched_clusters: Vec<String>,
+    /// The resources this node's discovery found per watched cluster (the object
+    /// duties `/cluster/status` lists).
+    pub discovered: crate::watchers::duties::Discovered,
     /// `--diff-wait` in microseconds: how long audit events of watched clusters may
     /// wait for a watched change.
     pub diff_wait_us: i64,

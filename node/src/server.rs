@@ -130,11 +130,13 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         },
         discovery_interval: args.kube.discovery_interval,
     };
-    let watchers = tokio::spawn(crate::watchers::run_duties(
+    let discovered = crate::watchers::duties::Discovered::default();
+    let watchers = tokio::spawn(crate::watchers::duties::run(
         watched,
         object_settings,
         shards.clone(),
         pipeline.router(),
+        discovered.clone(),
         stop_rx.clone(),
     ));
     let query_service = Arc::new(QueryService {
@@ -159,6 +161,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         max_body_bytes: ingest.max_body_bytes,
         shutting_down: shutting_down.clone(),
         watched_clusters,
+        discovered,
         diff_wait_us: args.kube.diff_wait.as_micros() as i64,
     });
 

@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 /// How long after a metadata lead handover before another is tried.
 const HANDOVER_COOLDOWN: Duration = Duration::from_secs(5);
 
+/// A member that answered no ping for this long leaves the watch-duty roster.
+const ROSTER_GRACE: Duration = Duration::from_secs(2);
+
 /// How long a liveness ping may take.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -62,6 +65,7 @@ impl Controller {
             return;
         }
         self.dead_nodes(shards, &meta).await;
+        self.roster(shards, &meta).await;
         for cmd in meta.plan(self.settings.max_moving) {
             tracing::info!(?cmd, "placement controller");
             if let Err(e) = propose_here(shards, cmd).await {
@@ -164,6 +168,36 @@ impl Controller {
             g.membership().remove_nodes(gone).await?;
         }
         Ok(())
+    }
+
+    /// Keeps the watch-duty roster to the active members that answered a ping within
+    /// [`ROSTER_GRACE`] (this node always counts), so the duties of a node that died
+    /// or was cut off move within seconds, long before its replicas are replaced.
+    async fn roster(&self, shards: &ShardSet, meta: &RingState) {
+        let now = Instant::now();
+        let me = shards.node_id();
+        let live: Vec<NodeId> = meta
+            .ids_in(MemberState::Active)
+            .into_iter()
+            .filter(|id| {
+                *id == me
+                    || self
+                        .last_seen
+                        .get(id)
+                        .is_some_and(|seen| now.duration_since(*seen) < ROSTER_GRACE)
+            })
+            .collect();
+        if live == meta.roster.nodes {
+            return;
+        }
+        tracing::info!(
+            nodes = ?live,
+            was = ?meta.roster.nodes,
+            "watch duty roster changed"
+        );
+        if let Err(e) = propose_here(shards, RingCommand::SetRoster { nodes: live }).await {
+            tracing::warn!(error = %e, "cannot change the watch duty roster");
+        }
     }
 
     async fn dead_nodes(&mut self, shards: &ShardSet, meta: &RingState) {

@@ -40,4 +40,10 @@ pub enum RingCommand {
         /// Current voters.
         nodes: Vec<NodeId>,
     },
+    /// The metadata leader names the live members watch duties are spread over (a
+    /// change bumps the roster's epoch).
+    SetRoster {
+        /// Live active members.
+        nodes: Vec<NodeId>,
+    },
 }

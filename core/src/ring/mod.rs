@@ -13,14 +13,17 @@
 //! - [`state`]: the replicated state and how a command changes it.
 //! - [`placement`]: targets, preferred leaders, metadata voters, the controller's plan.
 //! - [`moves`]: the next membership change of a shard moving toward its target.
+//! - [`duties`]: the roster of live nodes and which of them holds each watch duty.
 
 pub mod command;
+pub mod duties;
 pub mod members;
 pub mod moves;
 pub mod placement;
 pub mod state;
 
 pub use command::RingCommand;
+pub use duties::DutyRoster;
 pub use members::{Member, MemberState, NodeId};
 pub use moves::{next_step, Step};
 pub use placement::{rendezvous, MAX_METADATA_VOTERS};

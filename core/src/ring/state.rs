@@ -1,6 +1,7 @@
 //! The ring state the metadata group replicates, and how a command changes it.
 
 use super::command::RingCommand;
+use super::duties::DutyRoster;
 use super::members::{Member, MemberState, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +19,9 @@ pub struct RingState {
     pub target: BTreeMap<u32, Vec<NodeId>>,
     /// Voters each shard's leader last reported.
     pub voters: BTreeMap<u32, Vec<NodeId>>,
+    /// The live nodes watch duties are spread over.
+    #[serde(default)]
+    pub roster: DutyRoster,
 }
 
 impl RingState {
@@ -67,6 +71,15 @@ impl RingState {
                 let mut nodes = nodes.clone();
                 nodes.sort_unstable();
                 self.voters.insert(*shard, nodes);
+            }
+            RingCommand::SetRoster { nodes } => {
+                let mut nodes = nodes.clone();
+                nodes.sort_unstable();
+                nodes.dedup();
+                if nodes != self.roster.nodes {
+                    self.roster.nodes = nodes;
+                    self.roster.epoch += 1;
+                }
             }
         }
     }

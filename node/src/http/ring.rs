@@ -9,6 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kelemetry_actors::ring::{proposer, DrainError};
+use kelemetry_core::ring::duties::{events_duty, objects_duty};
+use kelemetry_core::ring::DutyRoster;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -42,22 +44,38 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
         })
         .collect();
     let led = shards.locals().iter().filter(|s| s.is_leader()).count();
-    // The metadata leader holds every watch duty (see `crate::watchers`).
-    let duties: Vec<Value> = state
-        .watched_clusters
-        .iter()
-        .map(|c| json!({"duty": format!("events/{c}"), "node": shards.meta().leader()}))
-        .collect();
+    let duties = watch_duties(&state, &meta.roster);
     Json(json!({
         "node": shards.node_id(),
         "metadata_leader": shards.meta().leader(),
         "replicas_per_shard": meta.replicas,
         "shards_led": led,
         "shards_moving": moving.len(),
+        "duty_roster": {"nodes": meta.roster.nodes, "epoch": meta.roster.epoch},
         "watch_duties": duties,
         "nodes": nodes,
         "shards": per_shard,
     }))
+}
+
+/// Every watch duty with its holders under `roster`: the Events duty of each watched
+/// cluster, and an object duty per resource this node's discovery found.
+fn watch_duties(state: &AppState, roster: &DutyRoster) -> Vec<Value> {
+    let discovered = state
+        .discovered
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut duties = Vec::new();
+    for c in &state.watched_clusters {
+        duties.push(events_duty(c));
+        let resources = discovered.get(c).into_iter().flatten();
+        duties.extend(resources.map(|r| objects_duty(c, r)));
+    }
+    duties
+        .into_iter()
+        .map(|d| json!({"nodes": roster.holders(&d), "duty": d}))
+        .collect()
 }
 
 /// `POST /cluster/drain` with `{"node": N}`: marks the node draining; its replicas

@@ -4,22 +4,21 @@
 //! an Event by uid and resourceVersion, so a relist or a second watcher creates no
 //! second span.
 //!
-//! Duty: the node that leads the metadata group runs the watchers, and stops them
-//! when it loses the lead (another node starts them).
+//! Duties ([`duties`]): which node runs which watcher follows the roster the
+//! metadata group replicates; a node runs none while it has lost contact with it.
 //!
 //! - [`events`]: the Event watcher.
 //! - [`objects`]: the object watchers (every discovered resource), the source of
 //!   diffs and snapshots when the audit policy records no objects.
 
+pub mod duties;
 pub mod events;
 pub mod objects;
 
 use crate::metrics::INGEST_EVENTS;
 use kelemetry_actors::IngestRouter;
 use kelemetry_core::{Command, CommandOutcome};
-use kelemetry_raft::ShardSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -121,68 +120,33 @@ pub(crate) async fn commit(
     }
 }
 
-/// How often the duty runner checks whether this node leads the metadata group.
-const DUTY_CHECK: Duration = Duration::from_millis(500);
+/// A spawned watcher and the switch that stops it.
+pub(crate) struct WatchTask {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
 
-/// Runs the watchers of `clusters` while this node leads the metadata group, until
-/// `stop` turns true.
-pub async fn run_duties(
-    clusters: Vec<ClusterSource>,
-    settings: objects::ObjectWatchSettings,
-    shards: Arc<ShardSet>,
-    router: IngestRouter,
-    mut stop: watch::Receiver<bool>,
-) {
-    if clusters.is_empty() {
-        return;
-    }
-    let mut running: Option<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)> = None;
-    let mut tick = tokio::time::interval(DUTY_CHECK);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|stopped| *stopped) => break,
-        }
-        let leads = shards.meta().is_leader();
-        match (&running, leads) {
-            (None, true) => {
-                tracing::info!(
-                    clusters = clusters.len(),
-                    "this node leads the metadata group: starting the Kubernetes watchers"
-                );
-                let (tx, rx) = watch::channel(false);
-                let mut tasks = Vec::new();
-                for c in &clusters {
-                    tasks.push(tokio::spawn(events::run(
-                        c.clone(),
-                        router.clone(),
-                        rx.clone(),
-                    )));
-                    tasks.push(tokio::spawn(objects::run(
-                        c.clone(),
-                        settings.clone(),
-                        router.clone(),
-                        rx.clone(),
-                    )));
-                }
-                running = Some((tx, tasks));
-            }
-            (Some(_), false) => {
-                tracing::info!("this node no longer leads the metadata group: stopping the Kubernetes watchers");
-                if let Some((tx, tasks)) = running.take() {
-                    let _ = tx.send(true);
-                    for t in tasks {
-                        let _ = t.await;
-                    }
-                }
-            }
-            _ => {}
+impl WatchTask {
+    /// Spawns `make(stop)`.
+    pub(crate) fn spawn<F>(make: impl FnOnce(watch::Receiver<bool>) -> F) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, rx) = watch::channel(false);
+        Self {
+            stop,
+            task: tokio::spawn(make(rx)),
         }
     }
-    if let Some((tx, tasks)) = running.take() {
-        let _ = tx.send(true);
-        for t in tasks {
-            let _ = t.await;
-        }
+
+    /// Asks the watcher to stop without waiting for it.
+    pub(crate) fn signal(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Stops the watcher and waits until it has.
+    pub(crate) async fn stop(self) {
+        self.signal();
+        let _ = self.task.await;
     }
 }

@@ -8,11 +8,13 @@
 //! Discovery runs again every `--discovery-interval`, and at once when a
 //! CustomResourceDefinition changes, so new kinds are watched without a restart.
 
-use super::ClusterSource;
+use super::duties::{Discovered, DutyView};
+use super::{ClusterSource, WatchTask};
 use crate::metrics::WATCH_SYNCED;
 use futures::StreamExt;
 use kelemetry_actors::IngestRouter;
 use kelemetry_core::filter::AuditFilter;
+use kelemetry_core::ring::duties::objects_duty;
 use kelemetry_core::version::ObjectVersionRecord;
 use kelemetry_core::{Command, ObjectKey};
 use kube::api::{DynamicObject, TypeMeta};
@@ -32,72 +34,95 @@ pub struct ObjectWatchSettings {
     pub discovery_interval: Duration,
 }
 
-/// A running watcher of one resource.
-struct ResourceWatch {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// Watches every discoverable resource of `source` until `stop` turns true.
+/// Discovers the resources of `source` and watches those whose duty this node holds
+/// (as `duties` says, following every change of the roster) until `stop` turns true.
 pub async fn run(
     source: ClusterSource,
     settings: ObjectWatchSettings,
     router: IngestRouter,
+    mut duties: watch::Receiver<DutyView>,
+    discovered: Discovered,
     mut stop: watch::Receiver<bool>,
 ) {
     let Some(client) = super::connect(&source, &mut stop).await else {
         return;
     };
     let rediscover = Arc::new(Notify::new());
-    let mut running: BTreeMap<String, ResourceWatch> = BTreeMap::new();
+    let mut resources: BTreeMap<String, ApiResource> = BTreeMap::new();
+    let mut running: BTreeMap<String, WatchTask> = BTreeMap::new();
+    let mut next_discovery = tokio::time::Instant::now();
     loop {
-        match discover(&client, &settings.filter).await {
-            Ok(resources) => {
-                running.retain(|name, w| {
-                    let keep = resources.contains_key(name);
-                    if !keep {
-                        tracing::info!(cluster = %source.name, resource = %name, "resource gone; no longer watched");
-                        let _ = w.stop.send(true);
-                    }
-                    keep
-                });
-                for (name, ar) in resources {
-                    if running.contains_key(&name) {
-                        continue;
-                    }
-                    let (tx, rx) = watch::channel(false);
-                    let task = tokio::spawn(watch_resource(
-                        source.name.clone(),
-                        client.clone(),
-                        ar,
-                        router.clone(),
-                        rediscover.clone(),
-                        rx,
-                    ));
-                    running.insert(name, ResourceWatch { stop: tx, task });
+        if tokio::time::Instant::now() >= next_discovery {
+            next_discovery = tokio::time::Instant::now() + settings.discovery_interval;
+            match discover(&client, &settings.filter).await {
+                Ok(found) => {
+                    resources = found;
+                    let names = resources.keys().cloned().collect();
+                    lock(&discovered).insert(source.name.clone(), names);
                 }
-                tracing::info!(cluster = %source.name, resources = running.len(), "object watchers running");
-            }
-            Err(e) => {
-                tracing::warn!(cluster = %source.name, error = %e, "discovery failed; retrying")
+                Err(e) => {
+                    tracing::warn!(cluster = %source.name, error = %e, "discovery failed; retrying");
+                    next_discovery = tokio::time::Instant::now() + DISCOVERY_RETRY;
+                }
             }
         }
+        let view = duties.borrow_and_update().clone();
+        let before = running.len();
+        for (name, task) in std::mem::take(&mut running) {
+            if resources.contains_key(&name) && view.runs(&objects_duty(&source.name, &name)) {
+                running.insert(name, task);
+            } else {
+                tracing::info!(cluster = %source.name, resource = %name, "no longer watching objects");
+                task.stop().await;
+            }
+        }
+        for (name, ar) in &resources {
+            if running.contains_key(name) || !view.runs(&objects_duty(&source.name, name)) {
+                continue;
+            }
+            let (cluster, c, ar, r, n) = (
+                source.name.clone(),
+                client.clone(),
+                ar.clone(),
+                router.clone(),
+                rediscover.clone(),
+            );
+            let task = WatchTask::spawn(move |rx| watch_resource(cluster, c, ar, r, n, rx));
+            running.insert(name.clone(), task);
+        }
+        if running.len() != before {
+            tracing::info!(cluster = %source.name, watching = running.len(), discovered = resources.len(), epoch = view.roster.epoch, "object duties changed");
+        }
         let notified = tokio::select! {
-            _ = tokio::time::sleep(settings.discovery_interval) => false,
+            _ = tokio::time::sleep_until(next_discovery) => false,
             _ = rediscover.notified() => true,
+            r = duties.changed() => {
+                if r.is_err() {
+                    break;
+                }
+                false
+            }
             _ = stop.wait_for(|stopped| *stopped) => break,
         };
         if notified {
             // Let a burst of CRD changes settle into one discovery.
             tokio::time::sleep(Duration::from_millis(500)).await;
+            next_discovery = tokio::time::Instant::now();
         }
     }
-    for w in running.values() {
-        let _ = w.stop.send(true);
+    lock(&discovered).remove(&source.name);
+    for (_, task) in running {
+        task.stop().await;
     }
-    for (_, w) in running {
-        let _ = w.task.await;
-    }
+}
+
+/// How soon a failed discovery is tried again.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
+
+fn lock(
+    d: &Discovered,
+) -> std::sync::MutexGuard<'_, BTreeMap<String, std::collections::BTreeSet<String>>> {
+    d.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Every listable and watchable resource at its preferred version, by
