@@ -19,6 +19,16 @@ pub static WATCH_SYNCED: LazyLock<prometheus::IntGaugeVec> = LazyLock::new(|| {
     .expect("metric names are unique")
 });
 
+/// Event watches that resumed from the cursor a previous duty holder committed.
+pub static WATCH_RESUMED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "kelemetry_watch_resumed_total",
+        "Event watches this node resumed from the committed cursor instead of listing again.",
+        &["cluster"]
+    )
+    .expect("metric names are unique")
+});
+
 /// Audit events by cluster, source and result.
 pub static INGEST_EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

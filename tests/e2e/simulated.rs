@@ -287,6 +287,12 @@ fn killing_the_events_duty_holder_loses_and_repeats_no_event() {
     }
 
     create_demo(&sim);
+    // The holder records how far it has committed; its successor resumes there.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while nodes[survivor].http_get_json("/cluster/status").1["watch_cursors"][&events].is_null() {
+        assert!(Instant::now() < deadline, "no cursor of {events}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     nodes[holder].kill();
     let deadline = Instant::now() + Duration::from_secs(15);
     let next = loop {
@@ -301,6 +307,15 @@ fn killing_the_events_duty_holder_loses_and_repeats_no_event() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_ne!(next as usize, holder);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let resumed = format!("kelemetry_watch_resumed_total{{cluster=\"{CLUSTER}\"}} 1");
+    while !nodes[next as usize].metrics_text().contains(&resumed) {
+        assert!(
+            Instant::now() < deadline,
+            "the new holder did not resume from the cursor"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     sim.kubectl(&["scale", "deployment", "demo", "--replicas=4"])
         .unwrap();
     wait_rolled_out(&sim, 2, 4);

@@ -46,4 +46,17 @@ pub enum RingCommand {
         /// Live active members.
         nodes: Vec<NodeId>,
     },
+    /// A duty holder records how far its watch has committed, so the next holder
+    /// resumes there. Ignored unless `node` holds `duty` under the current roster
+    /// and `epoch` is the roster's epoch: a node that lost the duty cannot move it.
+    SetCursor {
+        /// The duty (`events/<cluster>`).
+        duty: String,
+        /// resourceVersion up to which everything is committed.
+        resource_version: String,
+        /// The holder writing it.
+        node: NodeId,
+        /// The roster epoch under which it holds the duty.
+        epoch: u64,
+    },
 }

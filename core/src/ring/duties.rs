@@ -130,6 +130,36 @@ mod tests {
     }
 
     #[test]
+    fn only_the_current_holder_moves_a_cursor() {
+        let mut ring = crate::ring::RingState::default();
+        ring.apply(&crate::ring::RingCommand::SetRoster {
+            nodes: vec![1, 2, 3],
+        });
+        let duty = events_duty("c");
+        let holder = ring.roster.holders(&duty)[0];
+        let other = [1, 2, 3].into_iter().find(|n| *n != holder).unwrap();
+        let cursor = |node, epoch, rv: &str| crate::ring::RingCommand::SetCursor {
+            duty: duty.clone(),
+            resource_version: rv.into(),
+            node,
+            epoch,
+        };
+        ring.apply(&cursor(other, 1, "5"));
+        assert_eq!(ring.cursors.get(&duty), None, "not the holder");
+        ring.apply(&cursor(holder, 1, "7"));
+        assert_eq!(ring.cursors.get(&duty).map(String::as_str), Some("7"));
+        ring.apply(&crate::ring::RingCommand::SetRoster {
+            nodes: vec![1, 2, 3, 4],
+        });
+        ring.apply(&cursor(holder, 1, "9"));
+        assert_eq!(
+            ring.cursors.get(&duty).map(String::as_str),
+            Some("7"),
+            "an assignment of an earlier epoch is fenced"
+        );
+    }
+
+    #[test]
     fn an_empty_roster_has_no_holders() {
         assert!(DutyRoster::default().holders("events/c").is_empty());
     }

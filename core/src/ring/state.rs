@@ -22,6 +22,9 @@ pub struct RingState {
     /// The live nodes watch duties are spread over.
     #[serde(default)]
     pub roster: DutyRoster,
+    /// Committed watch positions (resourceVersions) by duty.
+    #[serde(default)]
+    pub cursors: BTreeMap<String, String>,
 }
 
 impl RingState {
@@ -71,6 +74,16 @@ impl RingState {
                 let mut nodes = nodes.clone();
                 nodes.sort_unstable();
                 self.voters.insert(*shard, nodes);
+            }
+            RingCommand::SetCursor {
+                duty,
+                resource_version,
+                node,
+                epoch,
+            } => {
+                if *epoch == self.roster.epoch && self.roster.holds(*node, duty) {
+                    self.cursors.insert(duty.clone(), resource_version.clone());
+                }
             }
             RingCommand::SetRoster { nodes } => {
                 let mut nodes = nodes.clone();

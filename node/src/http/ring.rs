@@ -53,6 +53,7 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
         "shards_moving": moving.len(),
         "duty_roster": {"nodes": meta.roster.nodes, "epoch": meta.roster.epoch},
         "watch_duties": duties,
+        "watch_cursors": meta.cursors,
         "nodes": nodes,
         "shards": per_shard,
     }))

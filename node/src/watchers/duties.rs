@@ -87,8 +87,9 @@ pub async fn run(
             match (event_watchers.contains_key(&c.name), now.runs(&duty)) {
                 (false, true) => {
                     tracing::info!(duty, epoch = now.roster.epoch, "taking the watch duty");
-                    let (c2, r) = (c.clone(), router.clone());
-                    let task = WatchTask::spawn(move |rx| events::run(c2, r, rx));
+                    let (c2, sh, epoch, r) =
+                        (c.clone(), shards.clone(), now.roster.epoch, router.clone());
+                    let task = WatchTask::spawn(move |rx| events::run(c2, sh, epoch, r, rx));
                     event_watchers.insert(c.name.clone(), task);
                 }
                 (true, false) => {
