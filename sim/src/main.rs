@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use kelemetry_sim::apiserver::ApiServer;
+use kelemetry_sim::audit::policy::Policy;
 use kelemetry_sim::audit::webhook::{AuditSink, WebhookSettings};
 use kelemetry_sim::audit::Level;
 use kelemetry_sim::http::{self, auth, HttpState};
@@ -30,9 +31,13 @@ struct Opts {
     /// POST audit events in batches to this URL (e.g. http://127.0.0.1:8080/audit/sim).
     #[arg(long)]
     audit_webhook: Option<String>,
-    /// How much each audit event records.
+    /// How much each audit event records (for every request; see --audit-policy-file).
     #[arg(long, value_enum, default_value = "RequestResponse")]
     audit_level: Level,
+    /// An audit.k8s.io/v1 Policy (YAML or JSON) deciding each request's level and
+    /// omitted stages, instead of --audit-level.
+    #[arg(long, conflicts_with = "audit_level")]
+    audit_policy_file: Option<PathBuf>,
     /// Longest an audit event waits for its batch to fill.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     audit_batch_max_wait: Duration,
@@ -84,7 +89,16 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     let store = Arc::new(Store::new(opts.watch_history));
-    let api = Arc::new(ApiServer::new(store, audit, opts.audit_level));
+    let policy = match &opts.audit_policy_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--audit-policy-file {}: cannot read", path.display()))?;
+            Policy::parse(&text)
+                .with_context(|| format!("--audit-policy-file {}", path.display()))?
+        }
+        None => Policy::uniform(opts.audit_level),
+    };
+    let api = Arc::new(ApiServer::new(store, audit, policy));
     if recording.is_none() {
         kelemetry_sim::controllers::start_all(&api, opts.nodes);
     }
@@ -97,7 +111,11 @@ async fn main() -> anyhow::Result<()> {
         kelemetry_sim::kubeconfig::write(path, &server, auth::ADMIN_USER, auth::ADMIN_TOKEN)
             .with_context(|| format!("--kubeconfig-out {}: cannot write", path.display()))?;
     }
-    tracing::info!(%server, audit_level = opts.audit_level.as_str(), "kelemetry-sim listening");
+    let audit_policy = opts.audit_policy_file.as_ref().map_or_else(
+        || opts.audit_level.as_str().to_string(),
+        |p| p.display().to_string(),
+    );
+    tracing::info!(%server, audit_policy, "kelemetry-sim listening");
     let state = Arc::new(HttpState {
         api,
         server_addr: bound.to_string(),

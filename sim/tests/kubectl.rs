@@ -563,3 +563,84 @@ fn a_crd_with_an_irregular_plural_is_served_by_plural_singular_and_short_name() 
     sim.kubectl(&["delete", "mouse", "jerry"]);
     assert_eq!(sim.kubectl(&["get", "mice", "-o", "name"]).trim(), "");
 }
+
+#[test]
+fn an_audit_policy_file_decides_levels_and_stages_per_request() {
+    let files = tempfile::tempdir().unwrap();
+    let policy = files.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n\
+         - level: None\n  resources: [{group: coordination.k8s.io, resources: [leases]}]\n\
+         - level: RequestResponse\n  resources: [{group: apps, resources: [deployments, deployments/scale]}]\n\
+         - level: Metadata\n",
+    )
+    .unwrap();
+    let (received, url) = Received::serve();
+    let sim = Sim::start(&[
+        "--audit-webhook",
+        &url,
+        "--audit-policy-file",
+        policy.to_str().unwrap(),
+    ]);
+    sim.kubectl(&[
+        "create",
+        "deployment",
+        "demo",
+        "--image=nginx:1",
+        "--replicas=1",
+    ]);
+    sim.kubectl(&["scale", "deployment", "demo", "--replicas=2"]);
+    sim.kubectl(&["create", "configmap", "c", "--from-literal=k=v"]);
+    sim.audit_flushed();
+    let events = received.events();
+    assert!(events.iter().all(|e| e["stage"] != "RequestReceived"));
+    assert!(events
+        .iter()
+        .all(|e| e["objectRef"]["resource"] != "leases"));
+    let level_of = |verb: &str, resource: &str, sub: &str| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| {
+                e["verb"] == verb
+                    && e["objectRef"]["resource"] == resource
+                    && e["objectRef"]["subresource"].as_str().unwrap_or("") == sub
+            })
+            .map(|e| e["level"].clone())
+            .collect()
+    };
+    assert_eq!(
+        level_of("create", "deployments", ""),
+        vec!["RequestResponse"]
+    );
+    assert_eq!(
+        level_of("patch", "deployments", "scale"),
+        vec!["RequestResponse"]
+    );
+    assert_eq!(level_of("create", "configmaps", ""), vec!["Metadata"]);
+    let scale = events
+        .iter()
+        .find(|e| e["verb"] == "patch" && e["objectRef"]["subresource"] == "scale")
+        .unwrap();
+    assert_eq!(scale["responseObject"]["kind"], "Scale");
+}
+
+#[test]
+fn a_bad_policy_file_names_the_flag() {
+    let files = tempfile::tempdir().unwrap();
+    let policy = files.path().join("policy.yaml");
+    std::fs::write(&policy, "apiVersion: v1\nkind: ConfigMap\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kelemetry-sim"))
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--audit-policy-file",
+            policy.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--audit-policy-file"), "{stderr}");
+    assert!(stderr.contains("kind ConfigMap"), "{stderr}");
+}

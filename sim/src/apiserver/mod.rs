@@ -11,8 +11,9 @@ pub mod patch;
 pub mod select;
 mod write;
 
+use crate::audit::policy::Policy;
 use crate::audit::webhook::AuditSink;
-use crate::audit::{AuditedRequest, Level, ObjectRef, Requester};
+use crate::audit::{AuditedRequest, ObjectRef, Requester};
 use crate::kinds::Kind;
 use crate::status::ApiError;
 use crate::store::{ResourceId, Store};
@@ -94,18 +95,18 @@ pub struct ApiServer {
     store: Arc<Store>,
     kinds: RwLock<Vec<Kind>>,
     audit: AuditSink,
-    level: Level,
+    policy: Policy,
 }
 
 impl ApiServer {
-    /// A server over `store` auditing at `level` into `audit`, with the built-in
-    /// kinds and the four namespaces every cluster has.
-    pub fn new(store: Arc<Store>, audit: AuditSink, level: Level) -> Self {
+    /// A server over `store` auditing into `audit` as `policy` says, with the
+    /// built-in kinds and the four namespaces every cluster has.
+    pub fn new(store: Arc<Store>, audit: AuditSink, policy: Policy) -> Self {
         let server = Self {
             store,
             kinds: RwLock::new(crate::kinds::builtin()),
             audit,
-            level,
+            policy,
         };
         let ns = ResourceId::new("", "namespaces");
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -181,7 +182,8 @@ impl ApiServer {
             Err(e) => (e.code, e.to_status()),
         };
         let response = (!response.is_null()).then_some(&response);
-        self.audit.send(req.events(self.level, code, response));
+        self.audit
+            .send(req.events(&self.policy.decide(&req), code, response));
         result.map(|(_, v)| v)
     }
 

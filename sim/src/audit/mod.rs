@@ -2,13 +2,17 @@
 //! events filled the way the real API server fills them, at the configured level, and
 //! goes to the webhook backend ([`webhook`]).
 
+pub mod policy;
 pub mod webhook;
 
+use policy::Decision;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How much of a request an audit event records; spelled as in an audit Policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Deserialize,
+)]
 pub enum Level {
     /// No events.
     #[value(name = "None")]
@@ -139,9 +143,10 @@ fn audit_id() -> String {
 
 impl AuditedRequest<'_> {
     /// The `RequestReceived` and `ResponseComplete` (`ResponseStarted` for a watch)
-    /// events of this request answered
-    /// with `code` and `response`, at `level` (none at level `None`).
-    pub fn events(&self, level: Level, code: u16, response: Option<&Value>) -> Vec<Value> {
+    /// events of this request answered with `code` and `response`, at the level the
+    /// policy decided (none at level `None`), minus the omitted stages.
+    pub fn events(&self, decision: &Decision, code: u16, response: Option<&Value>) -> Vec<Value> {
+        let level = decision.level;
         if level == Level::None {
             return vec![];
         }
@@ -209,6 +214,12 @@ impl AuditedRequest<'_> {
                 complete["responseObject"] = body.clone();
             }
         }
-        vec![received, complete]
+        [received, complete]
+            .into_iter()
+            .filter(|e| {
+                let stage = e["stage"].as_str().unwrap_or_default();
+                !decision.omit_stages.iter().any(|s| s == stage)
+            })
+            .collect()
     }
 }
