@@ -644,3 +644,62 @@ fn a_bad_policy_file_names_the_flag() {
     assert!(stderr.contains("--audit-policy-file"), "{stderr}");
     assert!(stderr.contains("kind ConfigMap"), "{stderr}");
 }
+
+#[test]
+fn kubectl_get_prints_the_columns_of_a_real_cluster() {
+    let sim = Sim::start(&[]);
+    sim.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1",
+        "--replicas=2",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pods = sim.kubectl(&["get", "pods"]);
+        let header: Vec<&str> = pods
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            header,
+            ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+            "{pods}"
+        );
+        if pods
+            .lines()
+            .skip(1)
+            .filter(|l| l.contains("1/1") && l.contains("Running"))
+            .count()
+            == 2
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pods}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deployments = sim.kubectl(&["get", "deployments"]);
+    assert!(deployments.contains("UP-TO-DATE"), "{deployments}");
+    assert!(
+        deployments
+            .lines()
+            .any(|l| l.starts_with("web ") && l.contains("2/2")),
+        "{deployments}"
+    );
+    let nodes = sim.kubectl(&["get", "nodes"]);
+    assert!(
+        nodes.contains("Ready") && nodes.contains("v1.32.0"),
+        "{nodes}"
+    );
+    let events = sim.kubectl(&["get", "events"]);
+    assert!(
+        events.contains("ScalingReplicaSet") && events.contains("deployment/web"),
+        "{events}"
+    );
+    // Other output formats still get the objects themselves.
+    let json = sim.get_json(&["get", "pods"]);
+    assert_eq!(json["items"].as_array().unwrap().len(), 2);
+}

@@ -48,7 +48,9 @@ pub fn register(api: &Arc<ApiServer>, node: &str) {
                    "status": {"conditions": [{"type": "Ready", "status": "True",
                                               "reason": "KubeletReady", "lastHeartbeatTime": now(),
                                               "lastTransitionTime": now()}],
-                              "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"}}});
+                              "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                              "nodeInfo": {"kubeletVersion": "v1.32.0", "operatingSystem": "linux",
+                                           "architecture": "amd64"}}});
     let nodes = ObjectId {
         resource: ResourceId::new("", "nodes"),
         namespace: String::new(),

@@ -5,11 +5,13 @@
 //! - [`auth`]: who a request comes from.
 //! - [`discovery`]: `/version`, `/api`, `/apis` and resource lists.
 //! - [`openapi`]: the OpenAPI v3 kubectl reads to choose server-side validation.
+//! - [`table`]: the Tables `kubectl get` prints.
 //! - [`watch`]: `?watch=1` streams.
 
 pub mod auth;
 pub mod discovery;
 pub mod openapi;
+pub mod table;
 pub mod watch;
 
 use crate::apiserver::patch::PatchType;
@@ -289,8 +291,12 @@ async fn resources(
         Ok(Op::Patch(kind, b)) => api.patch(&c.who, &c.uri, &t, kind, b),
         Ok(Op::Delete(p, body)) => api.delete(&c.who, &c.uri, &t, p, body),
     };
+    let accept = c.headers.get(header::ACCEPT).and_then(|a| a.to_str().ok());
     match result {
         Ok(v) if c.method == Method::POST => json_response(201, &v),
+        Ok(v) if c.method == Method::GET && t.subresource.is_empty() && table::wanted(accept) => {
+            json_response(200, &table::render(&t.kind.plural, &v, chrono::Utc::now()))
+        }
         Ok(v) => json_response(200, &v),
         Err(e) => error_response(&e),
     }
