@@ -15,6 +15,7 @@
 //! - [`protobuf`]: Kubernetes protobuf request bodies, decoded to JSON.
 //! - [`status`]: API errors as `Status` objects.
 //! - [`replay`]: recorded watch streams written back into the store.
+//! - [`load`]: a busy cluster's background traffic for benchmarks.
 
 #![warn(missing_docs)]
 
@@ -24,6 +25,7 @@ pub mod controllers;
 pub mod http;
 pub mod kinds;
 pub mod kubeconfig;
+pub mod load;
 pub mod protobuf;
 pub mod replay;
 pub mod status;

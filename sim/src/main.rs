@@ -7,6 +7,7 @@ use kelemetry_sim::audit::policy::Policy;
 use kelemetry_sim::audit::webhook::{AuditSink, WebhookSettings};
 use kelemetry_sim::audit::Level;
 use kelemetry_sim::http::{self, auth, HttpState};
+use kelemetry_sim::load::LoadSettings;
 use kelemetry_sim::replay::Recording;
 use kelemetry_sim::store::Store;
 use std::net::SocketAddr;
@@ -57,6 +58,9 @@ struct Opts {
     /// into the store; the controllers do not run, the recording is the cluster.
     #[arg(long)]
     replay: Option<PathBuf>,
+    /// Load mode (off unless --load-deployments is above 0).
+    #[command(flatten)]
+    load: LoadSettings,
 }
 
 #[tokio::main]
@@ -101,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
     let api = Arc::new(ApiServer::new(store, audit, policy));
     if recording.is_none() {
         kelemetry_sim::controllers::start_all(&api, opts.nodes);
+        tokio::spawn(kelemetry_sim::load::run(api.clone(), opts.load));
     }
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await

@@ -703,3 +703,57 @@ fn kubectl_get_prints_the_columns_of_a_real_cluster() {
     let json = sim.get_json(&["get", "pods"]);
     assert_eq!(json["items"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn load_mode_churns_pods_and_rolls_deployments_as_an_audited_user() {
+    let (received, url) = Received::serve();
+    let sim = Sim::start(&[
+        "--audit-webhook",
+        &url,
+        "--nodes",
+        "3",
+        "--load-deployments",
+        "2",
+        "--load-replicas",
+        "3",
+        "--load-pod-churn-per-min",
+        "600",
+        "--load-rollouts-per-min",
+        "120",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = sim.get_json(&["get", "deployments"]);
+        let rolled = d["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["status"]["observedGeneration"].as_i64().unwrap_or(0) > 1)
+            .count();
+        if rolled == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "load Deployments never rolled: {d}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sim.audit_flushed();
+    let events = received.events();
+    let by_load = |verb: &str, resource: &str| {
+        events.iter().any(|e| {
+            e["verb"] == verb
+                && e["objectRef"]["resource"] == resource
+                && e["user"]["username"] == "kubernetes-admin"
+                && e["userAgent"] == "kelemetry-sim-load/v1"
+        })
+    };
+    assert!(by_load("create", "deployments"));
+    assert!(by_load("delete", "pods"), "pod churn is audited");
+    assert!(by_load("patch", "deployments"), "rollouts are audited");
+    assert!(
+        events.iter().any(|e| e["objectRef"]["resource"] == "leases"),
+        "the kubelets hold node leases"
+    );
+}
