@@ -16,6 +16,7 @@
 //! - [`status`]: API errors as `Status` objects.
 //! - [`replay`]: recorded watch streams written back into the store.
 //! - [`load`]: a busy cluster's background traffic for benchmarks.
+//! - [`views`]: resources served from another resource's storage (events.k8s.io).
 
 #![warn(missing_docs)]
 
@@ -30,3 +31,4 @@ pub mod protobuf;
 pub mod replay;
 pub mod status;
 pub mod store;
+pub mod views;

@@ -3,6 +3,7 @@
 //! from. A watch or list from a version older than the history answers 410 Gone.
 
 use crate::status::ApiError;
+use crate::views::{from_view, storage_of, to_view};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -126,26 +127,29 @@ impl Store {
     pub fn get(&self, r: &ResourceId, ns: &str, name: &str) -> Option<Value> {
         self.lock()
             .objects
-            .get(&(r.clone(), ns.to_string(), name.to_string()))
-            .cloned()
+            .get(&(storage_of(r), ns.to_string(), name.to_string()))
+            .map(|o| to_view(r, o.clone()))
     }
 
     /// The objects of `r` (in `ns`, or everywhere with `None`), sorted by namespace
     /// and name, and the resourceVersion they were read at.
     pub fn list(&self, r: &ResourceId, ns: Option<&str>) -> (Vec<Value>, u64) {
         let inner = self.lock();
+        let stored = storage_of(r);
         let items = inner
             .objects
             .iter()
-            .filter(|((res, n, _), _)| res == r && ns.is_none_or(|ns| ns == n))
-            .map(|(_, v)| v.clone())
+            .filter(|((res, n, _), _)| *res == stored && ns.is_none_or(|ns| ns == n))
+            .map(|(_, v)| to_view(r, v.clone()))
             .collect();
         (items, inner.rv)
     }
 
     /// Stores a new object: assigns its name (from `generateName`), uid,
     /// resourceVersion, creationTimestamp and generation.
-    pub fn create(&self, r: &ResourceId, ns: &str, mut obj: Value) -> Result<Value, ApiError> {
+    pub fn create(&self, view: &ResourceId, ns: &str, obj: Value) -> Result<Value, ApiError> {
+        let r = &storage_of(view);
+        let mut obj = from_view(view, obj);
         let mut inner = self.lock();
         let meta = obj["metadata"]
             .as_object_mut()
@@ -183,7 +187,7 @@ impl Store {
         meta.insert("generation".into(), 1.into());
         inner.objects.insert(key, obj.clone());
         self.record(&mut inner, ChangeType::Added, r, ns, &obj);
-        Ok(obj)
+        Ok(to_view(view, obj))
     }
 
     /// Replaces an object. With `expected_rv`, the stored object must still have
@@ -192,12 +196,14 @@ impl Store {
     /// when `spec` changed.
     pub fn replace(
         &self,
-        r: &ResourceId,
+        view: &ResourceId,
         ns: &str,
         name: &str,
-        mut obj: Value,
+        obj: Value,
         expected_rv: Option<&str>,
     ) -> Result<Value, ApiError> {
+        let r = &storage_of(view);
+        let mut obj = from_view(view, obj);
         let mut inner = self.lock();
         let key = (r.clone(), ns.to_string(), name.to_string());
         let old = inner
@@ -228,11 +234,12 @@ impl Store {
         meta.insert("resourceVersion".into(), inner.rv.to_string().into());
         inner.objects.insert(key, obj.clone());
         self.record(&mut inner, ChangeType::Modified, r, ns, &obj);
-        Ok(obj)
+        Ok(to_view(view, obj))
     }
 
     /// Deletes an object; returns it with the deletion's resourceVersion.
-    pub fn delete(&self, r: &ResourceId, ns: &str, name: &str) -> Result<Value, ApiError> {
+    pub fn delete(&self, view: &ResourceId, ns: &str, name: &str) -> Result<Value, ApiError> {
+        let r = &storage_of(view);
         let mut inner = self.lock();
         let key = (r.clone(), ns.to_string(), name.to_string());
         let mut obj = inner
@@ -242,7 +249,7 @@ impl Store {
         inner.rv += 1;
         obj["metadata"]["resourceVersion"] = inner.rv.to_string().into();
         self.record(&mut inner, ChangeType::Deleted, r, ns, &obj);
-        Ok(obj)
+        Ok(to_view(view, obj))
     }
 
     fn record(&self, inner: &mut Inner, change: ChangeType, r: &ResourceId, ns: &str, obj: &Value) {

@@ -753,7 +753,74 @@ fn load_mode_churns_pods_and_rolls_deployments_as_an_audited_user() {
     assert!(by_load("delete", "pods"), "pod churn is audited");
     assert!(by_load("patch", "deployments"), "rollouts are audited");
     assert!(
-        events.iter().any(|e| e["objectRef"]["resource"] == "leases"),
+        events
+            .iter()
+            .any(|e| e["objectRef"]["resource"] == "leases"),
         "the kubelets hold node leases"
     );
+}
+
+#[test]
+fn events_k8s_io_is_a_view_of_the_core_events() {
+    let sim = Sim::start(&[]);
+    let files = tempfile::tempdir().unwrap();
+    let rv = sim.get_json(&["get", "events"])["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Written through events.k8s.io/v1, read through core/v1.
+    let event = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "probe.1", "namespace": "default"},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "probe-controller",
+        "reportingInstance": "probe-1", "action": "Probing", "reason": "Probed",
+        "regarding": {"kind": "ConfigMap", "namespace": "default", "name": "c", "apiVersion": "v1"},
+        "note": "probed the ConfigMap", "type": "Normal"});
+    let path = write_json(files.path(), "event.json", &event);
+    sim.kubectl(&["create", "-f", &path]);
+    let core = sim.get_json(&["get", "events.v1.", "probe.1"]);
+    assert_eq!(core["apiVersion"], "v1");
+    assert_eq!(core["message"], "probed the ConfigMap");
+    assert_eq!(core["involvedObject"]["name"], "c");
+    assert_eq!(core["reportingComponent"], "probe-controller");
+    // Written by a controller through core/v1, read through events.k8s.io/v1.
+    sim.kubectl(&["create", "deployment", "web", "--image=nginx:1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v1 = sim.get_json(&["get", "events.v1.events.k8s.io"]);
+        let scaling = v1["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["reason"] == "ScalingReplicaSet")
+            .cloned();
+        if let Some(e) = scaling {
+            assert_eq!(e["regarding"]["name"], "web");
+            assert!(e["note"]
+                .as_str()
+                .unwrap()
+                .starts_with("Scaled up replica set web-"));
+            assert!(e.get("message").is_none());
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v1}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A watch through events.k8s.io/v1 sees both, converted.
+    let mut w = sim.raw(&format!(
+        "/apis/events.k8s.io/v1/namespaces/default/events?watch=1&resourceVersion={rv}&timeoutSeconds=1"
+    ));
+    let body = w.body_mut().read_to_string().unwrap();
+    let seen: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        seen.iter()
+            .any(|e| e["object"]["note"] == "probed the ConfigMap"),
+        "{body}"
+    );
+    assert!(seen
+        .iter()
+        .all(|e| e["object"]["apiVersion"] == "events.k8s.io/v1"
+            && e["object"].get("message").is_none()));
 }

@@ -125,20 +125,35 @@ fn columns(plural: &str) -> Vec<Column> {
         ],
         "events" => vec![
             column("Last Seen", "string", |o, now| {
-                let t = &o["lastTimestamp"];
-                age_of(if t.is_string() { t } else { &o["eventTime"] }, now)
+                let t = ["lastTimestamp", "deprecatedLastTimestamp", "eventTime"]
+                    .iter()
+                    .map(|f| &o[*f])
+                    .find(|t| t.is_string())
+                    .unwrap_or(&Value::Null);
+                age_of(t, now)
             }),
             column("Type", "string", |o, _| o["type"].clone()),
             column("Reason", "string", |o, _| o["reason"].clone()),
             column("Object", "string", |o, _| {
-                let io = &o["involvedObject"];
+                // core/v1 names it involvedObject, events.k8s.io/v1 regarding.
+                let io = if o["involvedObject"].is_object() {
+                    &o["involvedObject"]
+                } else {
+                    &o["regarding"]
+                };
                 json!(format!(
                     "{}/{}",
                     io["kind"].as_str().unwrap_or_default().to_ascii_lowercase(),
                     io["name"].as_str().unwrap_or_default()
                 ))
             }),
-            column("Message", "string", |o, _| o["message"].clone()),
+            column("Message", "string", |o, _| {
+                if o["message"].is_string() {
+                    o["message"].clone()
+                } else {
+                    o["note"].clone()
+                }
+            }),
         ],
         "namespaces" => vec![
             name,

@@ -9,6 +9,7 @@ use crate::apiserver::select::Selector;
 use crate::apiserver::{ApiServer, Target};
 use crate::audit::Requester;
 use crate::store::Change;
+use crate::views::{storage_of, to_view};
 use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -41,10 +42,16 @@ struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, c: &Change) -> bool {
-        c.resource == self.target.resource()
-            && (self.target.namespace.is_empty() || c.namespace == self.target.namespace)
-            && self.object_matches(&c.object)
+    /// The change as this watch serves it, if it is one of its objects.
+    fn view(&self, c: &Change) -> Option<Value> {
+        let resource = self.target.resource();
+        if c.resource != storage_of(&resource)
+            || !(self.target.namespace.is_empty() || c.namespace == self.target.namespace)
+        {
+            return None;
+        }
+        let o = to_view(&resource, (*c.object).clone());
+        self.object_matches(&o).then_some(o)
     }
 
     fn object_matches(&self, o: &Value) -> bool {
@@ -122,9 +129,11 @@ async fn stream(
             return None;
         }
     };
-    for c in start.backlog.iter().filter(|c| f.matches(c)) {
-        tx.send(line(c.change.as_str(), &c.object)).await.ok()?;
-        last = c.rv;
+    for c in &start.backlog {
+        if let Some(o) = f.view(c) {
+            tx.send(line(c.change.as_str(), &o)).await.ok()?;
+            last = c.rv;
+        }
     }
     let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
     ticker.tick().await;
@@ -133,8 +142,8 @@ async fn stream(
             c = start.live.recv() => match c {
                 Ok(c) if c.rv > last => {
                     last = c.rv;
-                    if f.matches(&c) {
-                        tx.send(line(c.change.as_str(), &c.object)).await.ok()?;
+                    if let Some(o) = f.view(&c) {
+                        tx.send(line(c.change.as_str(), &o)).await.ok()?;
                     }
                 }
                 Ok(_) => {}
