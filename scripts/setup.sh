@@ -27,4 +27,19 @@ if ! command -v kubectl >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq kubernetes-client >/dev/null
 fi
 
+# Debian's kubectl 1.20 beside it, unpacked (not installed) where the simulator's tests
+# look for it: the simulator must work with the oldest kubectl a machine may have too.
+old_kubectl="$(dirname "$0")/../target/tools/kubectl-1.20"
+if [ ! -x "$old_kubectl/usr/bin/kubectl" ]; then
+  echo "setup: unpacking Debian's kubernetes-client 1.20 into target/tools" >&2
+  work=$(mktemp -d)
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  (cd "$work" && { apt-get download -qq kubernetes-client 2>/dev/null ||
+    { $sudo apt-get update -qq && apt-get download -qq kubernetes-client; }; })
+  mkdir -p "$old_kubectl"
+  dpkg -x "$work"/kubernetes-client_*.deb "$old_kubectl"
+  rm -rf "$work"
+fi
+
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (https://rustup.rs)" >&2; exit 1; }

@@ -824,3 +824,65 @@ fn events_k8s_io_is_a_view_of_the_core_events() {
         .all(|e| e["object"]["apiVersion"] == "events.k8s.io/v1"
             && e["object"].get("message").is_none()));
 }
+
+/// Debian's kubectl 1.20, unpacked by `scripts/setup.sh`.
+fn kubectl_1_20() -> Option<std::path::PathBuf> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/kubectl-1.20/usr/bin/kubectl");
+    path.exists().then_some(path)
+}
+
+#[test]
+fn debians_kubectl_1_20_drives_the_same_workflow() {
+    let Some(kubectl) = kubectl_1_20() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "scripts/setup.sh unpacks kubectl 1.20 into target/tools; CI must have it"
+        );
+        eprintln!("kubectl 1.20 not unpacked (run scripts/setup.sh); skipped");
+        return;
+    };
+    let sim = Sim::start(&[]);
+    let k = |args: &[&str]| {
+        sim.0
+            .kubectl_at(&kubectl, args)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert!(k(&["version", "--client"]).contains("v1.20"));
+    k(&[
+        "create",
+        "deployment",
+        "demo",
+        "--image=nginx:1",
+        "--replicas=2",
+    ]);
+    k(&["scale", "deployment", "demo", "--replicas=3"]);
+    k(&["set", "image", "deployment/demo", "nginx=nginx:2"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let d: Value =
+            serde_json::from_str(&k(&["get", "deployment", "demo", "-o", "json"])).unwrap();
+        if d["status"]["updatedReplicas"] == 3 && d["status"]["readyReplicas"] == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{d}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pods = k(&["get", "pods"]);
+    assert!(
+        pods.starts_with("NAME") && pods.contains("Running"),
+        "{pods}"
+    );
+    // `apply` fetches /openapi/v2 first, then patches with the last-applied state.
+    let files = tempfile::tempdir().unwrap();
+    let cm = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": v}});
+    let path = write_json(files.path(), "cm1.json", &cm("v1"));
+    assert!(k(&["apply", "-f", &path]).contains("created"));
+    let path = write_json(files.path(), "cm2.json", &cm("v2"));
+    assert!(k(&["apply", "-f", &path]).contains("configured"));
+    assert_eq!(
+        k(&["get", "configmap", "c", "-o", "jsonpath={.data.k}"]),
+        "v2"
+    );
+    k(&["delete", "deployment", "demo"]);
+}

@@ -119,7 +119,13 @@ impl SimProcess {
 
     /// Runs `kubectl` against the simulator; its stdout, or an error with its output.
     pub fn kubectl(&self, args: &[&str]) -> Result<String, TestkitError> {
-        let out = Command::new("kubectl")
+        self.kubectl_at(Path::new("kubectl"), args)
+    }
+
+    /// Runs the kubectl binary at `binary` (another version than the one on the
+    /// PATH) against the simulator.
+    pub fn kubectl_at(&self, binary: &Path, args: &[&str]) -> Result<String, TestkitError> {
+        let out = Command::new(binary)
             .env("KUBECONFIG", &self.kubeconfig)
             .args(args)
             .output()

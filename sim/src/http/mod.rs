@@ -4,7 +4,8 @@
 //!
 //! - [`auth`]: who a request comes from.
 //! - [`discovery`]: `/version`, `/api`, `/apis` and resource lists.
-//! - [`openapi`]: the OpenAPI v3 kubectl reads to choose server-side validation.
+//! - [`openapi`]: the OpenAPI v3 kubectl reads to choose server-side validation, and
+//!   the empty v2 document older kubectl versions fetch.
 //! - [`table`]: the Tables `kubectl get` prints.
 //! - [`watch`]: `?watch=1` streams.
 
@@ -105,6 +106,11 @@ async fn dispatch(
         (Method::GET, ["apis"]) => json_response(200, &discovery::group_list(&s.api.kinds())),
         (Method::GET, ["apis", g]) => {
             discovery::group(&s.api.kinds(), g).map_or_else(not_found, |v| json_response(200, &v))
+        }
+        (Method::GET, ["openapi", "v2"]) => {
+            let accept = headers.get(header::ACCEPT).and_then(|a| a.to_str().ok());
+            let (body, content_type) = openapi::v2(accept.is_some_and(|a| a.contains("protobuf")));
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
         }
         (Method::GET, ["openapi", "v3"]) => json_response(200, &openapi::index(&s.api.kinds())),
         (Method::GET, ["openapi", "v3", rest @ ..]) => {
