@@ -64,6 +64,9 @@ pub struct Change {
     pub namespace: String,
     /// The object after the change.
     pub object: Arc<Value>,
+    /// The object before a modification (watches with selectors turn a change that
+    /// moves an object into or out of the selection into ADDED or DELETED).
+    pub previous: Option<Arc<Value>>,
 }
 
 type ObjectKey = (ResourceId, String, String);
@@ -186,7 +189,7 @@ impl Store {
         meta.insert("creationTimestamp".into(), now_rfc3339().into());
         meta.insert("generation".into(), 1.into());
         inner.objects.insert(key, obj.clone());
-        self.record(&mut inner, ChangeType::Added, r, ns, &obj);
+        self.record(&mut inner, ChangeType::Added, r, ns, &obj, None);
         Ok(to_view(view, obj))
     }
 
@@ -220,6 +223,7 @@ impl Store {
             old["metadata"]["uid"].clone(),
             old["metadata"]["creationTimestamp"].clone(),
         );
+        let previous = Arc::new(old.clone());
         inner.rv += 1;
         let meta = obj["metadata"]
             .as_object_mut()
@@ -233,7 +237,14 @@ impl Store {
         meta.insert("generation".into(), generation.into());
         meta.insert("resourceVersion".into(), inner.rv.to_string().into());
         inner.objects.insert(key, obj.clone());
-        self.record(&mut inner, ChangeType::Modified, r, ns, &obj);
+        self.record(
+            &mut inner,
+            ChangeType::Modified,
+            r,
+            ns,
+            &obj,
+            Some(previous),
+        );
         Ok(to_view(view, obj))
     }
 
@@ -248,17 +259,26 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(&r.plural, name))?;
         inner.rv += 1;
         obj["metadata"]["resourceVersion"] = inner.rv.to_string().into();
-        self.record(&mut inner, ChangeType::Deleted, r, ns, &obj);
+        self.record(&mut inner, ChangeType::Deleted, r, ns, &obj, None);
         Ok(to_view(view, obj))
     }
 
-    fn record(&self, inner: &mut Inner, change: ChangeType, r: &ResourceId, ns: &str, obj: &Value) {
+    fn record(
+        &self,
+        inner: &mut Inner,
+        change: ChangeType,
+        r: &ResourceId,
+        ns: &str,
+        obj: &Value,
+        previous: Option<Arc<Value>>,
+    ) {
         let c = Arc::new(Change {
             rv: inner.rv,
             change,
             resource: r.clone(),
             namespace: ns.to_string(),
             object: Arc::new(obj.clone()),
+            previous,
         });
         inner.history.push_back(c.clone());
         while inner.history.len() > self.history_limit {

@@ -886,3 +886,30 @@ fn debians_kubectl_1_20_drives_the_same_workflow() {
     );
     k(&["delete", "deployment", "demo"]);
 }
+
+#[test]
+fn a_selector_watch_sees_objects_enter_and_leave_the_selection() {
+    let sim = Sim::start(&[]);
+    sim.kubectl(&["create", "configmap", "c", "--from-literal=k=v"]);
+    let rv = sim.get_json(&["get", "configmap", "c"])["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sim.kubectl(&["label", "configmap", "c", "team=a"]);
+    sim.kubectl(&["annotate", "configmap", "c", "note=x"]);
+    sim.kubectl(&["label", "configmap", "c", "team=b", "--overwrite"]);
+    let mut w = sim.raw(&format!(
+        "/api/v1/namespaces/default/configmaps?watch=1&labelSelector=team%3Da&resourceVersion={rv}&timeoutSeconds=1"
+    ));
+    let body = w.body_mut().read_to_string().unwrap();
+    let types: Vec<String> = body
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(types, ["ADDED", "MODIFIED", "DELETED"], "{body}");
+}

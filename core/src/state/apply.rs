@@ -439,10 +439,12 @@ impl Applier<'_, '_> {
 
     fn kube_event(&mut self, e: &KubeEventRecord) -> Result<CommandOutcome, StateError> {
         let time = e.time_us.to_string();
-        let id: [&str; 3] = if e.uid.is_empty() {
-            ["k", &e.reason, &time]
+        // Keyed by cluster too: uids are unique, but two clusters may both send an
+        // Event without one (then reason and time are all there is).
+        let id: [&str; 4] = if e.uid.is_empty() {
+            ["k", &e.key.cluster, &e.reason, &time]
         } else {
-            ["k", &e.uid, &e.resource_version]
+            ["k", &e.key.cluster, &e.uid, &e.resource_version]
         };
         if !self.first_time(&id, e.time_us)? {
             return Ok(CommandOutcome::Duplicate);

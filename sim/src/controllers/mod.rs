@@ -103,6 +103,7 @@ async fn follow(api: Arc<ApiServer>, resync: ResourceId, mut handle: impl FnMut(
                         resource: resync.clone(),
                         namespace: ns,
                         object: Arc::new(o),
+                        previous: None,
                     };
                     handle(Some(&c));
                 }

@@ -8,7 +8,7 @@
 use crate::apiserver::select::Selector;
 use crate::apiserver::{ApiServer, Target};
 use crate::audit::Requester;
-use crate::store::Change;
+use crate::store::{Change, ChangeType};
 use crate::views::{storage_of, to_view};
 use axum::body::{Body, Bytes};
 use axum::http::header;
@@ -42,8 +42,10 @@ struct Filter {
 }
 
 impl Filter {
-    /// The change as this watch serves it, if it is one of its objects.
-    fn view(&self, c: &Change) -> Option<Value> {
+    /// The change as this watch serves it (its type and object), if it concerns
+    /// the selection: a modification that moves an object into the selection is
+    /// ADDED, one that moves it out is DELETED, as the real server reports them.
+    fn view(&self, c: &Change) -> Option<(&'static str, Value)> {
         let resource = self.target.resource();
         if c.resource != storage_of(&resource)
             || !(self.target.namespace.is_empty() || c.namespace == self.target.namespace)
@@ -51,7 +53,18 @@ impl Filter {
             return None;
         }
         let o = to_view(&resource, (*c.object).clone());
-        self.object_matches(&o).then_some(o)
+        let now = self.object_matches(&o);
+        let before = c
+            .previous
+            .as_ref()
+            .map(|p| self.object_matches(&to_view(&resource, (**p).clone())));
+        let kind = match (c.change, before, now) {
+            (ChangeType::Modified, Some(true), false) => "DELETED",
+            (ChangeType::Modified, Some(false), true) => "ADDED",
+            (_, _, true) => c.change.as_str(),
+            (_, _, false) => return None,
+        };
+        Some((kind, o))
     }
 
     fn object_matches(&self, o: &Value) -> bool {
@@ -130,8 +143,8 @@ async fn stream(
         }
     };
     for c in &start.backlog {
-        if let Some(o) = f.view(c) {
-            tx.send(line(c.change.as_str(), &o)).await.ok()?;
+        if let Some((kind, o)) = f.view(c) {
+            tx.send(line(kind, &o)).await.ok()?;
             last = c.rv;
         }
     }
@@ -142,8 +155,8 @@ async fn stream(
             c = start.live.recv() => match c {
                 Ok(c) if c.rv > last => {
                     last = c.rv;
-                    if let Some(o) = f.view(&c) {
-                        tx.send(line(c.change.as_str(), &o)).await.ok()?;
+                    if let Some((kind, o)) = f.view(&c) {
+                        tx.send(line(kind, &o)).await.ok()?;
                     }
                 }
                 Ok(_) => {}

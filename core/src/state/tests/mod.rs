@@ -519,6 +519,25 @@ fn kube_events_from_a_recorded_stream_shape() {
     assert!(t.events[0]
         .tags
         .contains(&("source".into(), "deployment-controller".into())));
+    // The same Event without a uid from two clusters is two Events (one shard here,
+    // so only the dedupe key can tell them apart).
+    let mut one = Harness::new(1);
+    let mut no_uid = ev.clone();
+    no_uid["metadata"] = json!({});
+    let in_cluster =
+        |c: &str| Command::KubeEvent(KubeEventRecord::from_json(c, &no_uid.to_string()).unwrap());
+    assert_eq!(
+        one.apply(vec![
+            in_cluster("east"),
+            in_cluster("west"),
+            in_cluster("east")
+        ]),
+        vec![
+            CommandOutcome::Applied,
+            CommandOutcome::Applied,
+            CommandOutcome::Duplicate
+        ]
+    );
 }
 
 #[test]
