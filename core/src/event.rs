@@ -86,9 +86,24 @@ pub enum EventError {
     NoTimestamp,
 }
 
+/// How a `(group, kind)` maps to its plural resource and scope, as API discovery
+/// says (`None`: not known, the built-in table and the regular plural apply).
+pub type KindLookup<'a> = &'a dyn Fn(&str, &str) -> Option<(String, bool)>;
+
 impl KubeEventRecord {
-    /// Builds the record from an Event's JSON in cluster `cluster`.
+    /// Builds the record from an Event's JSON in cluster `cluster`, mapping the
+    /// involved object's kind with the built-in table.
     pub fn from_json(cluster: &str, json: &str) -> Result<Self, EventError> {
+        Self::from_json_with(cluster, json, &|_, _| None)
+    }
+
+    /// Builds the record, mapping the involved object's kind to its resource with
+    /// `lookup` first (discovery knows custom resources' irregular plurals).
+    pub fn from_json_with(
+        cluster: &str,
+        json: &str,
+        lookup: KindLookup<'_>,
+    ) -> Result<Self, EventError> {
         let ev: RawEvent =
             serde_json::from_str(json).map_err(|e| EventError::Invalid(e.to_string()))?;
         let time = ev
@@ -98,19 +113,16 @@ impl KubeEventRecord {
             .ok_or(EventError::NoTimestamp)?;
         let time_us = parse_time(time).map_err(|e| EventError::Invalid(e.to_string()))?;
         let io = &ev.involved_object;
-        let namespace = if is_cluster_scoped(&io.kind) {
-            ""
-        } else {
+        let group = group_of_api_version(&io.api_version);
+        let (resource, namespaced) = lookup(group, &io.kind)
+            .unwrap_or_else(|| (resource_of_kind(&io.kind), !is_cluster_scoped(&io.kind)));
+        let namespace = if namespaced {
             io.namespace.as_str()
+        } else {
+            ""
         };
         Ok(Self {
-            key: ObjectKey::new(
-                cluster,
-                group_of_api_version(&io.api_version),
-                resource_of_kind(&io.kind),
-                namespace,
-                io.name.clone(),
-            ),
+            key: ObjectKey::new(cluster, group, resource, namespace, io.name.clone()),
             version: version_of_api_version(&io.api_version).to_string(),
             uid: ev.metadata.uid,
             resource_version: ev.metadata.resource_version,
@@ -120,5 +132,33 @@ impl KubeEventRecord {
             action: ev.action,
             time_us,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_maps_irregular_plurals_and_scope() {
+        let json = r#"{"involvedObject": {"apiVersion": "zoo.example.com/v1", "kind": "Mouse",
+            "namespace": "default", "name": "jerry"}, "reason": "Squeaked",
+            "lastTimestamp": "2026-01-01T00:00:00Z"}"#;
+        let table = KubeEventRecord::from_json("c", json).unwrap();
+        assert_eq!(
+            table.key.resource, "mouses",
+            "the regular plural is only a guess"
+        );
+        let discovered = |g: &str, k: &str| {
+            (g == "zoo.example.com" && k == "Mouse").then(|| ("mice".to_string(), true))
+        };
+        let found = KubeEventRecord::from_json_with("c", json, &discovered).unwrap();
+        assert_eq!(
+            found.key.to_string(),
+            "c/zoo.example.com/mice/default/jerry"
+        );
+        let cluster_scoped = |_: &str, _: &str| Some(("mice".to_string(), false));
+        let found = KubeEventRecord::from_json_with("c", json, &cluster_scoped).unwrap();
+        assert_eq!(found.key.namespace, "");
     }
 }

@@ -32,7 +32,7 @@ pub struct AppState {
     pub watched_clusters: Vec<String>,
     /// The resources this node's discovery found per watched cluster (the object
     /// duties `/cluster/status` lists).
-    pub discovered: crate::watchers::duties::Discovered,
+    pub discovered: crate::watchers::discovery::Discovered,
     /// `--diff-wait` in microseconds: how long audit events of watched clusters may
     /// wait for a watched change.
     pub diff_wait_us: i64,

@@ -130,7 +130,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         },
         discovery_interval: args.kube.discovery_interval,
     };
-    let discovered = crate::watchers::duties::Discovered::default();
+    let discovered = crate::watchers::discovery::Discovered::default();
     let watchers = tokio::spawn(crate::watchers::duties::run(
         watched,
         object_settings,

@@ -3,6 +3,7 @@
 //! under test is the one this build produced.
 
 mod cluster;
+mod custom_resources;
 mod deep_tree;
 mod demo;
 mod grpc;

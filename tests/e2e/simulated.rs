@@ -37,7 +37,7 @@ fn wait_rolled_out(sim: &SimProcess, generation: i64, ready: i64) {
 
 /// The simulator of this build, writing its kubeconfig where the node's `--cluster`
 /// flag expects it and auditing to `node`.
-fn start_sim(kubeconfig: &Path, node: &Node, extra: &[&str]) -> SimProcess {
+pub(crate) fn start_sim(kubeconfig: &Path, node: &Node, extra: &[&str]) -> SimProcess {
     let sim_bin =
         sibling_binary(Path::new(env!("CARGO_BIN_EXE_kelemetry")), "kelemetry-sim").unwrap();
     let webhook = format!("http://{}/audit/{CLUSTER}", node.http());

@@ -62,16 +62,11 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
 /// Every watch duty with its holders under `roster`: the Events duty of each watched
 /// cluster, and an object duty per resource this node's discovery found.
 fn watch_duties(state: &AppState, roster: &DutyRoster) -> Vec<Value> {
-    let discovered = state
-        .discovered
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
     let mut duties = Vec::new();
     for c in &state.watched_clusters {
         duties.push(events_duty(c));
-        let resources = discovered.get(c).into_iter().flatten();
-        duties.extend(resources.map(|r| objects_duty(c, r)));
+        let resources = state.discovered.watchable(c);
+        duties.extend(resources.iter().map(|r| objects_duty(c, r)));
     }
     duties
         .into_iter()

@@ -9,14 +9,15 @@
 //! holders of an Events duty never write side by side for long, and what they do
 //! write twice the shards deduplicate.
 
+use super::discovery::Discovered;
 use super::objects::{self, ObjectWatchSettings};
 use super::{events, ClusterSource, WatchTask};
 use kelemetry_actors::IngestRouter;
 use kelemetry_core::ring::duties::events_duty;
 use kelemetry_core::ring::{DutyRoster, NodeId};
 use kelemetry_raft::ShardSet;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -46,9 +47,6 @@ impl DutyView {
         self.in_contact && self.roster.nodes.contains(&self.me)
     }
 }
-
-/// The resources each cluster's discovery found on this node, for `/cluster/status`.
-pub type Discovered = Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>;
 
 /// Runs the duties of `clusters` this node holds until `stop` turns true.
 pub async fn run(
@@ -87,9 +85,14 @@ pub async fn run(
             match (event_watchers.contains_key(&c.name), now.runs(&duty)) {
                 (false, true) => {
                     tracing::info!(duty, epoch = now.roster.epoch, "taking the watch duty");
-                    let (c2, sh, epoch, r) =
-                        (c.clone(), shards.clone(), now.roster.epoch, router.clone());
-                    let task = WatchTask::spawn(move |rx| events::run(c2, sh, epoch, r, rx));
+                    let (c2, sh, epoch, r, d) = (
+                        c.clone(),
+                        shards.clone(),
+                        now.roster.epoch,
+                        router.clone(),
+                        discovered.clone(),
+                    );
+                    let task = WatchTask::spawn(move |rx| events::run(c2, sh, epoch, r, d, rx));
                     event_watchers.insert(c.name.clone(), task);
                 }
                 (true, false) => {

@@ -8,6 +8,7 @@
 //! which relists after a `410` and backs off on errors). An Event the shard has seen
 //! (same uid and resourceVersion) is a duplicate there, so a relist adds nothing.
 
+use super::discovery::Discovered;
 use super::ClusterSource;
 use crate::metrics::{WATCH_RESUMED, WATCH_SYNCED};
 use futures::{StreamExt, TryStreamExt};
@@ -93,6 +94,7 @@ pub async fn run(
     shards: Arc<ShardSet>,
     epoch: u64,
     router: IngestRouter,
+    discovered: Discovered,
     mut stop: watch::Receiver<bool>,
 ) {
     let Some(client) = super::connect(&source, &mut stop).await else {
@@ -112,7 +114,12 @@ pub async fn run(
         WATCH_RESUMED.with_label_values(&[&source.name]).inc();
         tracing::info!(cluster = %source.name, from, "resuming the Event watch from the committed cursor");
         synced.set(1);
-        if !resume(&source.name, &api, &mut cursor, &shards, &router, &mut stop).await {
+        let to = Sink {
+            cluster: &source.name,
+            router: &router,
+            discovered: &discovered,
+        };
+        if !resume(&to, &api, &mut cursor, &shards, &mut stop).await {
             synced.set(0);
             return;
         }
@@ -137,7 +144,12 @@ pub async fn run(
         };
         match next {
             Some(Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e))) => {
-                forward(&source.name, &e, &router, &mut stop).await;
+                let to = Sink {
+                    cluster: &source.name,
+                    router: &router,
+                    discovered: &discovered,
+                };
+                to.forward(&e, &mut stop).await;
                 if let Some(rv) = &e.metadata.resource_version {
                     cursor.advance(rv);
                 }
@@ -160,13 +172,13 @@ pub async fn run(
 /// Watches from the cursor, request after request, until the cursor is too old
 /// (returns true: list instead) or `stop` (returns false).
 async fn resume(
-    cluster: &str,
+    to: &Sink<'_>,
     api: &kube::Api<Event>,
     cursor: &mut Cursor,
     shards: &ShardSet,
-    router: &IngestRouter,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
+    let cluster = to.cluster;
     // Bookmarks are on by default: they move the cursor through quiet periods.
     let params = WatchParams::default().timeout(WATCH_TIMEOUT_S);
     loop {
@@ -199,7 +211,7 @@ async fn resume(
             };
             match next {
                 Ok(Some(WatchEvent::Added(e) | WatchEvent::Modified(e))) => {
-                    forward(cluster, &e, router, stop).await;
+                    to.forward(&e, stop).await;
                     if let Some(rv) = &e.metadata.resource_version {
                         cursor.advance(rv);
                     }
@@ -224,26 +236,32 @@ async fn resume(
     }
 }
 
-/// Submits one Event until it is committed (or the watcher stops).
-async fn forward(
-    cluster: &str,
-    e: &Event,
-    router: &IngestRouter,
-    stop: &mut watch::Receiver<bool>,
-) {
-    let json = match serde_json::to_string(e) {
-        Ok(j) => j,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot encode an Event");
-            return;
-        }
-    };
-    let record = match KubeEventRecord::from_json(cluster, &json) {
-        Ok(r) => r,
-        Err(err) => {
-            tracing::debug!(error = %err, "Event not traced");
-            return;
-        }
-    };
-    super::commit(cluster, "event", Command::KubeEvent(record), router, stop).await;
+/// Where watched Events go: the shards, with kinds mapped by the cluster's discovery.
+struct Sink<'a> {
+    cluster: &'a str,
+    router: &'a IngestRouter,
+    discovered: &'a Discovered,
+}
+
+impl Sink<'_> {
+    /// Submits one Event until it is committed (or the watcher stops).
+    async fn forward(&self, e: &Event, stop: &mut watch::Receiver<bool>) {
+        let json = match serde_json::to_string(e) {
+            Ok(j) => j,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot encode an Event");
+                return;
+            }
+        };
+        let lookup = |group: &str, kind: &str| self.discovered.kind(self.cluster, group, kind);
+        let record = match KubeEventRecord::from_json_with(self.cluster, &json, &lookup) {
+            Ok(r) => r,
+            Err(err) => {
+                tracing::debug!(error = %err, "Event not traced");
+                return;
+            }
+        };
+        let command = Command::KubeEvent(record);
+        super::commit(self.cluster, "event", command, self.router, stop).await;
+    }
 }

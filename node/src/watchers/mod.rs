@@ -7,10 +7,12 @@
 //! Duties ([`duties`]): which node runs which watcher follows the roster the
 //! metadata group replicates; a node runs none while it has lost contact with it.
 //!
+//! - [`discovery`]: which resources a cluster serves and how kinds map to them.
 //! - [`events`]: the Event watcher.
 //! - [`objects`]: the object watchers (every discovered resource), the source of
 //!   diffs and snapshots when the audit policy records no objects.
 
+pub mod discovery;
 pub mod duties;
 pub mod events;
 pub mod objects;

@@ -8,7 +8,8 @@
 //! Discovery runs again every `--discovery-interval`, and at once when a
 //! CustomResourceDefinition changes, so new kinds are watched without a restart.
 
-use super::duties::{Discovered, DutyView};
+use super::discovery::{discover, resource_name, Discovered};
+use super::duties::DutyView;
 use super::{ClusterSource, WatchTask};
 use crate::metrics::WATCH_SYNCED;
 use futures::StreamExt;
@@ -18,7 +19,7 @@ use kelemetry_core::ring::duties::objects_duty;
 use kelemetry_core::version::ObjectVersionRecord;
 use kelemetry_core::{Command, ObjectKey};
 use kube::api::{DynamicObject, TypeMeta};
-use kube::discovery::{verbs, ApiResource, Discovery};
+use kube::discovery::ApiResource;
 use kube::runtime::{watcher, WatchStreamExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,10 +56,9 @@ pub async fn run(
         if tokio::time::Instant::now() >= next_discovery {
             next_discovery = tokio::time::Instant::now() + settings.discovery_interval;
             match discover(&client, &settings.filter).await {
-                Ok(found) => {
+                Ok((found, api)) => {
                     resources = found;
-                    let names = resources.keys().cloned().collect();
-                    lock(&discovered).insert(source.name.clone(), names);
+                    discovered.set(&source.name, api);
                 }
                 Err(e) => {
                     tracing::warn!(cluster = %source.name, error = %e, "discovery failed; retrying");
@@ -110,7 +110,7 @@ pub async fn run(
             next_discovery = tokio::time::Instant::now();
         }
     }
-    lock(&discovered).remove(&source.name);
+    discovered.remove(&source.name);
     for (_, task) in running {
         task.stop().await;
     }
@@ -118,43 +118,6 @@ pub async fn run(
 
 /// How soon a failed discovery is tried again.
 const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
-
-fn lock(
-    d: &Discovered,
-) -> std::sync::MutexGuard<'_, BTreeMap<String, std::collections::BTreeSet<String>>> {
-    d.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Every listable and watchable resource at its preferred version, by
-/// [`resource_name`], minus the excluded types.
-async fn discover(
-    client: &kube::Client,
-    filter: &AuditFilter,
-) -> Result<BTreeMap<String, ApiResource>, kube::Error> {
-    let discovery = Discovery::new(client.clone()).run().await?;
-    let mut out = BTreeMap::new();
-    for group in discovery.groups() {
-        for (ar, caps) in group.recommended_resources() {
-            let key = ObjectKey::new("", ar.group.clone(), ar.plural.clone(), "", "");
-            if caps.supports_operation(verbs::LIST)
-                && caps.supports_operation(verbs::WATCH)
-                && !filter.excludes_type(&key)
-            {
-                out.insert(resource_name(&ar), ar);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// `group/resource`, or `resource` in the core group (as `--exclude-types` names them).
-fn resource_name(ar: &ApiResource) -> String {
-    if ar.group.is_empty() {
-        ar.plural.clone()
-    } else {
-        format!("{}/{}", ar.group, ar.plural)
-    }
-}
 
 /// Whether a resource is the CustomResourceDefinitions, whose changes call for a new
 /// discovery.

@@ -1,0 +1,76 @@
+//! Custom resources on the simulator at `Metadata` audit level: a CRD created while
+//! the node watches is discovered at once, its objects are watched (their diffs come
+//! from the watcher), and an Event about one lands on the object under the plural
+//! discovery names (`mice`, not the `mouses` a table would guess).
+
+use crate::simulated::{start_sim, wait_trace_with, wait_watching, CLUSTER};
+use crate::support::Node;
+use crate::traces::{field_values, log_fields, redirect, roots, with_mode};
+use serde_json::json;
+use std::path::Path;
+
+fn write(dir: &Path, name: &str, v: &serde_json::Value) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, v.to_string()).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_new_crd_is_watched_and_events_find_its_irregular_plural() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("sim-kubeconfig");
+    let watched = format!("{CLUSTER}={}", kubeconfig.display());
+    let node = Node::start(dir.path(), &["--shards", "8", "--cluster", &watched]);
+    let sim = start_sim(&kubeconfig, &node, &["--audit-level", "Metadata"]);
+    wait_watching(
+        &node,
+        &["events", "apiextensions.k8s.io/customresourcedefinitions"],
+    );
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "mice.zoo.example.com"},
+        "spec": {"group": "zoo.example.com", "scope": "Namespaced",
+                 "names": {"plural": "mice", "singular": "mouse", "kind": "Mouse"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object",
+                                          "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    sim.kubectl(&["create", "-f", &write(dir.path(), "crd.json", &crd)])
+        .unwrap();
+    // The CRD's change triggers a rediscovery: the new resource is watched.
+    wait_watching(&node, &["zoo.example.com/mice"]);
+    let mouse = json!({"apiVersion": "zoo.example.com/v1", "kind": "Mouse",
+                       "metadata": {"name": "jerry", "namespace": "default"}, "spec": {"color": "brown"}});
+    sim.kubectl(&["create", "-f", &write(dir.path(), "mouse.json", &mouse)])
+        .unwrap();
+    sim.kubectl(&[
+        "patch",
+        "mouse",
+        "jerry",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"color":"grey"}}"#,
+    ])
+    .unwrap();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let event = json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "jerry.squeak", "namespace": "default"},
+        "involvedObject": {"apiVersion": "zoo.example.com/v1", "kind": "Mouse",
+                           "namespace": "default", "name": "jerry"},
+        "reason": "Squeaked", "message": "jerry squeaked", "type": "Normal",
+        "source": {"component": "cat"}, "firstTimestamp": now, "lastTimestamp": now, "count": 1});
+    sim.kubectl(&["create", "-f", &write(dir.path(), "event.json", &event)])
+        .unwrap();
+
+    let ts = chrono::Utc::now().timestamp_micros();
+    let id = redirect(&node, CLUSTER, "mice", "jerry", ts);
+    let trace = wait_trace_with(&node, &with_mode(&id, "21000000"), |t| {
+        roots(t).first().is_some_and(|root| {
+            let logs = log_fields(root);
+            let diffs = field_values(&logs, "diff");
+            field_values(&logs, "event").contains(&"Squeaked".to_string())
+                && diffs
+                    .iter()
+                    .any(|d| d.contains(r#"spec.color "brown" -> "grey""#))
+        })
+    });
+    assert_eq!(roots(&trace).len(), 1);
+}
