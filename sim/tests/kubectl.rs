@@ -3,7 +3,7 @@
 //! with the garbage collector; plus the audit events the webhook receives for them,
 //! at RequestResponse and Metadata level.
 
-use kelemetry_testkit::sim::{deployment_manifest, SimProcess};
+use kelemetry_testkit::sim::{deployment_manifest, mouse_crd, SimProcess};
 use kelemetry_testkit::Client;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -525,14 +525,7 @@ fn paged_lists_and_writes_that_must_not_delete() {
 fn a_crd_with_an_irregular_plural_is_served_by_plural_singular_and_short_name() {
     let sim = Sim::start(&[]);
     let files = tempfile::tempdir().unwrap();
-    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "mice.zoo.example.com"},
-        "spec": {"group": "zoo.example.com", "scope": "Namespaced",
-                 "names": {"plural": "mice", "singular": "mouse", "kind": "Mouse", "shortNames": ["ms"]},
-                 "versions": [{"name": "v1", "served": true, "storage": true,
-                               "schema": {"openAPIV3Schema": {"type": "object",
-                                          "x-kubernetes-preserve-unknown-fields": true}},
-                               "subresources": {"status": {}}}]}});
+    let crd = mouse_crd();
     sim.kubectl(&["create", "-f", &write_json(files.path(), "crd.json", &crd)]);
     let mouse = json!({"apiVersion": "zoo.example.com/v1", "kind": "Mouse",
                        "metadata": {"name": "jerry"}, "spec": {"color": "brown"}});

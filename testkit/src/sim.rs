@@ -26,6 +26,19 @@ pub fn deployment_manifest(name: &str, replicas: u32, image: &str) -> Value {
                                  "spec": {"containers": [{"name": "nginx", "image": image}]}}}})
 }
 
+/// A CustomResourceDefinition with an irregular plural: kind `Mouse`, plural `mice`,
+/// singular `mouse`, short name `ms`, in group `zoo.example.com`.
+pub fn mouse_crd() -> Value {
+    serde_json::json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "mice.zoo.example.com"},
+        "spec": {"group": "zoo.example.com", "scope": "Namespaced",
+                 "names": {"plural": "mice", "singular": "mouse", "kind": "Mouse", "shortNames": ["ms"]},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object",
+                                          "x-kubernetes-preserve-unknown-fields": true}},
+                               "subresources": {"status": {}}}]}})
+}
+
 /// The binary `name` built next to `sibling` (binaries of one workspace build share
 /// a directory), or a message saying how to build it.
 pub fn sibling_binary(sibling: &Path, name: &str) -> Result<PathBuf, TestkitError> {

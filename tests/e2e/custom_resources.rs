@@ -6,6 +6,7 @@
 use crate::simulated::{start_sim, wait_trace_with, wait_watching, CLUSTER};
 use crate::support::Node;
 use crate::traces::{field_values, log_fields, redirect, roots, with_mode};
+use kelemetry_testkit::sim::mouse_crd;
 use serde_json::json;
 use std::path::Path;
 
@@ -26,13 +27,7 @@ fn a_new_crd_is_watched_and_events_find_its_irregular_plural() {
         &node,
         &["events", "apiextensions.k8s.io/customresourcedefinitions"],
     );
-    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "mice.zoo.example.com"},
-        "spec": {"group": "zoo.example.com", "scope": "Namespaced",
-                 "names": {"plural": "mice", "singular": "mouse", "kind": "Mouse"},
-                 "versions": [{"name": "v1", "served": true, "storage": true,
-                               "schema": {"openAPIV3Schema": {"type": "object",
-                                          "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let crd = mouse_crd();
     sim.kubectl(&["create", "-f", &write(dir.path(), "crd.json", &crd)])
         .unwrap();
     // The CRD's change triggers a rediscovery: the new resource is watched.

@@ -97,19 +97,10 @@ fn main() -> anyhow::Result<()> {
             &as_admin,
             Some(event.to_string().as_bytes()),
         )?;
-        loop {
-            let (_, body) = client.get(&search)?;
-            if body.contains(&format!("\"operationName\":\"{reason}\"")) {
-                if i > 0 {
-                    latencies.push(start.elapsed());
-                }
-                break;
-            }
-            anyhow::ensure!(
-                start.elapsed() < Duration::from_secs(30),
-                "Event {i} never became a span"
-            );
-            std::thread::sleep(Duration::from_millis(2));
+        let span = format!("\"operationName\":\"{reason}\"");
+        let latency = poll_until(&client, &search, &span, start, "an Event's span")?;
+        if i > 0 {
+            latencies.push(latency);
         }
     }
     report(
@@ -133,18 +124,13 @@ fn main() -> anyhow::Result<()> {
             Some(patch.to_string().as_bytes()),
         )?;
         let diff = format!(r#"data.k \"v{}\" -> \"v{i}\""#, i - 1);
-        loop {
-            let (_, body) = client.get(&search)?;
-            if body.contains(&diff) {
-                latencies.push(start.elapsed());
-                break;
-            }
-            anyhow::ensure!(
-                start.elapsed() < Duration::from_secs(30),
-                "the diff of patch {i} never reached its span"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        latencies.push(poll_until(
+            &client,
+            &search,
+            &diff,
+            start,
+            "a patch's diff",
+        )?);
     }
     report(
         "object versions",
@@ -152,6 +138,28 @@ fn main() -> anyhow::Result<()> {
         "patching the ConfigMap in the simulator until its audit span carries the watched diff (audit batches of at most 5 ms)",
     );
     Ok(())
+}
+
+/// Reads `search` every 2 ms until its body contains `needle`; the time since
+/// `start`, or an error naming `what` after 30 seconds.
+fn poll_until(
+    client: &Client,
+    search: &str,
+    needle: &str,
+    start: Instant,
+    what: &str,
+) -> anyhow::Result<Duration> {
+    loop {
+        let (_, body) = client.get(search)?;
+        if body.contains(needle) {
+            return Ok(start.elapsed());
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} never became queryable ({needle})"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// Prints the percentiles of `latencies` of `what`, measured as `from`.
