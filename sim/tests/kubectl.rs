@@ -419,6 +419,12 @@ fn metadata_level_has_no_bodies_and_compacted_versions_are_gone() {
         b"{not json",
     );
     assert_eq!(status, 400);
+    // So is a request for a resource the server does not serve.
+    assert_eq!(
+        sim.raw("/apis/apps/v1/namespaces/default/widgets/w")
+            .status(),
+        404
+    );
 
     sim.audit_flushed();
     let events = received.events();
@@ -427,6 +433,14 @@ fn metadata_level_has_no_bodies_and_compacted_versions_are_gone() {
             && e["objectRef"]["resource"] == "configmaps"
             && e["responseStatus"]["code"] == 400),
         "the refused create is audited"
+    );
+    assert!(
+        events.iter().any(|e| e["verb"] == "get"
+            && e["objectRef"]["resource"] == "widgets"
+            && e["objectRef"]["name"] == "w"
+            && e["objectRef"]["namespace"] == "default"
+            && e["responseStatus"]["code"] == 404),
+        "the request for an unknown resource is audited"
     );
     for e in &events {
         assert_eq!(e["level"], "Metadata");
@@ -553,6 +567,19 @@ fn a_crd_with_an_irregular_plural_is_served_by_plural_singular_and_short_name() 
     let jerry = sim.get_json(&["get", "mouse", "jerry"]);
     assert_eq!(jerry["spec"]["color"], "grey");
     assert_eq!(jerry["metadata"]["generation"], 2);
+    // An update of the CRD changes what is served: a new short name.
+    sim.kubectl(&[
+        "patch",
+        "crd",
+        "mice.zoo.example.com",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"names":{"shortNames":["ms","mm"]}}}"#,
+    ]);
+    assert_eq!(
+        sim.kubectl(&["get", "mm", "-o", "name"]).trim(),
+        "mouse.zoo.example.com/jerry"
+    );
     sim.kubectl(&["delete", "mouse", "jerry"]);
     assert_eq!(sim.kubectl(&["get", "mice", "-o", "name"]).trim(), "");
 }

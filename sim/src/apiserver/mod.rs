@@ -146,6 +146,14 @@ impl ApiServer {
             .find(|k| k.group == group && k.kind == kind)
     }
 
+    /// Serves the kind of a CRD as it is after an update or patch of its main
+    /// resource (a new version, names or scope).
+    fn crd_changed(&self, t: &Target, crd: &Value) {
+        if t.kind.plural == "customresourcedefinitions" && t.subresource.is_empty() {
+            self.register_crd(crd, true);
+        }
+    }
+
     fn register_crd(&self, crd: &Value, present: bool) {
         let Some(k) = crate::kinds::from_crd(crd) else {
             return;
@@ -294,7 +302,9 @@ impl ApiServer {
         body: Value,
     ) -> Result<Value, ApiError> {
         self.audited(who, "update", uri, t, Some(&body), || {
-            write::update(self, t, body.clone(), None).map(|v| (200, v))
+            let updated = write::update(self, t, body.clone(), None)?;
+            self.crd_changed(t, &updated);
+            Ok((200, updated))
         })
     }
 
@@ -308,7 +318,9 @@ impl ApiServer {
         body: Value,
     ) -> Result<Value, ApiError> {
         self.audited(who, "patch", uri, t, Some(&body), || {
-            write::patch(self, t, kind, &body).map(|v| (200, v))
+            let patched = write::patch(self, t, kind, &body)?;
+            self.crd_changed(t, &patched);
+            Ok((200, patched))
         })
     }
 

@@ -39,7 +39,11 @@ fn running(pod: &Value) -> bool {
     pod["status"]["phase"] == "Running"
 }
 
-/// Brings the ReplicaSet's Pods and status in line with its spec.
+/// Most Pods one reconcile creates or deletes (the real controller's
+/// `burstReplicas`); the Pods' own changes bring the ReplicaSet back for the rest.
+const BURST_REPLICAS: i64 = 500;
+
+/// Brings the ReplicaSet's Pods to its replica count and writes its status.
 pub fn reconcile(client: &Client, rs: &Value) {
     if rs["metadata"].get("deletionTimestamp").is_some() {
         return;
@@ -56,7 +60,8 @@ pub fn reconcile(client: &Client, rs: &Value) {
         namespace: ns.clone(),
         name: String::new(),
     };
-    for _ in (have.len() as i64)..desired {
+    let missing = (desired - have.len() as i64).min(BURST_REPLICAS);
+    for _ in 0..missing {
         let pod = json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"generateName": format!("{name}-"), "namespace": ns,
@@ -89,7 +94,7 @@ pub fn reconcile(client: &Client, rs: &Value) {
             };
             rv(b).cmp(&rv(a))
         });
-        let extra = have.len() - desired.max(0) as usize;
+        let extra = (have.len() - desired.max(0) as usize).min(BURST_REPLICAS as usize);
         for pod in have.drain(..extra) {
             let id = ObjectId::of(&pods(), &pod);
             if client.delete(&id, DeletePropagation::Background).is_ok() {

@@ -144,6 +144,34 @@ async fn replay(s: &HttpState, query: &HashMap<String, String>) -> Response {
     }
 }
 
+/// The target a path below a group version names when its resource is not served
+/// (for the audit of the 404): `[namespaces/NS/]RESOURCE[/NAME[/SUBRESOURCE]]`.
+fn unknown_target(group: &str, version: &str, rest: &[&str]) -> Option<Target> {
+    let (ns, rest) = match rest {
+        ["namespaces", ns, tail @ ..] if !tail.is_empty() => (*ns, tail),
+        _ => ("", rest),
+    };
+    if rest.is_empty() || rest.len() > 3 {
+        return None;
+    }
+    Some(Target {
+        kind: crate::kinds::Kind {
+            group: group.into(),
+            version: version.into(),
+            kind: String::new(),
+            plural: rest[0].into(),
+            singular: String::new(),
+            namespaced: !ns.is_empty(),
+            short_names: Vec::new(),
+            status: false,
+            scale: false,
+        },
+        namespace: ns.to_string(),
+        name: rest.get(1).map_or_else(String::new, |s| s.to_string()),
+        subresource: rest.get(2).map_or_else(String::new, |s| s.to_string()),
+    })
+}
+
 /// The target of a path below a group version, if the resource is served.
 fn target(api: &ApiServer, group: &str, version: &str, rest: &[&str]) -> Option<Target> {
     let namespaced = rest.len() >= 3
@@ -271,6 +299,12 @@ async fn resources(
         };
     }
     let Some(t) = target(&s.api, group, version, rest) else {
+        // The real server audits requests for resources it does not serve too.
+        if let Some(t) = unknown_target(group, version, rest) {
+            let (verb, _) = prepare(&c, &t);
+            let e = ApiError::not_found(&t.kind.plural, &t.name);
+            s.api.audit_rejected(&c.who, verb, &c.uri, &t, &e);
+        }
         return not_found();
     };
     let api = &s.api;
