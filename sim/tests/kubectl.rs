@@ -249,7 +249,8 @@ fn kubectl_drives_crud_patches_watch_and_deletion_policies_with_audit() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Orphan: the dependent stays, without the owner reference.
+    // Orphan: the dependent stays, without the owner reference, which the collector
+    // removes (kubectl waits until the owner is gone).
     create_owned_pair(&sim, files.path());
     sim.kubectl(&["delete", "deployment", "demo", "--cascade=orphan"]);
     let left = replicasets(&sim);
@@ -257,6 +258,10 @@ fn kubectl_drives_crud_patches_watch_and_deletion_policies_with_audit() {
     for rs in &left {
         assert_eq!(rs["metadata"]["ownerReferences"], json!([]), "{rs}");
     }
+    assert!(sim.get_json(&["get", "deployments"])["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     // The audit trail, as the real API server records it.
     sim.audit_flushed();
@@ -269,6 +274,13 @@ fn kubectl_drives_crud_patches_watch_and_deletion_policies_with_audit() {
             .cloned()
             .collect()
     };
+    assert!(
+        complete("update", "replicasets")
+            .iter()
+            .any(|e| e["user"]["username"]
+                == "system:serviceaccount:kube-system:generic-garbage-collector"),
+        "the collector's removal of the orphaned owner reference is audited"
+    );
     let create = &complete("create", "deployments")[0];
     assert_eq!(create["user"]["username"], "kubernetes-admin");
     assert!(
@@ -932,4 +944,34 @@ fn a_selector_watch_sees_objects_enter_and_leave_the_selection() {
         })
         .collect();
     assert_eq!(types, ["ADDED", "MODIFIED", "DELETED"], "{body}");
+}
+
+#[test]
+fn dependents_of_a_cluster_scoped_owner_are_collected_in_every_namespace() {
+    let sim = Sim::start(&["--nodes", "0"]);
+    let files = tempfile::tempdir().unwrap();
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}});
+    sim.kubectl(&[
+        "create",
+        "-f",
+        &write_json(files.path(), "node.json", &node),
+    ]);
+    let uid = sim.get_json(&["get", "node", "n1"])["metadata"]["uid"].clone();
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "per-node", "namespace": "kube-system",
+                     "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": uid}]}});
+    sim.kubectl(&["create", "-f", &write_json(files.path(), "cm.json", &cm)]);
+    sim.kubectl(&["delete", "node", "n1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim
+        .0
+        .kubectl(&["get", "configmap", "per-node", "-n", "kube-system"])
+        .is_ok()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the node's ConfigMap was not collected"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -280,27 +280,24 @@ pub fn delete(api: &ApiServer, t: &Target, p: DeletePropagation) -> Result<Value
     // concurrent write (a controller's status update) is retried, as the real
     // server does, instead of answering 409 to a delete without preconditions.
     let mut attempts = 0;
-    let old = loop {
+    loop {
         let old = current(api, t)?;
         if old["metadata"].get("deletionTimestamp").is_some() {
             return Ok(old);
         }
-        if finalizers(&old) == 0 && p != DeletePropagation::Foreground {
-            break old;
+        if finalizers(&old) == 0 && p == DeletePropagation::Background {
+            break;
         }
         match mark_deleting(api, t, &old, p) {
             Err(e) if e.reason == "Conflict" && attempts < 5 => attempts += 1,
             other => return other,
         }
-    };
-    if p == DeletePropagation::Orphan {
-        orphan_dependents(api, &old);
     }
     api.store().delete(&t.resource(), &t.namespace, &t.name)
 }
 
-/// Sets the deletion timestamp (and, for a foreground deletion, its finalizer), so
-/// the object is deleted once its finalizers are gone.
+/// Sets the deletion timestamp (and, for a foreground or orphan deletion, the
+/// collector's finalizer), so the object is deleted once its finalizers are gone.
 fn mark_deleting(
     api: &ApiServer,
     t: &Target,
@@ -311,13 +308,21 @@ fn mark_deleting(
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     marked["metadata"]["deletionTimestamp"] = now.into();
     marked["metadata"]["deletionGracePeriodSeconds"] = 0.into();
-    if p == DeletePropagation::Foreground {
+    // Foreground and orphan deletions wait for the garbage collector: it deletes
+    // the dependents, or removes their references to the owner, then drops the
+    // finalizer, which completes the deletion.
+    let finalizer = match p {
+        DeletePropagation::Foreground => Some("foregroundDeletion"),
+        DeletePropagation::Orphan => Some("orphan"),
+        DeletePropagation::Background => None,
+    };
+    if let Some(finalizer) = finalizer {
         let mut list: Vec<Value> = marked["metadata"]["finalizers"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        if !list.iter().any(|f| f == "foregroundDeletion") {
-            list.push("foregroundDeletion".into());
+        if !list.iter().any(|f| f == finalizer) {
+            list.push(finalizer.into());
         }
         marked["metadata"]["finalizers"] = list.into();
     }
@@ -326,32 +331,4 @@ fn mark_deleting(
         .map(str::to_string);
     api.store()
         .replace(&t.resource(), &t.namespace, &t.name, marked, rv.as_deref())
-}
-
-/// Removes owner references to `owner` from every object in its namespace.
-fn orphan_dependents(api: &ApiServer, owner: &Value) {
-    let uid = owner["metadata"]["uid"].clone();
-    let ns = owner["metadata"]["namespace"].as_str().unwrap_or_default();
-    for k in api.kinds() {
-        let r = ResourceId::new(&k.group, &k.plural);
-        let (items, _) = api.store().list(&r, Some(ns));
-        for mut obj in items {
-            let Some(refs) = obj["metadata"]["ownerReferences"].as_array() else {
-                continue;
-            };
-            if !refs.iter().any(|o| o["uid"] == uid) {
-                continue;
-            }
-            let kept: Vec<Value> = refs.iter().filter(|o| o["uid"] != uid).cloned().collect();
-            obj["metadata"]["ownerReferences"] = kept.into();
-            let name = obj["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let rv = obj["metadata"]["resourceVersion"]
-                .as_str()
-                .map(str::to_string);
-            let _ = api.store().replace(&r, ns, &name, obj, rv.as_deref());
-        }
-    }
 }

@@ -1,6 +1,8 @@
 //! The owner garbage collector (`generic-garbage-collector`): deletes objects whose
 //! owners are all gone, removes references to a deleted owner from objects that have
-//! others, and completes foreground deletions once an owner has no dependents left.
+//! others, completes foreground deletions once an owner has no dependents left (its
+//! dependents deleted in the foreground too), and completes orphan deletions after
+//! removing the owner's references from its dependents.
 
 use super::client::{Client, ObjectId};
 use crate::apiserver::{ApiServer, DeletePropagation};
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
 const FOREGROUND: &str = "foregroundDeletion";
+const ORPHAN: &str = "orphan";
 
 /// Runs the collector until the store closes.
 pub async fn run(api: Arc<ApiServer>) {
@@ -44,19 +47,29 @@ fn owner_uids(obj: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn deleting_in_foreground(obj: &Value) -> bool {
+/// Whether `obj` is being deleted and waits for the collector's `finalizer`.
+fn deleting_with(obj: &Value, finalizer: &str) -> bool {
     obj["metadata"].get("deletionTimestamp").is_some()
         && obj["metadata"]["finalizers"]
             .as_array()
-            .is_some_and(|f| f.iter().any(|x| x == FOREGROUND))
+            .is_some_and(|f| f.iter().any(|x| x == finalizer))
 }
 
-/// Every stored object in `ns` (and cluster-scoped ones) with its resource.
+fn deleting_in_foreground(obj: &Value) -> bool {
+    deleting_with(obj, FOREGROUND)
+}
+
+/// Every stored object that may depend on an owner in `ns`: those in `ns` and the
+/// cluster-scoped ones; for a cluster-scoped owner (`ns` empty), every object.
 fn objects(api: &ApiServer, ns: &str) -> Vec<(ResourceId, Value)> {
     let mut out = Vec::new();
     for k in api.kinds() {
         let r = ResourceId::new(&k.group, &k.plural);
-        let scope = if k.namespaced { Some(ns) } else { None };
+        let scope = if k.namespaced && !ns.is_empty() {
+            Some(ns)
+        } else {
+            None
+        };
         let (items, _) = api.store().list(&r, scope);
         out.extend(items.into_iter().map(|o| (r.clone(), o)));
     }
@@ -88,12 +101,52 @@ fn handle(client: &Client, c: &Change) {
             }
             for (r, d) in dependents {
                 if d["metadata"].get("deletionTimestamp").is_none() {
-                    let _ = client.delete(&ObjectId::of(r, d), DeletePropagation::Background);
+                    let _ = client.delete(&ObjectId::of(r, d), DeletePropagation::Foreground);
                 }
             }
         }
+        _ if deleting_with(obj, ORPHAN) => orphan(client, ns, &c.resource, obj),
         _ => {}
     }
+}
+
+/// Completes an orphan deletion: the owner's dependents lose their reference to it,
+/// then its `orphan` finalizer goes, which deletes it.
+fn orphan(client: &Client, ns: &str, r: &ResourceId, owner: &Value) {
+    let owner_uid = uid(owner);
+    for (r, d) in objects(client.api(), ns) {
+        if owner_uids(&d).contains(owner_uid) {
+            let _ = client.update(&ObjectId::of(&r, &d), "", without_owner(&d, owner_uid));
+        }
+    }
+    remove_finalizer(client, r, owner, ORPHAN);
+}
+
+/// `d` without its reference to `owner_uid`.
+fn without_owner(d: &Value, owner_uid: &Value) -> Value {
+    let mut updated = d.clone();
+    let kept: Vec<Value> = d["metadata"]["ownerReferences"]
+        .as_array()
+        .map(|refs| {
+            refs.iter()
+                .filter(|o| &o["uid"] != owner_uid)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    updated["metadata"]["ownerReferences"] = kept.into();
+    updated
+}
+
+/// Drops `finalizer` from `obj` of resource `r`.
+fn remove_finalizer(client: &Client, r: &ResourceId, obj: &Value, finalizer: &str) {
+    let mut updated = obj.clone();
+    let kept: Vec<Value> = obj["metadata"]["finalizers"]
+        .as_array()
+        .map(|f| f.iter().filter(|x| *x != finalizer).cloned().collect())
+        .unwrap_or_default();
+    updated["metadata"]["finalizers"] = kept.into();
+    let _ = client.update(&ObjectId::of(r, obj), "", updated);
 }
 
 /// After owner `owner_uid` went away: deletes dependents without another live owner,
@@ -110,18 +163,7 @@ fn collect_dependents(client: &Client, ns: &str, owner_uid: &Value) {
             .iter()
             .any(|u| u != owner_uid && exists_with_uid(&all, u));
         if others_alive {
-            let mut updated = d.clone();
-            let kept: Vec<Value> = d["metadata"]["ownerReferences"]
-                .as_array()
-                .map(|refs| {
-                    refs.iter()
-                        .filter(|o| &o["uid"] != owner_uid)
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            updated["metadata"]["ownerReferences"] = kept.into();
-            let _ = client.update(&id, "", updated);
+            let _ = client.update(&id, "", without_owner(d, owner_uid));
         } else if d["metadata"].get("deletionTimestamp").is_none() {
             let _ = client.delete(&id, DeletePropagation::Background);
         }
@@ -139,13 +181,7 @@ fn finish_foreground(client: &Client, ns: &str, owner_uid: &Value) {
     {
         return;
     }
-    let mut updated = owner.clone();
-    let kept: Vec<Value> = owner["metadata"]["finalizers"]
-        .as_array()
-        .map(|f| f.iter().filter(|x| *x != FOREGROUND).cloned().collect())
-        .unwrap_or_default();
-    updated["metadata"]["finalizers"] = kept.into();
-    let _ = client.update(&ObjectId::of(r, owner), "", updated);
+    remove_finalizer(client, r, owner, FOREGROUND);
 }
 
 /// Re-checks every object after missed changes: orphans whose owners are gone are
@@ -159,7 +195,7 @@ fn sweep(client: &Client) {
         .collect();
     for ns in namespaces {
         let objs = objects(client.api(), &ns);
-        for (_, o) in &objs {
+        for (r, o) in &objs {
             for owner in owner_uids(o) {
                 if !exists_with_uid(&objs, &owner) {
                     collect_dependents(client, &ns, &owner);
@@ -167,6 +203,9 @@ fn sweep(client: &Client) {
             }
             if deleting_in_foreground(o) {
                 finish_foreground(client, &ns, uid(o));
+            }
+            if deleting_with(o, ORPHAN) {
+                orphan(client, &ns, r, o);
             }
         }
     }
