@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/jaeger/storage/v2/trace_storage.proto",
         "proto/jaeger/storage/v2/dependency_storage.proto",
         "proto/opentelemetry/proto/trace/v1/trace.proto",
+        "proto/opentelemetry/proto/collector/trace/v1/trace_service.proto",
         "proto/kelemetry/cluster/v1/peer.proto",
     ];
     tonic_prost_build::configure()

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod export;
 pub mod metrics;
 mod outbox;
 mod pipeline;

@@ -74,3 +74,50 @@ pub static DIFF_WAIT_EXPIRED: LazyLock<prometheus::IntCounter> = LazyLock::new(|
     )
     .expect("metric names are unique")
 });
+
+/// Spans the OTLP endpoint accepted.
+pub static EXPORTED: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "kelemetry_export_spans_total",
+        "Spans the OTLP endpoint accepted (a span resent after a failure counts again)."
+    )
+    .expect("metric names are unique")
+});
+
+/// Export requests the endpoint did not accept.
+pub static EXPORT_FAILURES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "kelemetry_export_failures_total",
+        "Export requests that failed (the spans stay in the outbox and are sent again)."
+    )
+    .expect("metric names are unique")
+});
+
+/// Spans waiting for export per led shard.
+pub static EXPORT_BACKLOG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "kelemetry_export_backlog",
+        "Spans waiting in a shard's outbox for the OTLP endpoint (bounded by --otlp-max-backlog).",
+        &["shard"]
+    )
+    .expect("metric names are unique")
+});
+
+/// Spans stored but not queued for export because the backlog was full.
+pub static EXPORT_DROPPED: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "kelemetry_export_dropped_total",
+        "Spans stored but not exported because the shard's export backlog was full."
+    )
+    .expect("metric names are unique")
+});
+
+/// Time from an event span's end until the endpoint accepted it.
+pub static EXPORT_LAG: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "kelemetry_export_lag_seconds",
+        "Time from an event span's end until the OTLP endpoint accepted it.",
+        vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]
+    )
+    .expect("metric names are unique")
+});

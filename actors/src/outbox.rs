@@ -1,10 +1,12 @@
 //! Delivers each led shard's outbox entries to their destinations, kind by kind,
 //! and acknowledges them on the source shard once the destination took them. Link
-//! entries go to the shard of the linked object, which applies them as commands.
+//! entries go to the shard of the linked object, which applies them as commands;
+//! export entries go to the OTLP endpoint ([`crate::export`]).
 //!
 //! Entries live in replicated shard state, so a crash or leader change loses none:
 //! the next leader finds them and delivers again, and every delivery is idempotent.
 
+use crate::export::client::OtlpClient;
 use crate::metrics;
 use crate::router::IngestRouter;
 use kelemetry_core::outbox::{Destination, OutboxKind, OutboxPayload};
@@ -35,6 +37,8 @@ pub struct OutboxArgs {
     pub shards: Arc<ShardSet>,
     /// Where link commands are submitted.
     pub router: IngestRouter,
+    /// The OTLP client, when the node exports (`--otlp-endpoint`).
+    pub exporter: Option<Arc<OtlpClient>>,
 }
 
 /// The actor.
@@ -44,6 +48,7 @@ pub struct OutboxActor;
 pub struct OutboxState {
     shards: Arc<ShardSet>,
     router: IngestRouter,
+    exporter: Option<Arc<OtlpClient>>,
     dirty: BTreeSet<u32>,
     running: Option<tokio::task::JoinHandle<()>>,
 }
@@ -61,6 +66,7 @@ impl Actor for OutboxActor {
         Ok(OutboxState {
             shards: args.shards,
             router: args.router,
+            exporter: args.exporter,
             dirty: BTreeSet::new(),
             running: None,
         })
@@ -89,10 +95,17 @@ impl Actor for OutboxActor {
         if state.running.is_none() && !state.dirty.is_empty() {
             let work = std::mem::take(&mut state.dirty);
             let (shards, router) = (state.shards.clone(), state.router.clone());
+            let exporter = state.exporter.clone();
             state.running = Some(tokio::spawn(async move {
                 for shard in work {
                     for kind in OutboxKind::ALL {
-                        deliver(&shards, &router, shard, kind).await;
+                        match (kind, &exporter) {
+                            (OutboxKind::Link, _) => deliver(&shards, &router, shard).await,
+                            (OutboxKind::Export, Some(client)) => {
+                                crate::export::deliver(&shards, &router, client, shard).await
+                            }
+                            (OutboxKind::Export, None) => {}
+                        }
                     }
                 }
                 let _ = myself.cast(OutboxMsg::Done);
@@ -114,9 +127,9 @@ impl Actor for OutboxActor {
     }
 }
 
-/// Delivers the entries of one kind of `shard`'s outbox, a round at a time, while
-/// this node leads the shard.
-async fn deliver(shards: &ShardSet, router: &IngestRouter, shard: u32, kind: OutboxKind) {
+/// Delivers `shard`'s link entries, a round at a time, while this node leads it.
+async fn deliver(shards: &ShardSet, router: &IngestRouter, shard: u32) {
+    let kind = OutboxKind::Link;
     let Some(source) = shards.local(shard) else {
         return;
     };
@@ -135,10 +148,10 @@ async fn deliver(shards: &ShardSet, router: &IngestRouter, shard: u32, kind: Out
         let seqs: Vec<u64> = entries.iter().map(|(seq, _)| *seq).collect();
         let mut by_shard: BTreeMap<u32, Vec<Command>> = BTreeMap::new();
         for (_, entry) in entries {
-            match (entry.destination, entry.payload) {
-                (Destination::Shard(to), OutboxPayload::Link(l)) => {
-                    by_shard.entry(to).or_default().push(Command::Link(l));
-                }
+            if let (Destination::Shard(to), OutboxPayload::Link(l)) =
+                (entry.destination, entry.payload)
+            {
+                by_shard.entry(to).or_default().push(Command::Link(l));
             }
         }
         let n = seqs.len() as u64;

@@ -1,5 +1,6 @@
 //! Starts and stops every actor of a node's write path.
 
+use crate::export::client::OtlpClient;
 use crate::outbox::{OutboxActor, OutboxArgs, OutboxMsg};
 use crate::retention::Retention;
 use crate::ring::balancer::{BalancerMsg, LeaderBalancer};
@@ -37,6 +38,8 @@ pub struct PipelineSettings {
     pub commit_timeout: Duration,
     /// How often leadership balance is checked.
     pub balance_interval: Duration,
+    /// The OTLP client, when spans are exported (`--otlp-endpoint`).
+    pub exporter: Option<Arc<OtlpClient>>,
 }
 
 impl Default for PipelineSettings {
@@ -52,6 +55,7 @@ impl Default for PipelineSettings {
             submit_timeout: Duration::from_secs(30),
             commit_timeout: Duration::from_secs(5),
             balance_interval: Duration::from_secs(2),
+            exporter: None,
         }
     }
 }
@@ -82,6 +86,10 @@ impl Pipeline {
             max_batch_commands: settings.max_batch_commands,
             max_in_flight: settings.max_in_flight.max(1),
             span_ttl_us: settings.span_ttl.as_micros() as i64,
+            export_backlog: settings
+                .exporter
+                .as_ref()
+                .map_or(0, |e| e.settings().backlog.max(1)),
             commit_timeout: settings.commit_timeout,
         };
         let outbox_ref: Arc<OnceLock<ActorRef<OutboxMsg>>> = Arc::new(OnceLock::new());
@@ -111,6 +119,7 @@ impl Pipeline {
             OutboxArgs {
                 shards: shards.clone(),
                 router: router.clone(),
+                exporter: settings.exporter.clone(),
             },
         )
         .await?;

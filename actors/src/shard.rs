@@ -26,6 +26,8 @@ pub struct ShardLimits {
     pub max_in_flight: usize,
     /// Window length put into every proposal.
     pub span_ttl_us: i64,
+    /// Export backlog bound put into every proposal (0: no export).
+    pub export_backlog: u32,
     /// How long one proposal may wait for its commit before its submitters are told
     /// to retry (a leader that was paused and lost its term may never answer).
     pub commit_timeout: std::time::Duration,
@@ -181,6 +183,7 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
         let proposal = Proposal {
             span_ttl_us: state.limits.span_ttl_us,
             now_us: now_us(),
+            export_backlog: state.limits.export_backlog,
             commands,
         };
         let (shards, shard) = (state.shards.clone(), state.shard);
@@ -227,6 +230,14 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
                 Ok(outcome) => {
                     if outcome.outbox_added > 0 {
                         on_outbox(shard);
+                    }
+                    if outcome.export_dropped > 0 {
+                        metrics::EXPORT_DROPPED.inc_by(u64::from(outcome.export_dropped));
+                        tracing::warn!(
+                            shard,
+                            spans = outcome.export_dropped,
+                            "export backlog full (--otlp-max-backlog): spans stored but not exported"
+                        );
                     }
                     let mut outcomes = outcome.outcomes.into_iter();
                     for (n, reply, _) in batch {

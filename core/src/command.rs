@@ -16,6 +16,9 @@ pub struct Proposal {
     pub span_ttl_us: i64,
     /// Leader's wall clock at proposal time, microseconds since the epoch.
     pub now_us: i64,
+    /// Most export entries a shard's outbox may hold; 0 when the node exports
+    /// nothing (no `--otlp-endpoint`). Past it, new spans are stored but not exported.
+    pub export_backlog: u32,
     /// The commands, applied in order.
     pub commands: Vec<Command>,
 }
@@ -119,4 +122,6 @@ pub struct ProposalOutcome {
     pub outcomes: Vec<CommandOutcome>,
     /// How many outbox entries the proposal added (the outbox worker has work).
     pub outbox_added: u32,
+    /// How many spans were not queued for export because the backlog was full.
+    pub export_dropped: u32,
 }

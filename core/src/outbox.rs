@@ -1,5 +1,5 @@
 //! The outbox: side effects that leave a shard (a link for another shard's object,
-//! later an export to a tracing backend) written into replicated shard state by
+//! a span for the OTLP endpoint) written into replicated shard state by
 //! apply, and delivered by a worker on the shard's leader until acknowledged, so a
 //! leader change loses none of them.
 //!
@@ -7,6 +7,7 @@
 //! read and acknowledged on its own, so one slow destination never holds up the
 //! entries of another kind.
 
+use crate::key::ObjectKey;
 use crate::link::LinkCommand;
 use serde::{Deserialize, Serialize};
 
@@ -16,16 +17,19 @@ use serde::{Deserialize, Serialize};
 pub enum OutboxKind {
     /// The far side of an owner link, for the shard of the other object.
     Link,
+    /// A stored span, for the OTLP endpoint (`--otlp-endpoint`).
+    Export,
 }
 
 impl OutboxKind {
     /// Every kind, in key order.
-    pub const ALL: [OutboxKind; 1] = [OutboxKind::Link];
+    pub const ALL: [OutboxKind; 2] = [OutboxKind::Export, OutboxKind::Link];
 
     /// The byte that separates this kind's entries in the shard's key space.
     pub fn tag(self) -> u8 {
         match self {
             Self::Link => b'l',
+            Self::Export => b'e',
         }
     }
 
@@ -33,6 +37,7 @@ impl OutboxKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Link => "link",
+            Self::Export => "export",
         }
     }
 }
@@ -42,6 +47,8 @@ impl OutboxKind {
 pub enum Destination {
     /// Another shard of this ring.
     Shard(u32),
+    /// The OTLP endpoint the node exports to.
+    Otlp,
 }
 
 /// What an entry carries; one variant per kind.
@@ -49,6 +56,31 @@ pub enum Destination {
 pub enum OutboxPayload {
     /// A link command for the destination shard to apply.
     Link(LinkCommand),
+    /// A stored span to export, by reference: the exporter reads it from the shard
+    /// when it sends it, so the outbox stays small.
+    Export(ExportRef),
+}
+
+/// Which stored span an export entry names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRef {
+    /// The object whose trace holds the span.
+    pub key: ObjectKey,
+    /// Start of the window (trace) the span is in, microseconds.
+    pub window_start_us: i64,
+    /// The span.
+    pub item: ExportItem,
+}
+
+/// A span of one object's window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExportItem {
+    /// The object span itself.
+    Object,
+    /// An event span, by span ID.
+    Event(u64),
+    /// The link span to this object.
+    Link(ObjectKey),
 }
 
 /// One undelivered side effect.
@@ -65,6 +97,7 @@ impl OutboxEntry {
     pub fn kind(&self) -> OutboxKind {
         match self.payload {
             OutboxPayload::Link(_) => OutboxKind::Link,
+            OutboxPayload::Export(_) => OutboxKind::Export,
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::cli::ServeArgs;
 use crate::peer::{PeerForwarder, PeerService};
 use crate::query::QueryService;
 use anyhow::Context;
+use kelemetry_actors::export::client::OtlpClient;
 use kelemetry_actors::ring::{AgentArgs, AgentMsg, ControlSettings};
 use kelemetry_actors::{Pipeline, PipelineSettings};
 use kelemetry_core::filter::AuditFilter;
@@ -84,6 +85,14 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         )
     })?;
     let settings = args.raft_settings()?;
+    // Checked before any storage is opened, so a bad --otlp-* flag fails at once.
+    let exporter = match args.export.settings() {
+        Some(s) => {
+            tracing::info!(endpoint = %s.endpoint, protocol = ?s.protocol, "exporting spans over OTLP");
+            Some(Arc::new(OtlpClient::new(s)?))
+        }
+        None => None,
+    };
     tracing::info!(node_id, shards = node.shards, data_dir = %node.data_dir.display(), "opening shard groups");
     let shards = Arc::new(ShardSet::open(engine, &settings).await?);
 
@@ -94,6 +103,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         retention: ingest.retention,
         max_queued_commands: ingest.shard_queue_commands,
         max_batch_commands: ingest.max_batch_commands,
+        exporter,
         ..PipelineSettings::default()
     };
     let forwarder: Arc<dyn kelemetry_actors::Forwarder> = Arc::new(PeerForwarder(shards.clone()));

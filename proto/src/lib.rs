@@ -1,5 +1,5 @@
-//! Generated code for the protocols Kelemetry speaks over gRPC: Jaeger's storage APIs
-//! and Kelemetry's own peer RPC.
+//! Generated code for the protocols Kelemetry speaks over gRPC: Jaeger's storage APIs,
+//! Kelemetry's own peer RPC, and the OTLP trace service (for the tests' receiver).
 //!
 //! The `.proto` files are ours, written from the wire facts of Jaeger's and
 //! OpenTelemetry's published contracts (message names, field numbers and types).
@@ -69,6 +69,17 @@ pub mod opentelemetry {
             /// Version 1.
             pub mod v1 {
                 tonic::include_proto!("opentelemetry.proto.trace.v1");
+            }
+        }
+
+        /// `opentelemetry.proto.collector.*`: the OTLP receiving services.
+        pub mod collector {
+            /// `opentelemetry.proto.collector.trace.v1`.
+            pub mod trace {
+                /// Version 1.
+                pub mod v1 {
+                    tonic::include_proto!("opentelemetry.proto.collector.trace.v1");
+                }
             }
         }
     }

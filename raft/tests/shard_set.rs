@@ -65,6 +65,7 @@ async fn commits_survive_restart_and_shard_count_is_fixed() {
                 .expect("local replica")
                 .propose(Proposal {
                     span_ttl_us: TTL,
+                    export_backlog: 0,
                     now_us: t,
                     commands: vec![cmd.clone(), cmd],
                 })
@@ -107,6 +108,7 @@ async fn commits_survive_restart_and_shard_count_is_fixed() {
         .expect("local replica")
         .propose(Proposal {
             span_ttl_us: TTL,
+            export_backlog: 0,
             now_us: t,
             commands: vec![cmd],
         })

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-const CLUSTER: &str = "chaos";
+pub(crate) const CLUSTER: &str = "chaos";
 
 /// Posts a batch, starting at node `start`, until some node acknowledges it,
 /// retrying like the API server's webhook backend.
-fn post_until_acked(nodes: &[Option<Node>], start: usize, batch: &Value) {
+pub(crate) fn post_until_acked(nodes: &[Option<Node>], start: usize, batch: &Value) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         for k in 0..nodes.len() {

@@ -10,6 +10,7 @@ mod grpc;
 mod jaeger;
 mod lifecycle;
 mod limits;
+mod otlp;
 mod real_data;
 mod simulated;
 mod support;

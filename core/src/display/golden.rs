@@ -40,6 +40,7 @@ impl Store {
             &Proposal {
                 span_ttl_us: TTL,
                 now_us: T0,
+                export_backlog: 0,
                 commands,
             },
         )
@@ -55,7 +56,10 @@ impl Store {
         for s in 0..SHARDS {
             for (seq, entry) in list_outbox(&self.0[s as usize], OutboxKind::Link, 1000).unwrap() {
                 let (Destination::Shard(target), OutboxPayload::Link(l)) =
-                    (entry.destination, entry.payload);
+                    (entry.destination, entry.payload)
+                else {
+                    panic!("a link entry goes to a shard");
+                };
                 self.apply_on(target, vec![Command::Link(l)]);
                 let ack = Command::AckOutbox {
                     kind: OutboxKind::Link,

@@ -14,7 +14,7 @@ use crate::model::{
     PatchRecord, VersionRecord, LINK_CLASS_CHILDREN, LOG_DIFF, LOG_EVENT_MESSAGE, LOG_REAL_ERROR,
     LOG_REAL_VERBOSE, LOG_SNAPSHOT,
 };
-use crate::outbox::{Destination, OutboxEntry, OutboxPayload};
+use crate::outbox::{Destination, ExportItem, OutboxEntry, OutboxPayload};
 use crate::owner::{controller_owners_of, OwnerReference};
 use crate::version::ObjectVersionRecord;
 use crate::window::Window;
@@ -44,7 +44,9 @@ pub fn apply_proposal(
         ctx: *ctx,
         ttl: proposal.span_ttl_us,
         now_us: proposal.now_us,
+        export_backlog: proposal.export_backlog,
         outbox_added: 0,
+        export_dropped: 0,
     };
     let mut outcomes = Vec::with_capacity(proposal.commands.len());
     for command in &proposal.commands {
@@ -53,15 +55,18 @@ pub fn apply_proposal(
     Ok(ProposalOutcome {
         outcomes,
         outbox_added: applier.outbox_added,
+        export_dropped: applier.export_dropped,
     })
 }
 
 pub(super) struct Applier<'k, 'a> {
     pub(super) kv: &'k mut Overlay<'a>,
     ctx: ShardContext,
-    ttl: i64,
+    pub(super) ttl: i64,
     pub(super) now_us: i64,
-    outbox_added: u32,
+    pub(super) export_backlog: u32,
+    pub(super) outbox_added: u32,
+    pub(super) export_dropped: u32,
 }
 
 /// What an audit event's span carries besides its own fields.
@@ -110,14 +115,7 @@ impl Applier<'_, '_> {
             Command::KubeEvent(e) => self.kube_event(e),
             Command::ObjectVersion(v) => self.object_version(v),
             Command::Link(l) => self.link(l),
-            Command::AckOutbox { kind, seq } => {
-                let key = schema::outbox_key(*kind, *seq);
-                if self.kv.get(&key)?.is_none() {
-                    return Ok(CommandOutcome::Duplicate);
-                }
-                self.kv.delete(key);
-                Ok(CommandOutcome::Applied)
-            }
+            Command::AckOutbox { kind, seq } => self.ack_outbox(*kind, *seq),
             Command::PutResult {
                 key,
                 entry,
@@ -177,14 +175,21 @@ impl Applier<'_, '_> {
         self.kv
             .put(schema::window_index_key(window.start_us, key), Vec::new());
         self.kv.put(okey, encode(&record));
+        self.export(key, window, ExportItem::Object)?;
         Ok(record)
     }
 
-    fn put_event(&mut self, key: &ObjectKey, window: Window, span: &EventSpanRecord) {
+    fn put_event(
+        &mut self,
+        key: &ObjectKey,
+        window: Window,
+        span: &EventSpanRecord,
+    ) -> Result<(), StateError> {
         self.kv.put(
             schema::event_key(key, window.start_us, span.span_id),
             encode(span),
         );
+        self.export(key, window, ExportItem::Event(span.span_id))
     }
 
     fn audit(&mut self, a: &AuditRecord) -> Result<CommandOutcome, StateError> {
@@ -291,8 +296,7 @@ impl Applier<'_, '_> {
             tags,
             logs: content.logs,
         };
-        self.put_event(&a.key, window, &span);
-        Ok(())
+        self.put_event(&a.key, window, &span)
     }
 
     /// Diff (or no-op note) of an update or patch whose response is the object,
@@ -390,6 +394,7 @@ impl Applier<'_, '_> {
                 lkey,
                 encode(&link_record(child, window, &owner.key, LinkRole::Parent)),
             );
+            self.export(child, window, ExportItem::Link(owner.key.clone()))?;
             let far = LinkCommand {
                 target: owner.key.clone(),
                 target_version: owner.version.clone(),
@@ -411,19 +416,6 @@ impl Applier<'_, '_> {
         Ok(())
     }
 
-    fn push_outbox(&mut self, entry: OutboxEntry) -> Result<(), StateError> {
-        let kind = entry.kind();
-        let seq_key = schema::outbox_seq_key(kind);
-        let seq = match self.kv.get(&seq_key)? {
-            Some(b) => decode::<u64>(&seq_key, &b)?,
-            None => 0,
-        };
-        self.kv.put(schema::outbox_key(kind, seq), encode(&entry));
-        self.kv.put(seq_key, encode(&(seq + 1)));
-        self.outbox_added += 1;
-        Ok(())
-    }
-
     fn link(&mut self, l: &LinkCommand) -> Result<CommandOutcome, StateError> {
         let window = Window::containing(l.time_us, self.ttl);
         let lkey = schema::link_key(&l.target, window.start_us, &l.linked);
@@ -434,6 +426,7 @@ impl Applier<'_, '_> {
         let mut record = link_record(&l.target, window, &l.linked, l.role);
         record.class = l.class.clone();
         self.kv.put(lkey, encode(&record));
+        self.export(&l.target, window, ExportItem::Link(l.linked.clone()))?;
         Ok(CommandOutcome::Applied)
     }
 
@@ -471,7 +464,7 @@ impl Applier<'_, '_> {
             ],
             logs: vec![log(LOG_EVENT_MESSAGE, e.message.clone())],
         };
-        self.put_event(&e.key, window, &span);
+        self.put_event(&e.key, window, &span)?;
         Ok(CommandOutcome::Applied)
     }
 
@@ -514,88 +507,6 @@ impl Applier<'_, '_> {
             self.link_owners(&v.key, window, v.observed_us, &h.metadata.owner_references)?;
         }
         Ok(CommandOutcome::Applied)
-    }
-
-    /// Deletes windows that ended before `before_us` and expired markers, at most
-    /// `limit` records; the retention worker repeats until nothing is left.
-    fn expire(&mut self, before_us: i64, limit: u32) -> Result<CommandOutcome, StateError> {
-        let limit = limit as usize;
-        let mut windows = Vec::new();
-        let start = [schema::WINDOW];
-        let mut end = vec![schema::WINDOW];
-        end.extend_from_slice(&schema::time_bytes(before_us.saturating_sub(self.ttl)));
-        self.kv.scan(&start, &end, &mut |k, _| {
-            windows.push(k.to_vec());
-            windows.len() < limit
-        })?;
-        let mut removed = 0u64;
-        for wkey in &windows {
-            let start_us = schema::time_from(&wkey[1..9]);
-            let Some(key) = std::str::from_utf8(&wkey[9..])
-                .ok()
-                .and_then(ObjectKey::parse)
-            else {
-                continue;
-            };
-            removed += self.delete_window(&key, start_us)?;
-            self.kv.delete(wkey.clone());
-        }
-        let mut expired = Vec::new();
-        let mut end = vec![schema::EXPIRY];
-        end.extend_from_slice(&schema::time_bytes(before_us));
-        self.kv.scan(&[schema::EXPIRY], &end, &mut |k, _| {
-            expired.push(k.to_vec());
-            expired.len() < limit
-        })?;
-        for ekey in expired {
-            let target = &ekey[9..];
-            let still_deleted = match target.first() {
-                Some(&schema::VERSION) => self
-                    .get::<VersionRecord>(target)?
-                    .is_some_and(|v| v.deleted),
-                _ => true,
-            };
-            if still_deleted {
-                self.kv.delete(target.to_vec());
-            }
-            self.kv.delete(ekey);
-            removed += 1;
-        }
-        let mut due = Vec::new();
-        let mut end = vec![schema::DEADLINE];
-        end.extend_from_slice(&schema::time_bytes(self.now_us));
-        self.kv.scan(&[schema::DEADLINE], &end, &mut |k, _| {
-            due.push(k.to_vec());
-            due.len() < limit
-        })?;
-        for dkey in due {
-            self.kv.delete(dkey[9..].to_vec());
-            self.kv.delete(dkey);
-            removed += 1;
-        }
-        Ok(CommandOutcome::Removed(removed))
-    }
-
-    fn delete_window(&mut self, key: &ObjectKey, start_us: i64) -> Result<u64, StateError> {
-        let okey = schema::window_prefix(schema::OBJECT, key, start_us);
-        if let Some(o) = self.get::<ObjectSpanRecord>(&okey)? {
-            self.kv.delete(schema::trace_index_key(o.trace_id));
-        }
-        self.kv.delete(okey);
-        let mut doomed = Vec::new();
-        for kind in [schema::EVENT, schema::LINK] {
-            let prefix = schema::window_prefix(kind, key, start_us);
-            self.kv
-                .scan(&prefix, &schema::prefix_end(&prefix), &mut |k, _| {
-                    doomed.push(k.to_vec());
-                    true
-                })?;
-        }
-        let n = doomed.len() as u64 + 1;
-        for k in doomed {
-            self.kv.delete(k);
-        }
-        Ok(n)
     }
 }
 

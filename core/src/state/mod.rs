@@ -7,16 +7,19 @@
 //! and tests can put it on a map.
 
 mod apply;
+mod expire;
 mod join;
 mod kv;
+mod outbox;
 mod read;
 pub mod schema;
 
 pub use apply::{apply_proposal, ShardContext};
 pub use kv::{KvRead, MemKv, Overlay, StateError, WriteOp};
 pub use read::{
-    clusters, find_trace_by_id, find_traces, first_wait_deadline, list_outbox, load_result,
-    load_trace, object_windows, ShardRead, ShardReadResult, StoredTrace, TraceQuery,
+    clusters, find_trace_by_id, find_traces, first_wait_deadline, list_outbox, load_export,
+    load_result, load_trace, object_windows, outbox_len, ShardRead, ShardReadResult, StoredTrace,
+    TraceQuery,
 };
 
 #[cfg(test)]

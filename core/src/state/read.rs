@@ -5,7 +5,7 @@ use super::schema::{self, decode};
 use crate::command::ResultEntry;
 use crate::key::ObjectKey;
 use crate::model::{EventSource, EventSpanRecord, LinkRecord, ObjectSpanRecord};
-use crate::outbox::{OutboxEntry, OutboxKind};
+use crate::outbox::{ExportItem, ExportRef, OutboxEntry, OutboxKind};
 
 /// One object's trace in one window, as stored.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -296,4 +296,43 @@ pub fn first_wait_deadline(kv: &dyn KvRead) -> Result<Option<i64>, StateError> {
         false
     })?;
     Ok(first)
+}
+
+/// A stored span an export entry names, with the object span of its window: a
+/// [`StoredTrace`] holding just that span (the object span alone for
+/// [`ExportItem::Object`]). `None` when retention deleted it before it was sent.
+pub fn load_export(kv: &dyn KvRead, r: &ExportRef) -> Result<Option<StoredTrace>, StateError> {
+    let okey = schema::window_prefix(schema::OBJECT, &r.key, r.window_start_us);
+    let Some(bytes) = kv.get(&okey)? else {
+        return Ok(None);
+    };
+    let mut trace = StoredTrace {
+        object: decode(&okey, &bytes)?,
+        events: Vec::new(),
+        links: Vec::new(),
+    };
+    match &r.item {
+        ExportItem::Object => {}
+        ExportItem::Event(span_id) => {
+            let ekey = schema::event_key(&r.key, r.window_start_us, *span_id);
+            let Some(bytes) = kv.get(&ekey)? else {
+                return Ok(None);
+            };
+            trace.events.push(decode(&ekey, &bytes)?);
+        }
+        ExportItem::Link(linked) => {
+            let lkey = schema::link_key(&r.key, r.window_start_us, linked);
+            let Some(bytes) = kv.get(&lkey)? else {
+                return Ok(None);
+            };
+            trace.links.push(decode(&lkey, &bytes)?);
+        }
+    }
+    Ok(Some(trace))
+}
+
+/// How many entries the outbox of `kind` holds.
+pub fn outbox_len(kv: &dyn KvRead, kind: OutboxKind) -> Result<u64, StateError> {
+    let key = schema::outbox_count_key(kind);
+    kv.get(&key)?.map_or(Ok(0), |b| decode(&key, &b))
 }

@@ -210,6 +210,13 @@ pub fn outbox_seq_key(kind: OutboxKind) -> Vec<u8> {
     v
 }
 
+/// Key of the number of entries in the outbox of `kind`.
+pub fn outbox_count_key(kind: OutboxKind) -> Vec<u8> {
+    let mut v = b"moutbox_count/".to_vec();
+    v.push(kind.tag());
+    v
+}
+
 /// The first key after every key starting with `prefix`.
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();

@@ -1,5 +1,6 @@
 //! Command-line interface; every flag can also be set from a `KELEMETRY_*` variable.
 
+mod export;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};

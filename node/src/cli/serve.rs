@@ -28,6 +28,9 @@ pub struct ServeArgs {
     /// Kubernetes clusters to watch.
     #[command(flatten)]
     pub kube: KubeArgs,
+    /// OTLP export.
+    #[command(flatten)]
+    pub export: super::export::ExportArgs,
 }
 
 /// The Kubernetes clusters whose Events the ring watches (audit events arrive

@@ -11,6 +11,7 @@ use crate::outbox::{Destination, OutboxKind, OutboxPayload};
 use crate::version::ObjectVersionRecord;
 use serde_json::json;
 
+mod export;
 mod join;
 
 const TTL: i64 = 30 * 60 * 1_000_000;
@@ -21,6 +22,8 @@ struct Harness {
     shards: Vec<MemKv>,
     /// The leader's clock put into every proposal.
     now_us: i64,
+    /// The export backlog put into every proposal (0: export off).
+    export_backlog: u32,
 }
 
 impl Harness {
@@ -28,6 +31,7 @@ impl Harness {
         Self {
             shards: vec![MemKv::default(); n as usize],
             now_us: T0,
+            export_backlog: 0,
         }
     }
 
@@ -43,6 +47,7 @@ impl Harness {
         let p = Proposal {
             span_ttl_us: TTL,
             now_us: self.now_us,
+            export_backlog: self.export_backlog,
             commands,
         };
         let base = self.shards[shard as usize].clone();
@@ -70,7 +75,10 @@ impl Harness {
                 list_outbox(&self.shards[s as usize], OutboxKind::Link, 100).unwrap()
             {
                 let (Destination::Shard(target), OutboxPayload::Link(link)) =
-                    (entry.destination, entry.payload);
+                    (entry.destination, entry.payload)
+                else {
+                    panic!("a link entry goes to a shard");
+                };
                 assert_eq!(
                     target,
                     shard_of(&link.target, self.n()),
@@ -644,6 +652,7 @@ fn results_are_idempotent_and_expire_at_their_deadline() {
     let p = Proposal {
         span_ttl_us: TTL,
         now_us: T0 + 11,
+        export_backlog: 0,
         commands: vec![Command::Expire {
             before_us: 0,
             limit: 10,
