@@ -16,10 +16,11 @@ pub fn run(cmd: &ClusterCommand) -> anyhow::Result<()> {
             no_wait,
             timeout,
         } => drain(*node, target, *no_wait, *timeout),
+        ClusterCommand::LeaveIfScaledDown(args) => crate::prestop::run(args),
     }
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)
@@ -27,7 +28,7 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn get_json(agent: &ureq::Agent, base: &str, path: &str) -> anyhow::Result<Value> {
+pub(crate) fn get_json(agent: &ureq::Agent, base: &str, path: &str) -> anyhow::Result<Value> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
     let body = agent
         .get(&url)
@@ -122,7 +123,12 @@ fn status(target: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn drain(node: u64, target: &str, no_wait: bool, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) fn drain(
+    node: u64,
+    target: &str,
+    no_wait: bool,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let agent = agent();
     let url = format!("{}/cluster/drain", target.trim_end_matches('/'));
     let mut resp = agent

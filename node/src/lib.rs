@@ -4,13 +4,14 @@
 //!
 //! Layout (dependencies point down this list, never up):
 //! - [`main`](../kelemetry/index.html) and [`server`]: start-up in order, shutdown.
-//! - [`cli`]: flags, grouped per subsystem; [`admin`]: the `kelemetry cluster` client.
+//! - [`cli`]: flags, grouped per subsystem; [`admin`]: the `kelemetry cluster` client;
+//!   [`prestop`]: the StatefulSet preStop decision (drain on scale-down only).
 //! - [`http`]: the webhook server (audit, `/redirect`, health, ring admin API), over
 //!   [`app`]'s shared state.
 //! - [`jaeger_http`] and [`grpc`]: the query front ends, over [`query`].
 //! - [`query`]: the query service, over shard reads.
 //! - [`peer`]: the peer RPC service and command forwarding.
-//! - [`watchers`]: Kubernetes watchers (Events), run by the metadata leader.
+//! - [`watchers`]: Kubernetes watchers (Events and objects) and their duties.
 //! - [`metrics`], [`logging`]: observability.
 
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ pub mod jaeger_http;
 pub mod logging;
 pub mod metrics;
 pub mod peer;
+pub mod prestop;
 pub mod query;
 pub mod server;
 pub mod watchers;

@@ -107,21 +107,30 @@ impl ShardSet {
             .map_err(|e| ShardSetError::Raft(e.to_string()))
     }
 
-    /// Initialises the metadata group with the peers as voters and each shard group
-    /// with its rendezvous replicas among them.
+    /// Initialises this node's part of a new ring: the metadata group (with the
+    /// first peers as voters) on the lowest peer, and each shard group (with its
+    /// rendezvous replicas) on the lowest of its replicas. openraft initialises a
+    /// group only on one of its members, so with more peers than replicas every peer
+    /// takes part.
     async fn bootstrap(&self) -> Result<(), ShardSetError> {
         let peers = &self.settings.peers;
+        let me = self.settings.node_id;
         let addr = |id: NodeId| peers.get(&id).cloned();
         let ids: Vec<NodeId> = peers.keys().copied().collect();
         tracing::info!(nodes = ?ids, shards = self.settings.shards, "bootstrapping a new cluster");
-        let voters = ids.iter().copied().take(MAX_METADATA_VOTERS);
-        self.meta
-            .raft
-            .initialize(members_of(voters, addr))
-            .await
-            .map_err(|e| ShardSetError::Raft(e.to_string()))?;
+        if ids.first() == Some(&me) {
+            let voters = ids.iter().copied().take(MAX_METADATA_VOTERS);
+            self.meta
+                .raft
+                .initialize(members_of(voters, addr))
+                .await
+                .map_err(|e| ShardSetError::Raft(e.to_string()))?;
+        }
         for shard in 0..self.settings.shards {
             let replicas = rendezvous(shard, &ids, self.settings.replicas as usize);
+            if replicas.iter().min() != Some(&me) {
+                continue;
+            }
             let g = self.ensure_group(shard).await?;
             g.raft
                 .initialize(members_of(replicas, addr))

@@ -20,8 +20,9 @@ pub struct RaftSettings {
     /// The initial members when bootstrapping (node id to peer address, this node
     /// included); also the fallback address book before the metadata is known.
     pub peers: BTreeMap<NodeId, String>,
-    /// Whether this node initialises a new cluster over `peers` when its data
-    /// directory is fresh.
+    /// Whether this node initialises its part of a new cluster over `peers` when its
+    /// data directory is fresh (the metadata group if it is the lowest peer, each
+    /// shard whose lowest rendezvous replica it is).
     pub bootstrap: bool,
     /// Mutual TLS between peers, if configured.
     pub tls: Option<PeerTls>,

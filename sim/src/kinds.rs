@@ -144,6 +144,16 @@ pub fn builtin() -> Vec<Kind> {
             true,
         ),
         kind(
+            "apps",
+            "v1",
+            "StatefulSet",
+            "statefulsets",
+            true,
+            &["sts"],
+            true,
+            true,
+        ),
+        kind(
             "events.k8s.io",
             "v1",
             "Event",

@@ -81,7 +81,17 @@ pub(crate) fn start_cluster(
     shards: &str,
     extra: &[&str],
 ) -> (Vec<Node>, Vec<String>) {
-    let addrs: Vec<String> = (0..3)
+    start_cluster_of(3, dir, shards, extra)
+}
+
+/// A ring of `n` nodes formed with `--peers`, every node ready.
+pub(crate) fn start_cluster_of(
+    n: usize,
+    dir: &std::path::Path,
+    shards: &str,
+    extra: &[&str],
+) -> (Vec<Node>, Vec<String>) {
+    let addrs: Vec<String> = (0..n)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
     let peer_list = addrs
@@ -90,7 +100,7 @@ pub(crate) fn start_cluster(
         .map(|(i, a)| format!("{i}={a}"))
         .collect::<Vec<_>>()
         .join(",");
-    let mut nodes: Vec<Node> = (0..3)
+    let mut nodes: Vec<Node> = (0..n)
         .map(|i| {
             let data = dir.join(format!("n{i}"));
             std::fs::create_dir_all(&data).unwrap();
@@ -623,8 +633,14 @@ fn growing_three_to_five_and_draining_back_under_load_loses_nothing() {
     }
 
     // Every acknowledged event is stored exactly once.
-    wait_exactly_once(&expected_ids(&acked), || {
-        let (_, ids) = nodes[0].http_get_json("/cluster/audit-ids");
+    stored_exactly_once(&nodes[0], &acked);
+}
+
+/// Waits until `node` reports every event of the acknowledged batches stored exactly
+/// once (its shards' audit IDs, read through `/cluster/audit-ids`).
+pub(crate) fn stored_exactly_once(node: &Node, acked: &[Value]) {
+    wait_exactly_once(&expected_ids(acked), || {
+        let (_, ids) = node.http_get_json("/cluster/audit-ids");
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for id in ids["audit_ids"].as_array().unwrap() {
             *seen.entry(id.as_str().unwrap().to_string()).or_default() += 1;

@@ -11,6 +11,7 @@ mod jaeger;
 mod lifecycle;
 mod limits;
 mod otlp;
+mod prestop;
 mod real_data;
 mod simulated;
 mod support;

@@ -61,6 +61,10 @@ pub enum ClusterCommand {
         #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
         timeout: Duration,
     },
+    /// The StatefulSet's preStop hook: drains this node when the StatefulSet is
+    /// scaling down past its pod (ordinal >= spec.replicas), after every higher
+    /// leaving ordinal has left; returns at once when the pod merely restarts.
+    LeaveIfScaledDown(crate::prestop::LeaveArgs),
 }
 
 /// Log output format.

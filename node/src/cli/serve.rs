@@ -337,13 +337,13 @@ impl ServeArgs {
                 "--peers does not list this node (--node-id {node_id})"
             )));
         }
-        let lowest = peers.keys().next().copied() == Some(node_id);
+        // Every peer of a new ring initialises its part of it (see the registry).
         Ok(kelemetry_raft::RaftSettings {
             node_id,
             advertise_addr: peers[&node_id].clone(),
             shards: self.node.shards,
             peers,
-            bootstrap: self.ring.bootstrap || lowest,
+            bootstrap: true,
             tls,
             replicas: self.ring.replicas,
         })
