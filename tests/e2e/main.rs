@@ -7,6 +7,7 @@ mod custom_resources;
 mod deep_tree;
 mod demo;
 mod grpc;
+mod helm;
 mod jaeger;
 mod lifecycle;
 mod limits;
