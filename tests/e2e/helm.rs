@@ -73,13 +73,7 @@ fn one<T: DeserializeOwned>(docs: &[Value], kind: &str, name: &str) -> T {
 }
 
 fn kelemetry(sts: &StatefulSet) -> Container {
-    sts.spec
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .clone()
+    sts.spec.template.spec.as_ref().unwrap().containers[0].clone()
 }
 
 fn args(c: &Container) -> Vec<String> {

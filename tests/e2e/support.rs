@@ -56,6 +56,11 @@ impl Node {
         &self.process.addrs.http
     }
 
+    /// The Jaeger HTTP API (and UI) address.
+    pub fn query_addr(&self) -> &str {
+        &self.process.addrs.query
+    }
+
     /// The Jaeger remote-storage gRPC address.
     pub fn grpc(&self) -> &str {
         &self.process.addrs.grpc
