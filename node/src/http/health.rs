@@ -3,6 +3,7 @@
 use crate::app::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use kelemetry_core::ring::MemberState;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -11,8 +12,8 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// 200 only when the metadata group and every shard replica on this node have a
-/// leader and the node accepts writes.
+/// 200 only when the node is an active member of the ring, the metadata group and
+/// every shard replica on this node have a leader, and the node accepts writes.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, String) {
     if state.shutting_down.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
@@ -22,6 +23,24 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, String) 
             StatusCode::SERVICE_UNAVAILABLE,
             "the metadata group has no leader".into(),
         );
+    }
+    // Joined: an active member of the ring (a joining node is activated within a
+    // controller round; a draining or removed one takes no new traffic).
+    let ring = state.shards.ring();
+    match ring.members.get(&state.shards.node_id()).map(|m| m.state) {
+        Some(MemberState::Active) => {}
+        Some(other) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("this node is {} in the ring, not active", other.as_str()),
+            )
+        }
+        None => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this node is not (yet) a member of the ring".into(),
+            )
+        }
     }
     let without: Vec<u32> = state
         .shards
