@@ -8,6 +8,17 @@ use prometheus::{
 };
 use std::sync::{Arc, LazyLock};
 
+/// RocksDB memory by part (`block_cache`, `memtables`) and kind (`capacity`: the
+/// bound set by the flags, `used`: now).
+pub static ROCKSDB_MEMORY: LazyLock<prometheus::IntGaugeVec> = LazyLock::new(|| {
+    prometheus::register_int_gauge_vec!(
+        "kelemetry_rocksdb_memory_bytes",
+        "RocksDB memory by part and kind (capacity: the bound from the flags; used: now).",
+        &["part", "kind"]
+    )
+    .expect("metric names are unique")
+});
+
 /// Whether this node's watcher of a resource has finished its initial list and is
 /// following changes (1), by cluster and `group/resource` (`events` for Events).
 pub static WATCH_SYNCED: LazyLock<prometheus::IntGaugeVec> = LazyLock::new(|| {
@@ -93,6 +104,19 @@ pub async fn render(shards: Arc<ShardSet>) -> impl IntoResponse {
     SHARDS_WITHOUT_LEADER.set(placed.iter().filter(|s| !s.has_leader()).count() as i64);
     LOCAL_REPLICAS.set(locals.len() as i64);
     SHARDS_MOVING.set(shards.ring().moving().len() as i64);
+    let (bounds, used) = shards.engine_memory();
+    ROCKSDB_MEMORY
+        .with_label_values(&["block_cache", "capacity"])
+        .set(bounds.block_cache_bytes as i64);
+    ROCKSDB_MEMORY
+        .with_label_values(&["block_cache", "used"])
+        .set(used.block_cache_bytes as i64);
+    ROCKSDB_MEMORY
+        .with_label_values(&["memtables", "capacity"])
+        .set((bounds.write_buffer_bytes * 2) as i64);
+    ROCKSDB_MEMORY
+        .with_label_values(&["memtables", "used"])
+        .set(used.memtable_bytes as i64);
     let mut buf = Vec::new();
     let encoder = TextEncoder::new();
     if let Err(e) = encoder.encode(&prometheus::gather(), &mut buf) {

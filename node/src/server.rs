@@ -78,7 +78,12 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     }
     std::fs::create_dir_all(&node.data_dir)
         .with_context(|| format!("--data-dir {}: cannot create", node.data_dir.display()))?;
-    let engine = Engine::open(&node.data_dir.join("db")).with_context(|| {
+    let memory = kelemetry_raft::EngineMemory {
+        block_cache_bytes: (node.rocksdb_block_cache_mib as usize) << 20,
+        write_buffer_bytes: (node.rocksdb_write_buffer_mib as usize) << 20,
+        cache_index_and_filter_blocks: node.rocksdb_cache_index_and_filters,
+    };
+    let engine = Engine::open_with(&node.data_dir.join("db"), memory).with_context(|| {
         format!(
             "--data-dir {}: cannot open the database",
             node.data_dir.display()

@@ -5,7 +5,7 @@
 //! alone.
 
 use kelemetry_core::state::{KvRead, StateError};
-use rocksdb::{Options, ReadOptions, WriteBatch, WriteOptions, DB};
+use rocksdb::{BlockBasedOptions, Cache, Options, ReadOptions, WriteBatch, WriteOptions, DB};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -41,22 +41,95 @@ pub enum Op {
     DeleteRange(Vec<u8>, Vec<u8>),
 }
 
+/// The memory RocksDB may use: one block cache of a fixed capacity, and memtables of a
+/// fixed total. With `cache_index_and_filter_blocks` the tables' index and filter
+/// blocks are charged to the block cache too, so memory stays flat as data grows; off
+/// (the default), they live beside it, which is faster while they fit in memory (a 6
+/// minute soak with a 64 MiB cache holding them ran at a quarter of the ingest rate).
+#[derive(Clone, Copy, Debug)]
+pub struct EngineMemory {
+    /// Capacity of the block cache, bytes.
+    pub block_cache_bytes: usize,
+    /// Size of one memtable, bytes; at most two are kept (one being flushed).
+    pub write_buffer_bytes: usize,
+    /// Whether index and filter blocks are held in (and bounded by) the block cache.
+    pub cache_index_and_filter_blocks: bool,
+}
+
+impl Default for EngineMemory {
+    fn default() -> Self {
+        Self {
+            block_cache_bytes: 64 << 20,
+            write_buffer_bytes: 64 << 20,
+            cache_index_and_filter_blocks: false,
+        }
+    }
+}
+
+/// What RocksDB holds in memory now, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EngineMemoryUse {
+    /// Bytes in the block cache.
+    pub block_cache_bytes: usize,
+    /// Bytes in memtables (active and being flushed).
+    pub memtable_bytes: usize,
+}
+
 /// A handle to the node's database; cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
     db: Arc<DB>,
+    cache: Cache,
+    memory: EngineMemory,
 }
 
 impl Engine {
-    /// Opens (creating if needed) the database in `path`.
+    /// Opens (creating if needed) the database in `path` with the default memory bounds.
     pub fn open(path: &Path) -> Result<Self, EngineError> {
+        Self::open_with(path, EngineMemory::default())
+    }
+
+    /// Opens (creating if needed) the database in `path` within `memory`.
+    pub fn open_with(path: &Path, memory: EngineMemory) -> Result<Self, EngineError> {
+        let cache = Cache::new_lru_cache(memory.block_cache_bytes)?;
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_cache_index_and_filter_blocks(memory.cache_index_and_filter_blocks);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(memory.cache_index_and_filter_blocks);
+        table.set_bloom_filter(10.0, false);
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.increase_parallelism(2);
         opts.set_max_background_jobs(2);
-        opts.set_write_buffer_size(64 << 20);
+        opts.set_block_based_table_factory(&table);
+        opts.set_write_buffer_size(memory.write_buffer_bytes);
+        opts.set_max_write_buffer_number(2);
+        opts.set_db_write_buffer_size(memory.write_buffer_bytes * 2);
         let db = DB::open(&opts, path)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            cache,
+            memory,
+        })
+    }
+
+    /// The bounds it was opened with.
+    pub fn memory(&self) -> EngineMemory {
+        self.memory
+    }
+
+    /// What RocksDB holds in memory now.
+    pub fn memory_use(&self) -> EngineMemoryUse {
+        let memtable_bytes = self
+            .db
+            .property_int_value("rocksdb.cur-size-all-mem-tables")
+            .ok()
+            .flatten()
+            .unwrap_or(0) as usize;
+        EngineMemoryUse {
+            block_cache_bytes: self.cache.get_usage(),
+            memtable_bytes,
+        }
     }
 
     /// Reads one key.

@@ -35,7 +35,7 @@ pub mod state_machine;
 pub mod types;
 pub mod wal_sync;
 
-pub use engine::{Engine, EngineError};
+pub use engine::{Engine, EngineError, EngineMemory, EngineMemoryUse};
 pub use error::{GroupError, InboundError, PeerError, ShardSetError};
 pub use group::{ShardRaft, META_SHARD};
 pub use network::{PeerChannels, PeerTls};

@@ -273,6 +273,11 @@ impl ShardSet {
         self.settings.shards
     }
 
+    /// What the storage engine holds in memory and its bounds, for `/metrics`.
+    pub fn engine_memory(&self) -> (crate::EngineMemory, crate::EngineMemoryUse) {
+        (self.engine.memory(), self.engine.memory_use())
+    }
+
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.settings.node_id

@@ -1,6 +1,8 @@
 //! `kelemetry-bench`: audit events per second ingested with durable acknowledgement on
 //! one in-process node (or on running nodes given with `--targets`), next to the raw
-//! RocksDB synced-batch write rate of the same disk measured in the same run. Run with
+//! RocksDB synced-batch write rate of the same disk measured in the same run. As a soak
+//! (`--duration 10m --rss-every 10s`) it also samples the node's resident memory and
+//! prints the series' range and slope. Run with
 //! `cargo run --release -p kelemetry-bench --bin kelemetry-bench`.
 
 use clap::Parser;
@@ -10,6 +12,10 @@ use kelemetry_testkit::workload::pod_churn_batch;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The node binary's allocator, so the in-process node measures what `kelemetry` runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Benchmark options.
 #[derive(Parser, Debug)]
@@ -34,6 +40,51 @@ struct Opts {
     /// of an in-process node; clients are spread over them round-robin.
     #[arg(long, value_delimiter = ',')]
     targets: Vec<String>,
+    /// Soak: sample the resident memory of the node(s) this often and print the series
+    /// and its slope (the in-process node, or the processes given with `--pids`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    rss_every: Option<Duration>,
+    /// Process ids of the running nodes whose memory `--rss-every` samples.
+    #[arg(long, value_delimiter = ',')]
+    pids: Vec<u32>,
+}
+
+/// Resident memory of process `pid` (`None`: this process), MiB.
+fn rss_mib(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    let status = std::fs::read_to_string(path).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Least-squares slope of `(seconds, MiB)` samples, MiB per minute.
+fn slope_per_minute(samples: &[(f64, f64)]) -> f64 {
+    let n = samples.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let (sx, sy) = samples
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+    let (mx, my) = (sx / n, sy / n);
+    let (num, den) = samples.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+        (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
+    });
+    if den == 0.0 {
+        0.0
+    } else {
+        num / den * 60.0
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -140,16 +191,38 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     let mut last = 0;
+    let watched: Vec<Option<u32>> = if opts.pids.is_empty() {
+        vec![None]
+    } else {
+        opts.pids.iter().copied().map(Some).collect()
+    };
+    let mut series: Vec<Vec<(f64, f64)>> = vec![Vec::new(); watched.len()];
+    let mut next_sample = Instant::now();
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(2));
         let now = acked.load(Ordering::Relaxed);
+        let t = started.elapsed().as_secs_f64();
         println!(
-            "  {:>5.1}s  acked {:>9} events  {:>8.0} events/s (last 2s)",
-            started.elapsed().as_secs_f64(),
+            "  {t:>5.1}s  acked {:>9} events  {:>8.0} events/s (last 2s)",
             now,
             (now - last) as f64 / 2.0
         );
         last = now;
+        if let Some(every) = opts.rss_every {
+            if Instant::now() >= next_sample {
+                next_sample += every;
+                let rss: Vec<String> = watched
+                    .iter()
+                    .zip(series.iter_mut())
+                    .map(|(pid, s)| {
+                        let mib = rss_mib(*pid).unwrap_or(0.0);
+                        s.push((t, mib));
+                        format!("{mib:.1}")
+                    })
+                    .collect();
+                println!("  {t:>5.1}s  rss MiB {}", rss.join(" "));
+            }
+        }
     }
     for w in workers {
         w.join()
@@ -189,5 +262,21 @@ fn main() -> anyhow::Result<()> {
         "ratio: {:.1} acknowledged events per raw synced batch",
         rate / raw
     );
+    for (pid, s) in watched.iter().zip(&series) {
+        if s.is_empty() {
+            continue;
+        }
+        let values: Vec<f64> = s.iter().map(|(_, m)| *m).collect();
+        let (min, max) = values
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+        let who = pid.map_or("in-process node".to_string(), |p| format!("pid {p}"));
+        println!(
+            "rss of {who}: {} samples, min {min:.1} MiB, max {max:.1} MiB, last {:.1} MiB, slope {:+.2} MiB/min",
+            s.len(),
+            values.last().copied().unwrap_or(0.0),
+            slope_per_minute(s)
+        );
+    }
     Ok(())
 }

@@ -111,6 +111,16 @@ pub struct NodeArgs {
     /// port 0: `{"http": "127.0.0.1:41234", "query": ..., "metrics": ...}`).
     #[arg(long, env = "KELEMETRY_ADDR_FILE")]
     pub addr_file: Option<PathBuf>,
+    /// RocksDB block cache, MiB.
+    #[arg(long, env = "KELEMETRY_ROCKSDB_BLOCK_CACHE_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..))]
+    pub rocksdb_block_cache_mib: u32,
+    /// RocksDB memtable size, MiB (at most two: one filling, one being flushed).
+    #[arg(long, env = "KELEMETRY_ROCKSDB_WRITE_BUFFER_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(4..))]
+    pub rocksdb_write_buffer_mib: u32,
+    /// Hold the tables' index and filter blocks in the block cache, so memory stays
+    /// flat as the data grows (at a throughput cost while the cache is small).
+    #[arg(long, env = "KELEMETRY_ROCKSDB_CACHE_INDEX_AND_FILTERS")]
+    pub rocksdb_cache_index_and_filters: bool,
 }
 
 /// Where the node listens, and how peers reach it.
