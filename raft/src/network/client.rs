@@ -17,6 +17,7 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 use serde::{de::DeserializeOwned, Serialize};
+use std::time::Duration;
 use tonic::transport::Channel;
 
 /// Network factory of one group.
@@ -52,6 +53,21 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     }
 }
 
+/// Shortest wait for an AppendEntries reply. openraft 0.9 gives replication the
+/// heartbeat interval (100 ms) as its deadline; under load on a small machine a
+/// batch of entries takes longer than that to reach a peer's disk, and every timeout
+/// restarts the replication stream, so commits stalled (hundreds of "no reply within
+/// 100ms" in a 25 s three-node bench, and forwarded writes timing out behind them).
+const MIN_APPEND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The deadline of one RPC of `kind` given openraft's `hard_ttl`.
+fn rpc_timeout(kind: RaftKind, hard_ttl: Duration) -> Duration {
+    match kind {
+        RaftKind::AppendEntries => hard_ttl.max(MIN_APPEND_TIMEOUT),
+        _ => hard_ttl,
+    }
+}
+
 impl PeerConnection {
     async fn call<Req, Resp, E>(
         &mut self,
@@ -76,7 +92,8 @@ impl PeerConnection {
             kind: kind as i32,
             payload,
         };
-        let reply = match tokio::time::timeout(option.hard_ttl(), client.raft(msg)).await {
+        let ttl = rpc_timeout(kind, option.hard_ttl());
+        let reply = match tokio::time::timeout(ttl, client.raft(msg)).await {
             Ok(Ok(r)) => r.into_inner(),
             Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
                 return Err(RPCError::Unreachable(Unreachable::new(
@@ -90,11 +107,7 @@ impl PeerConnection {
             }
             Err(_) => {
                 return Err(RPCError::Network(NetworkError::new(&PeerError::Transport(
-                    format!(
-                        "no reply from node {} within {:?}",
-                        self.target,
-                        option.hard_ttl()
-                    ),
+                    format!("no reply from node {} within {ttl:?}", self.target),
                 ))))
             }
         };
