@@ -2,17 +2,19 @@
 # Ingest throughput next to the peer, measured in one run on this machine, alternating:
 #   peer     the original Kelemetry's per-event etcd protocol (span cache, diff cache,
 #            links) against a real etcd 3.4 (../shared/tools/etcd-anchor)
-#   1 node   kelemetry-bench against one in-process node (64 shards)
+#   1 node   kelemetry-bench against one in-process node (SHARDS shards)
 #   3 nodes  kelemetry-bench against three node processes formed with --peers
 #            (every shard replicated three times, leaders balanced)
 # Prints each figure as it comes, then the medians and the ratios to the peer.
-# Environment: ROUNDS (default 2), DURATION (default 20s), CLIENTS (8), BATCH (100).
+# Environment: ROUNDS (default 2), DURATION (default 20s), CLIENTS (8), BATCH (100),
+# SHARDS (64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-2}
 duration=${DURATION:-20s}
 clients=${CLIENTS:-8}
 batch=${BATCH:-100}
+shards=${SHARDS:-64}
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -48,6 +50,7 @@ peer() {
 
 one_node() {
   target/release/kelemetry-bench --duration "$duration" --clients "$clients" --batch "$batch" \
+    --shards "$shards" \
     | sed -n 's/^ingest, durable ack.*: \([0-9]*\) events\/s.*/\1/p'
 }
 
@@ -58,7 +61,7 @@ three_nodes() {
   for i in 0 1 2; do
     mkdir -p "$dir/n$i"
     RUST_LOG=warn target/release/kelemetry serve --data-dir "$dir/n$i" --node-id "$i" \
-      --shards 64 --peers "$peers" --peer-addr "127.0.0.1:$((27170 + i))" \
+      --shards "$shards" --peers "$peers" --peer-addr "127.0.0.1:$((27170 + i))" \
       --http-addr "127.0.0.1:$((28080 + i))" --query-addr "127.0.0.1:$((26680 + i))" \
       --grpc-addr "127.0.0.1:$((27270 + i))" --metrics-addr "127.0.0.1:$((29090 + i))" \
       > "$dir/n$i.log" 2>&1 &
@@ -77,7 +80,7 @@ import json, sys
 from collections import Counter
 d = json.load(sys.stdin)
 led = Counter(s["leader"] for s in d["shards"])
-sys.exit(0 if d["shards_moving"] == 0 and len(led) == 3 and min(led.values()) >= 18 else 1)'; then
+sys.exit(0 if d["shards_moving"] == 0 and len(led) == 3 and min(led.values()) >= len(d["shards"]) // 3 - 3 else 1)'; then
       stable=$((stable + 1))
       [ "$stable" -ge 3 ] && break
     else
