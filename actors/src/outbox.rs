@@ -82,14 +82,9 @@ impl Actor for OutboxActor {
             OutboxMsg::Kick(shard) => {
                 state.dirty.insert(shard);
             }
-            OutboxMsg::Tick => state.dirty.extend(
-                state
-                    .shards
-                    .locals()
-                    .iter()
-                    .filter(|s| s.is_leader())
-                    .map(|s| s.shard()),
-            ),
+            OutboxMsg::Tick => state
+                .dirty
+                .extend(state.shards.led_locals().iter().map(|s| s.shard())),
             OutboxMsg::Done => state.running = None,
         }
         if state.running.is_none() && !state.dirty.is_empty() {

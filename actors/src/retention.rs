@@ -32,13 +32,7 @@ impl Sweep for Retention {
     fn run(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             let before_us = now_us() - self.retention.as_micros() as i64;
-            let led: Vec<u32> = self
-                .shards
-                .locals()
-                .iter()
-                .filter(|s| s.is_leader())
-                .map(|s| s.shard())
-                .collect();
+            let led: Vec<u32> = self.shards.led_locals().iter().map(|s| s.shard()).collect();
             for shard in led {
                 let expire = Command::Expire {
                     before_us,

@@ -31,9 +31,8 @@ impl Sweep for WaitRelease {
             let now = now_us();
             let due: Vec<u32> = self
                 .shards
-                .locals()
+                .led_locals()
                 .iter()
-                .filter(|s| s.is_leader())
                 .filter(|s| {
                     first_wait_deadline(s.reader())
                         .ok()

@@ -237,6 +237,14 @@ impl ShardSet {
         groups.values().cloned().collect()
     }
 
+    /// The local replicas this node leads, in shard order (what the periodic
+    /// workers act on).
+    pub fn led_locals(&self) -> Vec<ShardRaft> {
+        let mut locals = self.locals();
+        locals.retain(ShardRaft::is_leader);
+        locals
+    }
+
     /// The local replicas the placement names for this node (every local replica
     /// while the metadata is empty): a replica outside it is waiting to be deleted and
     /// has no leader to wait for.

@@ -43,7 +43,7 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
             })
         })
         .collect();
-    let led = shards.locals().iter().filter(|s| s.is_leader()).count();
+    let led = shards.led_locals().len();
     let duties = watch_duties(&state, &meta.roster);
     Json(json!({
         "node": shards.node_id(),
