@@ -255,7 +255,8 @@ impl Applier<'_, '_> {
                 _ => {}
             }
         }
-        let last = self.get::<VersionRecord>(&schema::version_key(&a.key))?;
+        // Without a response nothing above stored a different object: a deletion
+        // stores the last version itself, so its owners are the ones read at the top.
         content.owner_refs = match (&response, &last) {
             (Some((_, h)), _) => h.metadata.owner_references.clone(),
             (None, Some(l)) => head(&l.object_json).metadata.owner_references,
