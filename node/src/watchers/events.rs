@@ -110,15 +110,15 @@ pub async fn run(
     };
     let api: kube::Api<Event> = kube::Api::all(client);
     let synced = WATCH_SYNCED.with_label_values(&[&source.name, "events"]);
+    let to = Sink {
+        cluster: &source.name,
+        router: &router,
+        discovered: &discovered,
+    };
     if let Some(from) = cursor.committed.clone() {
         WATCH_RESUMED.with_label_values(&[&source.name]).inc();
         tracing::info!(cluster = %source.name, from, "resuming the Event watch from the committed cursor");
         synced.set(1);
-        let to = Sink {
-            cluster: &source.name,
-            router: &router,
-            discovered: &discovered,
-        };
         if !resume(&to, &api, &mut cursor, &shards, &mut stop).await {
             synced.set(0);
             return;
@@ -144,11 +144,6 @@ pub async fn run(
         };
         match next {
             Some(Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e))) => {
-                let to = Sink {
-                    cluster: &source.name,
-                    router: &router,
-                    discovered: &discovered,
-                };
                 to.forward(&e, &mut stop).await;
                 if let Some(rv) = &e.metadata.resource_version {
                     cursor.advance(rv);
