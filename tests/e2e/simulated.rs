@@ -51,6 +51,17 @@ pub(crate) fn start_sim(kubeconfig: &Path, node: &Node, extra: &[&str]) -> SimPr
     SimProcess::start_at(&sim_bin, kubeconfig, &args, tempfile::tempdir().unwrap()).unwrap()
 }
 
+/// `kubectl scale` Deployment `demo` to 4 and `kubectl set image` to `nginx:2`,
+/// each rolled out (generations 2 and 3).
+fn scale_to_4_and_set_image(sim: &SimProcess) {
+    sim.kubectl(&["scale", "deployment", "demo", "--replicas=4"])
+        .unwrap();
+    wait_rolled_out(sim, 2, 4);
+    sim.kubectl(&["set", "image", "deployment/demo", "nginx=nginx:2"])
+        .unwrap();
+    wait_rolled_out(sim, 3, 4);
+}
+
 /// `kubectl create deployment demo` (2 replicas, sent as protobuf), rolled out.
 fn create_demo(sim: &SimProcess) {
     sim.kubectl(&[
@@ -112,12 +123,7 @@ fn rollout_is_one_traced_deployment(audit_level: &str) {
     wait_watching(&node, &["events", "apps/deployments", "apps/replicasets"]);
     create_demo(&sim);
     let first_replicaset = only_replicaset(&sim);
-    sim.kubectl(&["scale", "deployment", "demo", "--replicas=4"])
-        .unwrap();
-    wait_rolled_out(&sim, 2, 4);
-    sim.kubectl(&["set", "image", "deployment/demo", "nginx=nginx:2"])
-        .unwrap();
-    wait_rolled_out(&sim, 3, 4);
+    scale_to_4_and_set_image(&sim);
     sim.kubectl(&["scale", "deployment", "demo", "--replicas=2"])
         .unwrap();
     wait_rolled_out(&sim, 4, 2);
@@ -316,12 +322,7 @@ fn killing_the_events_duty_holder_loses_and_repeats_no_event() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    sim.kubectl(&["scale", "deployment", "demo", "--replicas=4"])
-        .unwrap();
-    wait_rolled_out(&sim, 2, 4);
-    sim.kubectl(&["set", "image", "deployment/demo", "nginx=nginx:2"])
-        .unwrap();
-    wait_rolled_out(&sim, 3, 4);
+    scale_to_4_and_set_image(&sim);
     sim.audit_flushed(Duration::from_secs(30)).unwrap();
 
     let recorded = recorded_scaling_events(&sim);
