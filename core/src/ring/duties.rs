@@ -12,6 +12,7 @@
 //!   death until the roster drops it).
 
 use super::members::NodeId;
+use super::placement::rendezvous_of;
 use serde::{Deserialize, Serialize};
 
 /// Holders of an Events duty.
@@ -36,17 +37,7 @@ impl DutyRoster {
         } else {
             OBJECT_HOLDERS
         };
-        let mut scored: Vec<(u64, NodeId)> = self
-            .nodes
-            .iter()
-            .map(|id| {
-                let mut bytes = duty.as_bytes().to_vec();
-                bytes.extend_from_slice(&id.to_be_bytes());
-                (xxhash_rust::xxh3::xxh3_64(&bytes), *id)
-            })
-            .collect();
-        scored.sort_unstable_by(|a, b| b.cmp(a));
-        scored.into_iter().take(n).map(|(_, id)| id).collect()
+        rendezvous_of(duty.as_bytes(), &self.nodes, n)
     }
 
     /// Whether `node` holds `duty`.

@@ -96,12 +96,17 @@ pub const MAX_METADATA_VOTERS: usize = 5;
 /// The `n` candidates with the highest hash of (shard, node), best first: adding or
 /// removing a node only moves the shards whose top `n` it enters or leaves.
 pub fn rendezvous(shard: u32, candidates: &[NodeId], n: usize) -> Vec<NodeId> {
+    rendezvous_of(&shard.to_be_bytes(), candidates, n)
+}
+
+/// The `n` candidates with the highest hash of (`key`, node), best first: rendezvous
+/// hashing of anything named by bytes (a shard number, a watch duty's name).
+pub fn rendezvous_of(key: &[u8], candidates: &[NodeId], n: usize) -> Vec<NodeId> {
     let mut scored: Vec<(u64, NodeId)> = candidates
         .iter()
         .map(|id| {
-            let mut bytes = [0u8; 12];
-            bytes[..4].copy_from_slice(&shard.to_be_bytes());
-            bytes[4..].copy_from_slice(&id.to_be_bytes());
+            let mut bytes = key.to_vec();
+            bytes.extend_from_slice(&id.to_be_bytes());
             (xxhash_rust::xxh3::xxh3_64(&bytes), *id)
         })
         .collect();

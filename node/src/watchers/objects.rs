@@ -209,8 +209,6 @@ fn version_record(
         rv,
         &json,
         deleted,
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64),
+        chrono::Utc::now().timestamp_micros(),
     ))
 }
