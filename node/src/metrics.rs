@@ -8,7 +8,8 @@ use prometheus::{
 };
 use std::sync::{Arc, LazyLock};
 
-/// RocksDB memory by part (`block_cache`, `memtables`) and kind (`capacity`: the
+/// RocksDB memory by part (`block_cache`, `memtables`, `table_readers`: index and
+/// filter blocks outside the cache) and kind (`capacity`: the
 /// bound set by the flags, `used`: now).
 pub static ROCKSDB_MEMORY: LazyLock<prometheus::IntGaugeVec> = LazyLock::new(|| {
     prometheus::register_int_gauge_vec!(
@@ -117,6 +118,9 @@ pub async fn render(shards: Arc<ShardSet>) -> impl IntoResponse {
     ROCKSDB_MEMORY
         .with_label_values(&["memtables", "used"])
         .set(used.memtable_bytes as i64);
+    ROCKSDB_MEMORY
+        .with_label_values(&["table_readers", "used"])
+        .set(used.table_reader_bytes as i64);
     let mut buf = Vec::new();
     let encoder = TextEncoder::new();
     if let Err(e) = encoder.encode(&prometheus::gather(), &mut buf) {

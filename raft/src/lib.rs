@@ -12,6 +12,7 @@
 //! - [`registry`]: every group of this node, replica lifecycle, bootstrap, shutdown;
 //!   [`routing`] and [`hints`]: where to send work for a shard this node does not
 //!   lead.
+//! - [`metrics`]: what the engine does, counted for `/metrics`.
 //! - [`settings`] and [`error`]: configuration and typed errors.
 
 // openraft's storage traits fix `StorageError` (about 200 bytes) as the error type of
@@ -27,6 +28,7 @@ pub mod hints;
 pub mod keys;
 pub mod log_store;
 pub mod membership;
+pub mod metrics;
 pub mod network;
 pub mod registry;
 pub mod routing;

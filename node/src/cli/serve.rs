@@ -115,12 +115,18 @@ pub struct NodeArgs {
     #[arg(long, env = "KELEMETRY_ROCKSDB_BLOCK_CACHE_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..))]
     pub rocksdb_block_cache_mib: u32,
     /// RocksDB memtable size, MiB (at most two: one filling, one being flushed).
-    #[arg(long, env = "KELEMETRY_ROCKSDB_WRITE_BUFFER_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(4..))]
+    #[arg(long, env = "KELEMETRY_ROCKSDB_WRITE_BUFFER_MIB", default_value_t = 32, value_parser = clap::value_parser!(u32).range(4..))]
     pub rocksdb_write_buffer_mib: u32,
-    /// Hold the tables' index and filter blocks in the block cache, so memory stays
-    /// flat as the data grows (at a throughput cost while the cache is small).
-    #[arg(long, env = "KELEMETRY_ROCKSDB_CACHE_INDEX_AND_FILTERS")]
+    /// Hold the tables' (partitioned) index and filter blocks in the block cache, so
+    /// memory stays flat as the data grows; `false` keeps them all in memory beside
+    /// the cache (growing with the data).
+    #[arg(long, env = "KELEMETRY_ROCKSDB_CACHE_INDEX_AND_FILTERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub rocksdb_cache_index_and_filters: bool,
+    /// Threads that run storage work (Raft log writes and applies of every shard).
+    /// Each thread keeps its own allocator caches, so an unbounded pool (one thread
+    /// per busy shard) costs memory without adding throughput on a small machine.
+    #[arg(long, env = "KELEMETRY_STORAGE_THREADS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub storage_threads: u32,
 }
 
 /// Where the node listens, and how peers reach it.

@@ -1,0 +1,47 @@
+//! What the storage engine does, counted: how many atomic writes, keys and bytes each
+//! event costs is the first thing to look at when ingest slows down.
+
+use prometheus::{register_int_counter_vec, IntCounter};
+use rocksdb::WriteBatch;
+use std::sync::LazyLock;
+
+/// Counters of engine operations, one series per `op` of
+/// `kelemetry_rocksdb_operations_total`.
+pub struct EngineOps {
+    /// Atomic write batches.
+    pub writes: IntCounter,
+    /// Keys put or deleted in those batches.
+    pub keys: IntCounter,
+    /// Bytes of those batches.
+    pub bytes: IntCounter,
+    /// Point reads.
+    pub reads: IntCounter,
+    /// Range scans started.
+    pub scans: IntCounter,
+}
+
+impl EngineOps {
+    /// Counts one write batch.
+    pub fn record_write(&self, batch: &WriteBatch) {
+        self.writes.inc();
+        self.keys.inc_by(batch.len() as u64);
+        self.bytes.inc_by(batch.size_in_bytes() as u64);
+    }
+}
+
+/// The engine's counters.
+pub static ENGINE_OPS: LazyLock<EngineOps> = LazyLock::new(|| {
+    let v = register_int_counter_vec!(
+        "kelemetry_rocksdb_operations_total",
+        "Storage engine operations: write batches, keys and bytes written, point reads, scans.",
+        &["op"]
+    )
+    .expect("metric names are unique");
+    EngineOps {
+        writes: v.with_label_values(&["write_batches"]),
+        keys: v.with_label_values(&["keys_written"]),
+        bytes: v.with_label_values(&["bytes_written"]),
+        reads: v.with_label_values(&["point_reads"]),
+        scans: v.with_label_values(&["scans"]),
+    }
+});
