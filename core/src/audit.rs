@@ -175,6 +175,52 @@ pub struct AuditContext<'a> {
     pub filter: &'a AuditFilter,
     /// See [`AuditRecord::diff_wait_us`].
     pub diff_wait_us: i64,
+    /// Event times accepted, microseconds since the epoch: from the oldest time still
+    /// inside retention to the node's clock plus the allowed skew. An event dated
+    /// outside would be deleted at once or escape retention forever (a year-9999
+    /// event rendered as a span lasting millennia).
+    pub accepted_times: TimeBounds,
+}
+
+/// The range of event times a node accepts, with the flags that set it (for errors
+/// that tell the operator what to change).
+#[derive(Clone, Copy, Debug)]
+pub struct TimeBounds {
+    /// Oldest accepted time (`now - --retention`).
+    pub oldest_us: i64,
+    /// Latest accepted time (`now + --max-clock-skew`).
+    pub latest_us: i64,
+}
+
+impl TimeBounds {
+    /// Every representable time: for tools that import history as-is.
+    pub const UNBOUNDED: TimeBounds = TimeBounds {
+        oldest_us: i64::MIN,
+        latest_us: i64::MAX,
+    };
+
+    /// Why `t_us` is outside, or `None` when it is inside.
+    pub fn check(&self, t_us: i64) -> Option<String> {
+        let show = |t: i64| {
+            chrono::DateTime::from_timestamp_micros(t)
+                .map_or_else(|| format!("{t}us"), |d| d.to_rfc3339())
+        };
+        if t_us < self.oldest_us {
+            Some(format!(
+                "{} is older than the retention (oldest accepted: {}; see --retention)",
+                show(t_us),
+                show(self.oldest_us)
+            ))
+        } else if t_us > self.latest_us {
+            Some(format!(
+                "{} is in the future (latest accepted: {}; see --max-clock-skew)",
+                show(t_us),
+                show(self.latest_us)
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// Parses and validates a webhook body. Either every item is valid (and each is
@@ -265,6 +311,16 @@ fn parse_item(i: usize, text: &str, ctx: &AuditContext<'_>) -> Result<AuditItem,
             .map_err(|m| AuditParseError::new(Some(i), field("stageTimestamp"), m.to_string()))?,
         None => start_us,
     };
+    let start_field = if ev.request_received_timestamp.is_some() {
+        "requestReceivedTimestamp"
+    } else {
+        "timestamp"
+    };
+    for (t, name) in [(start_us, start_field), (end_us, "stageTimestamp")] {
+        if let Some(m) = ctx.accepted_times.check(t) {
+            return Err(AuditParseError::new(Some(i), field(name), m));
+        }
+    }
     if ev.audit_id.is_empty() {
         return Err(AuditParseError::new(
             Some(i),
@@ -473,6 +529,7 @@ mod tests {
             apiserver: "10.0.0.1",
             filter,
             diff_wait_us: 0,
+            accepted_times: TimeBounds::UNBOUNDED,
         }
     }
 
@@ -577,6 +634,41 @@ mod tests {
                 FilterReason::NoObject
             ]
         );
+    }
+
+    #[test]
+    fn event_times_outside_retention_or_beyond_the_skew_are_refused() {
+        let f = AuditFilter::default();
+        let t = parse_time("2023-07-20T09:27:41.100000Z").unwrap();
+        let bounded = |oldest_us, latest_us| AuditContext {
+            accepted_times: TimeBounds {
+                oldest_us,
+                latest_us,
+            },
+            ..ctx(&f)
+        };
+        let body = |items: Vec<serde_json::Value>| {
+            json!({"kind": "EventList", "items": items}).to_string()
+        };
+        let inside = body(vec![event(json!({}))]);
+        assert!(parse_event_list(inside.as_bytes(), &bounded(t - 1, t + 1_000_000)).is_ok());
+        let far_future = body(vec![
+            event(json!({})),
+            event(json!({"requestReceivedTimestamp": "9999-12-31T23:59:59Z"})),
+        ]);
+        let err =
+            parse_event_list(far_future.as_bytes(), &bounded(t - 1, t + 1_000_000)).unwrap_err();
+        assert_eq!(err.field, "items[1].requestReceivedTimestamp");
+        assert!(err.message.contains("--max-clock-skew"), "{}", err.message);
+        let late_end = body(vec![event(
+            json!({"stageTimestamp": "2023-07-20T10:00:00Z"}),
+        )]);
+        let err =
+            parse_event_list(late_end.as_bytes(), &bounded(t - 1, t + 1_000_000)).unwrap_err();
+        assert_eq!(err.field, "items[0].stageTimestamp");
+        let err = parse_event_list(inside.as_bytes(), &bounded(t + 1, i64::MAX)).unwrap_err();
+        assert_eq!(err.field, "items[0].requestReceivedTimestamp");
+        assert!(err.message.contains("--retention"), "{}", err.message);
     }
 
     #[test]

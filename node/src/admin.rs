@@ -28,14 +28,50 @@ pub(crate) fn agent() -> ureq::Agent {
         .into()
 }
 
+/// Environment variable naming the admin token file of the `kelemetry cluster`
+/// commands (the node's `--admin-token-file`).
+pub const ADMIN_TOKEN_ENV: &str = "KELEMETRY_ADMIN_TOKEN_FILE";
+
+/// The `Authorization` value for the admin API: the first token of the file named by
+/// `$KELEMETRY_ADMIN_TOKEN_FILE`, if set.
+fn admin_authorization() -> anyhow::Result<Option<String>> {
+    let Some(path) = std::env::var_os(ADMIN_TOKEN_ENV) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "${ADMIN_TOKEN_ENV} {}: cannot read",
+            std::path::Path::new(&path).display()
+        )
+    })?;
+    let token = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .with_context(|| format!("${ADMIN_TOKEN_ENV}: no token in the file"))?;
+    Ok(Some(format!("Bearer {token}")))
+}
+
+/// A request to the admin API carrying the admin token when one is configured.
+fn with_token<B>(request: ureq::RequestBuilder<B>) -> anyhow::Result<ureq::RequestBuilder<B>> {
+    Ok(match admin_authorization()? {
+        Some(value) => request.header("authorization", value),
+        None => request,
+    })
+}
+
 pub(crate) fn get_json(agent: &ureq::Agent, base: &str, path: &str) -> anyhow::Result<Value> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
-    let body = agent
-        .get(&url)
+    let mut response = with_token(agent.get(&url))?
         .call()
-        .with_context(|| format!("--target {base}: cannot reach the node"))?
-        .body_mut()
-        .read_to_string()?;
+        .with_context(|| format!("--target {base}: cannot reach the node"))?;
+    anyhow::ensure!(
+        !matches!(response.status().as_u16(), 401 | 403),
+        "{url}: refused ({}): {}; set ${ADMIN_TOKEN_ENV} to a file holding an admin token",
+        response.status(),
+        response.body_mut().read_to_string().unwrap_or_default()
+    );
+    let body = response.body_mut().read_to_string()?;
     serde_json::from_str(&body).with_context(|| format!("{url}: not JSON"))
 }
 
@@ -131,8 +167,7 @@ pub(crate) fn drain(
 ) -> anyhow::Result<()> {
     let agent = agent();
     let url = format!("{}/cluster/drain", target.trim_end_matches('/'));
-    let mut resp = agent
-        .post(&url)
+    let mut resp = with_token(agent.post(&url))?
         .header("content-type", "application/json")
         .send(serde_json::json!({ "node": node }).to_string())
         .with_context(|| format!("--target {target}: cannot reach the node"))?;

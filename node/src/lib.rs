@@ -12,12 +12,14 @@
 //! - [`query`]: the query service, over shard reads.
 //! - [`peer`]: the peer RPC service and command forwarding.
 //! - [`watchers`]: Kubernetes watchers (Events and objects) and their duties.
+//! - [`auth`]: who may use the webhook, query and admin surfaces (token files).
 //! - [`metrics`], [`logging`]: observability.
 
 #![warn(missing_docs)]
 
 pub mod admin;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod grpc;
 pub mod http;

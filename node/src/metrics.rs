@@ -51,6 +51,16 @@ pub static INGEST_EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric names are unique")
 });
 
+/// Requests refused by authentication, by surface and status.
+pub static AUTH_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "kelemetry_auth_refused_total",
+        "Requests refused by authentication, by surface (webhook, query, admin) and status.",
+        &["realm", "code"]
+    )
+    .expect("metric names are unique")
+});
+
 /// Webhook requests by cluster and HTTP status.
 pub static WEBHOOK_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

@@ -62,6 +62,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// then the ring agent.
 pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     let node_id = args.resolved_node_id();
+    // Token files are read first: a wrong path fails start-up before any data opens.
+    let guards = guards(&args.auth)?;
     let (node, listen, ring, ingest, query) = (
         &args.node,
         &args.listen,
@@ -174,6 +176,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         default_cluster: ingest.default_cluster.clone(),
         webhook_permits: Arc::new(Semaphore::new(ingest.max_concurrent_requests.max(1))),
         max_body_bytes: ingest.max_body_bytes,
+        retention: ingest.retention,
+        max_clock_skew: ingest.max_clock_skew,
         shutting_down: shutting_down.clone(),
         watched_clusters,
         discovered,
@@ -188,14 +192,18 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     let (http_addr, http) = serve(
         "http",
         listen.http_addr,
-        crate::http::router(state),
+        crate::http::router(state, guards.clone()),
         stop_rx.clone(),
     )
     .await?;
     let (query_addr, query_server) = serve(
         "query",
         listen.query_addr,
-        crate::jaeger_http::router(query_service.clone(), query.ui_dir.as_deref()),
+        crate::jaeger_http::router(
+            query_service.clone(),
+            query.ui_dir.as_deref(),
+            guards.query.clone(),
+        ),
         stop_rx.clone(),
     )
     .await?;
@@ -204,7 +212,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     let (grpc_addr, grpc) = serve_grpc(
         "grpc",
         listen.grpc_addr,
-        crate::grpc::router(query_service).await,
+        crate::grpc::router(query_service, guards.query).await,
         stop_rx,
     )
     .await?;
@@ -362,4 +370,34 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// The gates of the node's surfaces from the token-file flags. The admin API is
+/// closed when any other surface needs a token and it has none of its own: turning
+/// authentication on must not leave drain open to anyone.
+fn guards(auth: &crate::cli::AuthArgs) -> anyhow::Result<crate::http::HttpGuards> {
+    use crate::auth::{Gate, Guard};
+    let webhook = Gate::from_file(auth.webhook_token_file.as_deref(), "--webhook-token-file")?;
+    let query = Gate::from_file(auth.query_token_file.as_deref(), "--query-token-file")?;
+    let admin = match (&auth.admin_token_file, &webhook, &query) {
+        (Some(path), _, _) => Gate::from_file(Some(path), "--admin-token-file")?,
+        (None, Gate::Open, Gate::Open) => Gate::Open,
+        (None, _, _) => Gate::Closed(
+            "the admin API is off while authentication is on: start the node with --admin-token-file",
+        ),
+    };
+    Ok(crate::http::HttpGuards {
+        webhook: Guard {
+            gate: webhook,
+            realm: "webhook",
+        },
+        query: Guard {
+            gate: query,
+            realm: "query",
+        },
+        admin: Guard {
+            gate: admin,
+            realm: "admin",
+        },
+    })
 }

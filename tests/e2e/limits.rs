@@ -50,6 +50,22 @@ fn bad_requests_and_overload_are_signalled() {
     assert_eq!(status, 400);
     assert_eq!(body["error"]["item"], 2);
     assert_eq!(body["error"]["field"], "items[2].requestReceivedTimestamp");
+    // An event dated year 9999 would escape retention forever: refused the same way.
+    let mut items = pod_churn_batch(3, 2, start_of_recent_window())["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    items[1]["stageTimestamp"] = "9999-12-31T23:59:59Z".into();
+    let (status, body) = node.post_audit("c", &event_list(items));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "items[1].stageTimestamp");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-clock-skew"),
+        "{body}"
+    );
     assert!(
         node.stored(&[("cluster", "c")]).is_empty(),
         "no half-applied batch"

@@ -2,6 +2,7 @@
 //! real HTTP. Built as integration tests of the `kelemetry` package so that the binary
 //! under test is the one this build produced.
 
+mod auth;
 mod browser;
 mod cluster;
 mod custom_resources;

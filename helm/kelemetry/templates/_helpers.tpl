@@ -56,3 +56,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- else -}}{{ trimSuffix "s" $d | int }}
 {{- end -}}
 {{- end -}}
+
+{{/* The token Secrets configured, by surface (webhook, query, admin), as YAML. */}}
+{{- define "kelemetry.authSecrets" -}}
+{{- $out := dict -}}
+{{- range $surface, $secret := dict "webhook" .Values.auth.webhookTokenSecret "query" .Values.auth.queryTokenSecret "admin" .Values.auth.adminTokenSecret -}}
+{{- if $secret -}}{{- $_ := set $out $surface $secret -}}{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}

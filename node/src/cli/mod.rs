@@ -5,7 +5,7 @@ mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 pub use serve::{
-    FlagError, IngestArgs, KubeArgs, ListenArgs, NodeArgs, QueryArgs, RingArgs, ServeArgs,
+    AuthArgs, FlagError, IngestArgs, KubeArgs, ListenArgs, NodeArgs, QueryArgs, RingArgs, ServeArgs,
 };
 use std::time::Duration;
 

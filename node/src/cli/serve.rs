@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// OTLP export.
     #[command(flatten)]
     pub export: super::export::ExportArgs,
+    /// Who may use the webhook, the query APIs and the admin API.
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 /// The Kubernetes clusters whose Events the ring watches (audit events arrive
@@ -194,6 +197,26 @@ pub struct RingArgs {
     pub peer_tls_ca: Option<PathBuf>,
 }
 
+/// Bearer-token authentication of the node's endpoints (files of one token per
+/// line, re-read when they change). Off by default; with the webhook or query
+/// tokens set and no admin tokens, the admin API is off.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Authentication")]
+pub struct AuthArgs {
+    /// Tokens the audit webhook accepts (`Authorization: Bearer`, as the API
+    /// server's webhook kubeconfig sends with `token:`).
+    #[arg(long, env = "KELEMETRY_WEBHOOK_TOKEN_FILE")]
+    pub webhook_token_file: Option<PathBuf>,
+    /// Tokens the Jaeger query APIs (HTTP and gRPC), the UI and `/redirect` accept
+    /// (Bearer, or a browser's Basic login with the token as password).
+    #[arg(long, env = "KELEMETRY_QUERY_TOKEN_FILE")]
+    pub query_token_file: Option<PathBuf>,
+    /// Tokens the admin API (`/cluster/*`: status, drain) accepts; the `kelemetry
+    /// cluster` commands read theirs from `$KELEMETRY_ADMIN_TOKEN_FILE`.
+    #[arg(long, env = "KELEMETRY_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+}
+
 /// The audit webhook and what is stored: limits, filters, windows, retention.
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Ingest")]
@@ -207,6 +230,10 @@ pub struct IngestArgs {
     /// How long traces are kept.
     #[arg(long, env = "KELEMETRY_RETENTION", default_value = "7d", value_parser = duration)]
     pub retention: Duration,
+    /// How far ahead of this node's clock an event may be dated; later ones (and
+    /// ones older than `--retention`) are refused with 400.
+    #[arg(long, env = "KELEMETRY_MAX_CLOCK_SKEW", default_value = "10m", value_parser = duration)]
+    pub max_clock_skew: Duration,
     /// Largest accepted webhook body; larger ones get 413.
     #[arg(long, env = "KELEMETRY_MAX_BODY_BYTES", default_value_t = 64 << 20)]
     pub max_body_bytes: usize,

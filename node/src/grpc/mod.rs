@@ -28,8 +28,9 @@ const HEALTH_SERVICES: [&str; 7] = [
     "",
 ];
 
-/// The gRPC router with every service registered and reported healthy.
-pub async fn router(svc: Arc<QueryService>) -> Router {
+/// The gRPC router with every service registered and reported healthy; the readers
+/// behind `guard` (health stays open for probes).
+pub async fn router(svc: Arc<QueryService>, guard: crate::auth::Guard) -> Router {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in HEALTH_SERVICES {
         reporter
@@ -38,22 +39,40 @@ pub async fn router(svc: Arc<QueryService>) -> Router {
     }
     let v1 = v1::Reader(svc.clone());
     let v2 = v2::Reader(svc);
+    let g = crate::auth::GrpcGuard(guard);
     Server::builder()
         .add_service(health)
-        .add_service(pv1::span_reader_plugin_server::SpanReaderPluginServer::new(
-            v1.clone(),
-        ))
-        .add_service(pv1::span_writer_plugin_server::SpanWriterPluginServer::new(
-            v1.clone(),
+        .add_service(
+            pv1::span_reader_plugin_server::SpanReaderPluginServer::with_interceptor(
+                v1.clone(),
+                g.clone(),
+            ),
+        )
+        .add_service(
+            pv1::span_writer_plugin_server::SpanWriterPluginServer::with_interceptor(
+                v1.clone(),
+                g.clone(),
+            ),
+        )
+        .add_service(
+            pv1::dependencies_reader_plugin_server::DependenciesReaderPluginServer::with_interceptor(
+                v1.clone(),
+                g.clone(),
+            ),
+        )
+        .add_service(
+            pv1::plugin_capabilities_server::PluginCapabilitiesServer::with_interceptor(
+                v1,
+                g.clone(),
+            ),
+        )
+        .add_service(pv2::trace_reader_server::TraceReaderServer::with_interceptor(
+            v2.clone(),
+            g.clone(),
         ))
         .add_service(
-            pv1::dependencies_reader_plugin_server::DependenciesReaderPluginServer::new(v1.clone()),
+            pv2::dependency_reader_server::DependencyReaderServer::with_interceptor(v2, g),
         )
-        .add_service(pv1::plugin_capabilities_server::PluginCapabilitiesServer::new(v1))
-        .add_service(pv2::trace_reader_server::TraceReaderServer::new(v2.clone()))
-        .add_service(pv2::dependency_reader_server::DependencyReaderServer::new(
-            v2,
-        ))
 }
 
 /// Turns the shared fields of both APIs' query parameters into a search.

@@ -103,6 +103,7 @@ async fn ingest_inner(
         } else {
             0
         },
+        accepted_times: state.accepted_times(),
     };
     let items = match parse_event_list(&body, &ctx) {
         Ok(items) => items,

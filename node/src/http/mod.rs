@@ -7,24 +7,46 @@ pub mod redirect;
 pub mod ring;
 
 use crate::app::AppState;
+use crate::auth::{require, Guard};
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 
-/// Routes of `--http-addr`.
-pub fn router(state: Arc<AppState>) -> Router {
+/// Who may use each group of routes on `--http-addr`.
+#[derive(Clone)]
+pub struct HttpGuards {
+    /// `/audit*`.
+    pub webhook: Guard,
+    /// `/redirect` (a query).
+    pub query: Guard,
+    /// `/cluster/*`.
+    pub admin: Guard,
+}
+
+/// Routes of `--http-addr`; `/healthz` and `/readyz` are always open (probes).
+pub fn router(state: Arc<AppState>, guards: HttpGuards) -> Router {
     let limit = state.max_body_bytes;
-    Router::new()
+    let webhook = Router::new()
         .route("/audit", post(audit::post_default))
         .route("/audit/{cluster}", post(audit::post_cluster))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .layer(from_fn_with_state(guards.webhook, require));
+    let query = Router::new()
         .route("/redirect", get(redirect::redirect))
+        .layer(from_fn_with_state(guards.query, require));
+    let admin = Router::new()
         .route("/cluster/status", get(ring::status))
         .route("/cluster/drain", post(ring::drain))
         .route("/cluster/checksums", get(ring::checksums))
         .route("/cluster/audit-ids", get(ring::audit_ids))
+        .layer(from_fn_with_state(guards.admin, require));
+    Router::new()
+        .merge(webhook)
+        .merge(query)
+        .merge(admin)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

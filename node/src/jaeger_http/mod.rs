@@ -12,13 +12,22 @@ use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 
-/// Routes of `--query-addr`, with the UI when `ui_dir` is given.
-pub fn router(state: Arc<QueryService>, ui_dir: Option<&std::path::Path>) -> Router {
+/// Routes of `--query-addr`, with the UI when `ui_dir` is given, every one behind
+/// `guard`.
+pub fn router(
+    state: Arc<QueryService>,
+    ui_dir: Option<&std::path::Path>,
+    guard: crate::auth::Guard,
+) -> Router {
     let api = api_routes(state);
-    match ui_dir {
+    let routes = match ui_dir {
         Some(dir) => ui::with_ui(api, dir),
         None => api,
-    }
+    };
+    routes.layer(axum::middleware::from_fn_with_state(
+        guard,
+        crate::auth::require,
+    ))
 }
 
 fn api_routes(state: Arc<QueryService>) -> Router {
