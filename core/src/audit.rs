@@ -337,12 +337,9 @@ fn parse_item(i: usize, text: &str, ctx: &AuditContext<'_>) -> Result<AuditItem,
     let Some(oref) = ev.object_ref.as_ref().filter(|o| !o.resource.is_empty()) else {
         return Ok(AuditItem::Filtered(FilterReason::NoObject));
     };
-    let response_object = ev
-        .response_object
-        .map(|r| crate::redact::redact_json(r.get()));
     let name = if oref.name.is_empty() {
-        response_object
-            .as_deref()
+        ev.response_object
+            .map(|r| r.get())
             .and_then(name_from_object)
             .unwrap_or_default()
     } else {
@@ -358,6 +355,9 @@ fn parse_item(i: usize, text: &str, ctx: &AuditContext<'_>) -> Result<AuditItem,
         oref.namespace.clone(),
         name,
     );
+    let response_object = ev
+        .response_object
+        .map(|r| crate::redact::redact_json(r.get(), &key, &oref.api_version));
     if ctx.filter.excludes_type(&key) {
         return Ok(AuditItem::Filtered(FilterReason::Type));
     }

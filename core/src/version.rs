@@ -32,11 +32,13 @@ impl ObjectVersionRecord {
         deleted: bool,
         observed_us: i64,
     ) -> Self {
+        let version = version.into();
+        let object_json = crate::redact::redact_json(object_json, &key, &version);
         Self {
             key,
-            version: version.into(),
+            version,
             resource_version: resource_version.into(),
-            object_json: crate::redact::redact_json(object_json),
+            object_json,
             deleted,
             observed_us,
         }

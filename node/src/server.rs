@@ -64,6 +64,11 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     let node_id = args.resolved_node_id();
     // Token files are read first: a wrong path fails start-up before any data opens.
     let guards = guards(&args.auth)?;
+    if let Some(pattern) = &args.ingest.redact_pattern {
+        if kelemetry_core::redact::set_pattern(pattern.clone()).is_err() {
+            tracing::warn!("a redaction pattern was already set in this process; keeping it");
+        }
+    }
     let (node, listen, ring, ingest, query) = (
         &args.node,
         &args.listen,

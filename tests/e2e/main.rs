@@ -16,6 +16,7 @@ mod limits;
 mod otlp;
 mod prestop;
 mod real_data;
+mod secrets;
 mod simulated;
 mod support;
 mod traces;

@@ -246,6 +246,12 @@ pub struct IngestArgs {
     /// Commands per Raft proposal.
     #[arg(long, env = "KELEMETRY_MAX_BATCH_COMMANDS", default_value_t = 2_000)]
     pub max_batch_commands: usize,
+    /// Objects whose `<group>/<version>/<resource>/<namespace>/<name>` matches this
+    /// regular expression are stored with their metadata only (as the
+    /// `kelemetry.kubewharf.io/diff-redacted` label does); Secrets' values are always
+    /// redacted.
+    #[arg(long, env = "KELEMETRY_REDACT_PATTERN", value_parser = redact_pattern)]
+    pub redact_pattern: Option<regex::Regex>,
     /// Audit resource types not traced (`resource` or `group/resource`).
     #[arg(
         long,
@@ -401,4 +407,8 @@ impl ServeArgs {
                 .unwrap_or(0)
         })
     }
+}
+
+fn redact_pattern(s: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(s).map_err(|e| format!("not a regular expression: {e}"))
 }
