@@ -18,6 +18,14 @@ pub enum ShardSetError {
         /// Count asked for now.
         requested: u32,
     },
+    /// `--node-id` differs from the node this data directory belongs to.
+    #[error("--node-id {requested} does not match node {stored}, whose data this directory holds; start with --node-id {stored}, or give node {requested} a new --data-dir (reusing another node's replicas would corrupt their groups)")]
+    NodeIdMismatch {
+        /// Id stored at initialisation.
+        stored: u64,
+        /// Id asked for now.
+        requested: u64,
+    },
     /// There is no such shard (numbers run from 0 to the shard count).
     #[error("no shard {0}")]
     NoSuchShard(u32),

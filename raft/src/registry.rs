@@ -35,6 +35,23 @@ pub struct ShardSet {
 }
 
 const SHARD_COUNT_KEY: &str = "shards";
+/// Node-level key of the node id the data directory belongs to: replicas in it are
+/// this node's in every group's membership, so another id must not reuse them.
+const NODE_ID_KEY: &str = "node_id";
+
+/// Stores `value` under the node-level key `name` the first time the data directory
+/// is opened; afterwards returns the stored value when it differs from `value`.
+fn pin(engine: &Engine, name: &str, value: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+    let key = keys::node_meta(name);
+    match engine.get(&key)? {
+        Some(stored) if stored == value => Ok(None),
+        Some(stored) => Ok(Some(stored)),
+        None => {
+            engine.write([Op::Put(key, value.to_vec())], true)?;
+            Ok(None)
+        }
+    }
+}
 
 fn members_of(
     ids: impl IntoIterator<Item = NodeId>,
@@ -51,21 +68,17 @@ impl ShardSet {
     /// initialised, it initialises the metadata group and every shard group with
     /// the initial placement over `settings.peers`.
     pub async fn open(engine: Engine, settings: &RaftSettings) -> Result<Self, ShardSetError> {
-        let count_key = keys::node_meta(SHARD_COUNT_KEY);
-        match engine.get(&count_key)? {
-            Some(b) if b.len() == 4 => {
-                let stored = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-                if stored != settings.shards {
-                    return Err(ShardSetError::ShardCountMismatch {
-                        stored,
-                        requested: settings.shards,
-                    });
-                }
-            }
-            _ => engine.write(
-                [Op::Put(count_key, settings.shards.to_be_bytes().to_vec())],
-                true,
-            )?,
+        if let Some(b) = pin(&engine, SHARD_COUNT_KEY, &settings.shards.to_be_bytes())? {
+            return Err(ShardSetError::ShardCountMismatch {
+                stored: b.try_into().map(u32::from_be_bytes).unwrap_or(0),
+                requested: settings.shards,
+            });
+        }
+        if let Some(b) = pin(&engine, NODE_ID_KEY, &settings.node_id.to_be_bytes())? {
+            return Err(ShardSetError::NodeIdMismatch {
+                stored: b.try_into().map(u64::from_be_bytes).unwrap_or(0),
+                requested: settings.node_id,
+            });
         }
         let syncer = WalSyncer::start(engine.clone())
             .map_err(|e| ShardSetError::Raft(format!("cannot start the WAL syncer: {e}")))?;

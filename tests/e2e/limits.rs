@@ -80,7 +80,7 @@ fn bad_requests_and_overload_are_signalled() {
 }
 
 #[test]
-fn default_cluster_shard_count_guard_and_graceful_shutdown() {
+fn default_cluster_shard_count_and_node_id_guards_and_graceful_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Node::start(dir.path(), &["--shards", "4", "--default-cluster", "home"]);
     let (batches, _) = deployment_lifecycle("default", "web", start_of_recent_window());
@@ -100,6 +100,13 @@ fn default_cluster_shard_count_guard_and_graceful_shutdown() {
     assert!(!status.success());
     assert!(
         out.contains("--shards 8 does not match the 4 shards"),
+        "{out}"
+    );
+    // Another node id on this data directory would reuse node 0's replicas.
+    let (status, out) = node.run_once(&["--node-id", "7"]);
+    assert!(!status.success());
+    assert!(
+        out.contains("--node-id 7 does not match node 0"),
         "{out}"
     );
 
