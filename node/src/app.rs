@@ -25,6 +25,8 @@ pub struct AppState {
     pub default_cluster: Option<String>,
     /// Bounds concurrent webhook requests.
     pub webhook_permits: Arc<Semaphore>,
+    /// Per-cluster and per-client event rates of the webhook.
+    pub rate_limits: crate::http::rate_limit::RateLimits,
     /// Largest webhook body.
     pub max_body_bytes: usize,
     /// `--retention`: events older are refused.

@@ -180,6 +180,10 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         },
         default_cluster: ingest.default_cluster.clone(),
         webhook_permits: Arc::new(Semaphore::new(ingest.max_concurrent_requests.max(1))),
+        rate_limits: crate::http::rate_limit::RateLimits::new(
+            ingest.cluster_rate_limit,
+            ingest.client_rate_limit,
+        ),
         max_body_bytes: ingest.max_body_bytes,
         retention: ingest.retention,
         max_clock_skew: ingest.max_clock_skew,

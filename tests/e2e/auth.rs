@@ -1,7 +1,7 @@
 //! Token authentication of a real node: the webhook, the query APIs (HTTP, gRPC, the
 //! UI's Basic login) and the admin API, with token rotation by rewriting the file.
 
-use crate::support::{start_of_recent_window, Node};
+use crate::support::{request, start_of_recent_window, Node};
 use base64::Engine as _;
 use kelemetry_proto::jaeger::storage::v2;
 use kelemetry_testkit::workload::pod_churn_batch;
@@ -10,30 +10,12 @@ use std::time::Duration;
 
 /// Status and body of a request with an optional `Authorization` value.
 fn call(method: &str, url: &str, authorization: Option<&str>, body: &str) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut response = match (method, authorization) {
-        ("GET", Some(a)) => agent.get(url).header("authorization", a).call(),
-        ("GET", None) => agent.get(url).call(),
-        (_, Some(a)) => agent
-            .post(url)
-            .header("authorization", a)
-            .header("content-type", "application/json")
-            .send(body),
-        (_, None) => agent
-            .post(url)
-            .header("content-type", "application/json")
-            .send(body),
-    }
-    .expect("HTTP request");
-    let status = response.status().as_u16();
-    (
-        status,
-        response.body_mut().read_to_string().unwrap_or_default(),
-    )
+    let headers: Vec<(&str, &str)> = authorization
+        .map(|a| ("authorization", a))
+        .into_iter()
+        .collect();
+    let reply = request(method, url, &headers, body);
+    (reply.status, reply.body)
 }
 
 fn write(path: &Path, text: &str) {

@@ -1,7 +1,8 @@
 //! Bad input, overload, start-up errors and graceful shutdown.
 
-use crate::support::{start_of_recent_window, Node};
+use crate::support::{request, start_of_recent_window, Node};
 use kelemetry_testkit::workload::{deployment_lifecycle, event_list, pod_churn_batch};
+use std::time::Duration;
 
 #[test]
 fn bad_requests_and_overload_are_signalled() {
@@ -105,10 +106,7 @@ fn default_cluster_shard_count_and_node_id_guards_and_graceful_shutdown() {
     // Another node id on this data directory would reuse node 0's replicas.
     let (status, out) = node.run_once(&["--node-id", "7"]);
     assert!(!status.success());
-    assert!(
-        out.contains("--node-id 7 does not match node 0"),
-        "{out}"
-    );
+    assert!(out.contains("--node-id 7 does not match node 0"), "{out}");
 
     node.restart();
     let found = node.stored(&[
@@ -117,4 +115,50 @@ fn default_cluster_shard_count_and_node_id_guards_and_graceful_shutdown() {
         ("name", "web"),
     ]);
     assert_eq!(found.len(), 1);
+}
+
+#[test]
+fn rate_limits_per_cluster_and_per_client_answer_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        dir.path(),
+        &[
+            "--shards",
+            "4",
+            "--cluster-rate-limit",
+            "50",
+            "--client-rate-limit",
+            "100",
+        ],
+    );
+    let url = |cluster: &str| format!("http://{}/audit/{cluster}", node.http());
+    let batch = |n: u64, size: u64| pod_churn_batch(n, size, start_of_recent_window()).to_string();
+    // A cluster's burst is two seconds' worth (100 events); the next 60 are refused.
+    assert_eq!(request("POST", &url("a"), &[], &batch(1, 100)).status, 200);
+    let refused = request("POST", &url("a"), &[], &batch(2, 60));
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(
+        refused.body.contains("--cluster-rate-limit"),
+        "{}",
+        refused.body
+    );
+    let wait: u64 = refused.retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    // Another cluster has its own budget, until this client's (200 events) runs out;
+    // the refused request above spent none of it.
+    assert_eq!(request("POST", &url("b"), &[], &batch(3, 100)).status, 200);
+    let refused = request("POST", &url("d"), &[], &batch(5, 100));
+    assert_eq!(refused.status, 429);
+    assert!(
+        refused.body.contains("--client-rate-limit"),
+        "{}",
+        refused.body
+    );
+    // Retrying after Retry-After succeeds, and nothing refused was stored.
+    std::thread::sleep(Duration::from_secs(wait));
+    assert_eq!(request("POST", &url("a"), &[], &batch(2, 60)).status, 200);
+    assert!(node.stored(&[("cluster", "d")]).is_empty());
+    let (status, out) = node.run_once(&["--cluster-rate-limit", "0"]);
+    assert!(!status.success());
+    assert!(out.contains("--cluster-rate-limit"), "{out}");
 }

@@ -201,3 +201,46 @@ pub fn start_of_recent_window() -> i64 {
     let half_hour = 1_800_000_000;
     (now / half_hour - 1) * half_hour + 60_000_000
 }
+
+/// A reply read with its `Retry-After` header.
+pub struct RawReply {
+    /// HTTP status.
+    pub status: u16,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
+    /// The body as text.
+    pub body: String,
+}
+
+/// A GET (or, with any other `method`, a JSON POST of `body`) with extra headers, for
+/// what the test kit's client does not expose (credentials, response headers).
+pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> RawReply {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = if method == "GET" {
+        let mut r = agent.get(url);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.call()
+    } else {
+        let mut r = agent.post(url).header("content-type", "application/json");
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.send(body)
+    }
+    .expect("HTTP request");
+    RawReply {
+        status: response.status().as_u16(),
+        retry_after: response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: response.body_mut().read_to_string().unwrap_or_default(),
+    }
+}

@@ -240,6 +240,13 @@ pub struct IngestArgs {
     /// Webhook requests processed at once; more get 429.
     #[arg(long, env = "KELEMETRY_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
+    /// Audit events per second one cluster may send (bursts of two seconds' worth);
+    /// more get 429 with `Retry-After`. Unlimited when unset.
+    #[arg(long, env = "KELEMETRY_CLUSTER_RATE_LIMIT", value_parser = events_per_second)]
+    pub cluster_rate_limit: Option<f64>,
+    /// Audit events per second one client address may send, across clusters.
+    #[arg(long, env = "KELEMETRY_CLIENT_RATE_LIMIT", value_parser = events_per_second)]
+    pub client_rate_limit: Option<f64>,
     /// Commands a shard may queue before the webhook answers 429.
     #[arg(long, env = "KELEMETRY_SHARD_QUEUE_COMMANDS", default_value_t = 20_000)]
     pub shard_queue_commands: usize,
@@ -411,4 +418,13 @@ impl ServeArgs {
 
 fn redact_pattern(s: &str) -> Result<regex::Regex, String> {
     regex::Regex::new(s).map_err(|e| format!("not a regular expression: {e}"))
+}
+
+fn events_per_second(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a positive number of events per second"
+        )),
+    }
 }

@@ -4,7 +4,7 @@
 //! body is rejected whole with 400 naming the item and field; overload answers 429 or
 //! 503 with `Retry-After`, which the API server's webhook backend honours by retrying.
 
-use super::errors::{field_error, retry_later};
+use super::errors::{field_error, retry_in, retry_later};
 use crate::app::AppState;
 use crate::metrics::{INGEST_EVENTS, WEBHOOK_REQUESTS};
 use axum::body::Bytes;
@@ -125,6 +125,19 @@ async fn ingest_inner(
         }
     }
     let total = commands.len();
+    if let Err(limited) = state.rate_limits.take(cluster, &apiserver, total) {
+        INGEST_EVENTS
+            .with_label_values(&[cluster, "audit", "rate_limited"])
+            .inc_by(total as u64);
+        return retry_in(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{total} events exceed {} for this sender; retry later",
+                limited.flag
+            ),
+            limited.retry_after,
+        );
+    }
     if total == 0 {
         return (
             StatusCode::OK,

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod errors;
 pub mod health;
+pub mod rate_limit;
 pub mod redirect;
 pub mod ring;
 
