@@ -355,15 +355,17 @@ fn parse_item(i: usize, text: &str, ctx: &AuditContext<'_>) -> Result<AuditItem,
         oref.namespace.clone(),
         name,
     );
-    let response_object = ev
-        .response_object
-        .map(|r| crate::redact::redact_json(r.get(), &key, &oref.api_version));
     if ctx.filter.excludes_type(&key) {
         return Ok(AuditItem::Filtered(FilterReason::Type));
     }
     if ctx.filter.excludes_user_agent(&ev.user_agent) {
         return Ok(AuditItem::Filtered(FilterReason::UserAgent));
     }
+    let response_object = ev
+        .response_object
+        .map(|r| crate::redact::redact_json(r.get(), &key, &oref.api_version))
+        .transpose()
+        .map_err(|m| AuditParseError::new(Some(i), field("responseObject"), m))?;
     Ok(AuditItem::Accepted(Box::new(build_record(
         key,
         &ev,

@@ -47,17 +47,16 @@ pub const REDACT_LABEL: &str = "kelemetry.kubewharf.io/diff-redacted";
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Returns `json`, the object `key` at API `version`, with sensitive content
-/// replaced; text that is not a JSON object is returned unchanged (it cannot be an
-/// object with secrets to hide).
-pub fn redact_json(json: &str, key: &ObjectKey, version: &str) -> String {
-    let Ok(mut value) = serde_json::from_str::<Value>(json) else {
-        return json.to_string();
-    };
-    if redact(&mut value, matches_pattern(key, version)) {
+/// replaced. Text that cannot be read as JSON (malformed, or nested deeper than the
+/// parser's limit of 128 levels) is an error: it could be a Secret whose values
+/// nothing could find, so it is never passed on as it is.
+pub fn redact_json(json: &str, key: &ObjectKey, version: &str) -> Result<String, String> {
+    let mut value = serde_json::from_str::<Value>(json).map_err(|e| e.to_string())?;
+    Ok(if redact(&mut value, matches_pattern(key, version)) {
         value.to_string()
     } else {
         json.to_string()
-    }
+    })
 }
 
 /// Redacts `object` in place (all but its metadata when `matched` by the pattern);
@@ -118,7 +117,7 @@ mod tests {
         let secret = json!({"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "db", "annotations": {LAST_APPLIED: "{\"data\":{\"pw\":\"aHVudGVyMg==\"}}", "team": "a"}},
             "data": {"pw": "aHVudGVyMg=="}, "stringData": {"user": "root"}});
-        let out = redact_json(&secret.to_string(), &key("secrets", "db"), "v1");
+        let out = redact_json(&secret.to_string(), &key("secrets", "db"), "v1").unwrap();
         assert!(!out.contains("aHVudGVyMg"), "{out}");
         assert!(!out.contains("root"), "{out}");
         let v: Value = serde_json::from_str(&out).unwrap();
@@ -133,9 +132,10 @@ mod tests {
             "metadata": {"name": "c", "labels": {REDACT_LABEL: ""}, "annotations": {"x": "secret"},
                          "ownerReferences": [{"kind": "Deployment", "name": "d"}]},
             "data": {"token": "abc"}});
-        let v: Value =
-            serde_json::from_str(&redact_json(&cm.to_string(), &key("configmaps", "c"), "v1"))
-                .unwrap();
+        let v: Value = serde_json::from_str(
+            &redact_json(&cm.to_string(), &key("configmaps", "c"), "v1").unwrap(),
+        )
+        .unwrap();
         assert!(v.get("data").is_none());
         assert!(v["metadata"].get("annotations").is_none());
         assert_eq!(v["metadata"]["ownerReferences"][0]["name"], "d");
@@ -145,8 +145,17 @@ mod tests {
     fn other_objects_are_untouched() {
         let k = key("configmaps", "c");
         let text = r#"{"kind":"ConfigMap","data":{"a":"1"}}"#;
-        assert_eq!(redact_json(text, &k, "v1"), text);
-        assert_eq!(redact_json("not json", &k, "v1"), "not json");
+        assert_eq!(redact_json(text, &k, "v1").unwrap(), text);
+        assert!(redact_json("not json", &k, "v1").is_err());
+        let deep = format!(
+            r#"{{"kind":"Secret","data":{{"pw":"x"}},"spec":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(
+            redact_json(&deep, &k, "v1").is_err(),
+            "too deep to redact is refused"
+        );
     }
 
     #[test]

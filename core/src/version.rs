@@ -33,7 +33,10 @@ impl ObjectVersionRecord {
         observed_us: i64,
     ) -> Self {
         let version = version.into();
-        let object_json = crate::redact::redact_json(object_json, &key, &version);
+        // A watched object always parses (the client decoded it); if one ever did not,
+        // nothing of it is kept rather than content redaction could not inspect.
+        let object_json =
+            crate::redact::redact_json(object_json, &key, &version).unwrap_or_else(|_| "{}".into());
         Self {
             key,
             version,

@@ -12,7 +12,8 @@
 //! - [`query`]: the query service, over shard reads.
 //! - [`peer`]: the peer RPC service and command forwarding.
 //! - [`watchers`]: Kubernetes watchers (Events and objects) and their duties.
-//! - [`auth`]: who may use the webhook, query and admin surfaces (token files).
+//! - [`tls`]: TLS of the client-facing listeners; [`auth`]: who may use the
+//!   webhook, query and admin surfaces (token files).
 //! - [`metrics`], [`logging`]: observability.
 
 #![warn(missing_docs)]
@@ -30,4 +31,5 @@ pub mod peer;
 pub mod prestop;
 pub mod query;
 pub mod server;
+pub mod tls;
 pub mod watchers;

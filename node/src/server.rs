@@ -6,6 +6,7 @@ use crate::cli::ServeArgs;
 use crate::peer::{PeerForwarder, PeerService};
 use crate::query::QueryService;
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use kelemetry_actors::export::client::OtlpClient;
 use kelemetry_actors::ring::{AgentArgs, AgentMsg, ControlSettings};
 use kelemetry_actors::{Pipeline, PipelineSettings};
@@ -62,8 +63,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// then the ring agent.
 pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     let node_id = args.resolved_node_id();
-    // Token files are read first: a wrong path fails start-up before any data opens.
+    // Token files and certificates are read first: a wrong path fails start-up
+    // before any data opens.
     let guards = guards(&args.auth)?;
+    let tls = match (&args.listen.tls_cert, &args.listen.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::ServingTls::load(
+            cert,
+            key,
+            args.listen.http_client_ca.as_deref(),
+        )?),
+        _ => None,
+    };
     if let Some(pattern) = &args.ingest.redact_pattern {
         if kelemetry_core::redact::set_pattern(pattern.clone()).is_err() {
             tracing::warn!("a redaction pattern was already set in this process; keeping it");
@@ -194,14 +204,21 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     });
 
     let metrics_shards = shards.clone();
-    let metrics_app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || crate::metrics::render(metrics_shards.clone())),
-    );
+    // The probes are served here too: plain and unauthenticated like /metrics, so a
+    // kubelet can probe a node whose webhook port requires client certificates.
+    let metrics_app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || crate::metrics::render(metrics_shards.clone())),
+        )
+        .route("/healthz", axum::routing::get(crate::http::health::healthz))
+        .route("/readyz", axum::routing::get(crate::http::health::readyz))
+        .with_state(state.clone());
     let (http_addr, http) = serve(
         "http",
         listen.http_addr,
         crate::http::router(state, guards.clone()),
+        tls.as_ref().map(|t| t.webhook_config()).transpose()?,
         stop_rx.clone(),
     )
     .await?;
@@ -213,15 +230,27 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
             query.ui_dir.as_deref(),
             guards.query.clone(),
         ),
+        tls.as_ref().map(|t| t.query_config()).transpose()?,
         stop_rx.clone(),
     )
     .await?;
-    let (metrics_addr, metrics) =
-        serve("metrics", listen.metrics_addr, metrics_app, stop_rx.clone()).await?;
+    let (metrics_addr, metrics) = serve(
+        "metrics",
+        listen.metrics_addr,
+        metrics_app,
+        None,
+        stop_rx.clone(),
+    )
+    .await?;
     let (grpc_addr, grpc) = serve_grpc(
         "grpc",
         listen.grpc_addr,
-        crate::grpc::router(query_service, guards.query).await,
+        crate::grpc::router(
+            query_service,
+            guards.query,
+            tls.as_ref().map(|t| t.grpc_config()),
+        )
+        .await?,
         stop_rx,
     )
     .await?;
@@ -311,28 +340,40 @@ async fn serve(
     name: &'static str,
     addr: SocketAddr,
     app: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} ({name} server)"))?;
     let bound = listener.local_addr()?;
-    Ok((
-        bound,
-        tokio::spawn(async move {
-            let result = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let task = match tls {
+        None => tokio::spawn(async move {
+            let result = axum::serve(listener, service)
+                .with_graceful_shutdown(stopped)
+                .await;
             if let Err(e) = result {
                 tracing::error!(server = name, error = %e, "server failed");
             }
         }),
-    ))
+        Some(config) => {
+            // `tap_io` gives the listener axum's connect-info for its address type.
+            let listener = crate::tls::TlsListener::new(listener, config)?.tap_io(|_| {});
+            tokio::spawn(async move {
+                let result = axum::serve(listener, service)
+                    .with_graceful_shutdown(stopped)
+                    .await;
+                if let Err(e) = result {
+                    tracing::error!(server = name, error = %e, "server failed");
+                }
+            })
+        }
+    };
+    Ok((bound, task))
 }
 
 async fn serve_grpc(

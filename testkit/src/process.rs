@@ -165,6 +165,28 @@ impl NodeProcess {
         })
     }
 
+    /// Waits until the node has bound its listeners and written its address file,
+    /// without probing them (for listeners this harness cannot speak to, such as
+    /// TLS ones).
+    pub fn wait_listening(&mut self, timeout: Duration) -> Result<(), TestkitError> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(addrs) = self.read_addr_file() {
+                self.addrs = addrs;
+                return Ok(());
+            }
+            if !self.running() {
+                return Err(TestkitError::NotRunning);
+            }
+            std::thread::sleep(POLL);
+        }
+        Err(TestkitError::Timeout {
+            what: "no address file".into(),
+            timeout,
+            log: self.log(),
+        })
+    }
+
     fn read_addr_file(&self) -> Option<Addresses> {
         let text = std::fs::read_to_string(self.addr_file()).ok()?;
         let a: Value = serde_json::from_str(&text).ok()?;

@@ -2,7 +2,7 @@
 //! the leader of a shard in the middle of a stream, and prove that every acknowledged
 //! audit event is stored exactly once and that the shard took writes again.
 
-use crate::support::{start_of_recent_window, Node};
+use crate::support::{make_certs, start_of_recent_window, Node};
 use kelemetry_testkit::ports::free_port;
 use kelemetry_testkit::workload::deployment_lifecycle;
 use kelemetry_testkit::Client;
@@ -251,72 +251,6 @@ fn a_shard_without_quorum_still_answers_queries_marked_stale() {
     let warnings = found[0]["spans"][0]["warnings"].to_string();
     assert!(warnings.contains("may be stale"), "{warnings}");
     assert!(warnings.contains("could not be stored"), "{warnings}");
-}
-
-/// A CA and one node certificate (for 127.0.0.1) made with the openssl CLI.
-fn make_certs(dir: &std::path::Path) -> [String; 3] {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-subj",
-        "/CN=kelemetry-test-ca",
-        "-days",
-        "2",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "node.key",
-        "-out",
-        "node.csr",
-        "-subj",
-        "/CN=kelemetry-node",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "node.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "node.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    ["node.crt", "node.key", "ca.crt"].map(|f| dir.join(f).to_str().unwrap().to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

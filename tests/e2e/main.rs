@@ -19,5 +19,6 @@ mod real_data;
 mod secrets;
 mod simulated;
 mod support;
+mod tls;
 mod traces;
 mod watch_replay;

@@ -154,6 +154,17 @@ pub struct ListenArgs {
     /// Address other nodes use to reach this node's peer RPC; defaults to `--peer-addr`.
     #[arg(long, env = "KELEMETRY_ADVERTISE_ADDR")]
     pub advertise_addr: Option<String>,
+    /// PEM certificate chain: serve the webhook, the query API and UI, and the gRPC
+    /// storage API over TLS (with `--tls-key`). `/metrics` stays plain.
+    #[arg(long, env = "KELEMETRY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "KELEMETRY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA: the webhook accepts only clients presenting a certificate it signed
+    /// (the API server's webhook kubeconfig `client-certificate`); needs `--tls-cert`.
+    #[arg(long, env = "KELEMETRY_HTTP_CLIENT_CA", requires = "tls_cert")]
+    pub http_client_ca: Option<PathBuf>,
 }
 
 /// The ring of Kelemetry nodes: forming or joining it, replication, rebalancing, peer TLS.

@@ -29,8 +29,12 @@ const HEALTH_SERVICES: [&str; 7] = [
 ];
 
 /// The gRPC router with every service registered and reported healthy; the readers
-/// behind `guard` (health stays open for probes).
-pub async fn router(svc: Arc<QueryService>, guard: crate::auth::Guard) -> Router {
+/// behind `guard` (health stays open for probes), over TLS when `tls` is given.
+pub async fn router(
+    svc: Arc<QueryService>,
+    guard: crate::auth::Guard,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> anyhow::Result<Router> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in HEALTH_SERVICES {
         reporter
@@ -40,7 +44,13 @@ pub async fn router(svc: Arc<QueryService>, guard: crate::auth::Guard) -> Router
     let v1 = v1::Reader(svc.clone());
     let v2 = v2::Reader(svc);
     let g = crate::auth::GrpcGuard(guard);
-    Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = tls {
+        server = server
+            .tls_config(tls)
+            .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?;
+    }
+    Ok(server
         .add_service(health)
         .add_service(
             pv1::span_reader_plugin_server::SpanReaderPluginServer::with_interceptor(
@@ -72,7 +82,7 @@ pub async fn router(svc: Arc<QueryService>, guard: crate::auth::Guard) -> Router
         ))
         .add_service(
             pv2::dependency_reader_server::DependencyReaderServer::with_interceptor(v2, g),
-        )
+        ))
 }
 
 /// Turns the shared fields of both APIs' query parameters into a search.

@@ -145,6 +145,49 @@ impl SearchParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+
+        /// Trace IDs round-trip through the 32-digit form the API prints and through
+        /// the shortened form Jaeger clients send (leading zeros dropped).
+        #[test]
+        fn trace_ids_round_trip(id in any::<u128>()) {
+            prop_assert_eq!(parse_trace_id(&format!("{id:032x}")), Some(id));
+            prop_assert_eq!(parse_trace_id(&format!("{id:x}")), Some(id));
+            prop_assert_eq!(parse_trace_id(&format!("{id:032X}")), Some(id));
+        }
+
+        #[test]
+        fn trace_id_parser_survives_any_text(s in ".{0,40}") {
+            if let Some(id) = parse_trace_id(&s) {
+                prop_assert!(s.len() <= 32);
+                prop_assert_eq!(u128::from_str_radix(&s, 16).ok(), Some(id));
+            }
+        }
+
+        /// Any query string parses or names the parameter it cannot use.
+        #[test]
+        fn search_parser_survives_any_query(
+            q in prop::collection::vec(
+                (prop::sample::select(&["service", "operation", "tags", "tag", "start", "end",
+                    "limit", "lookback", "minDuration", "traceID", "raw", "x"][..]),
+                 ".{0,24}"),
+                0..8,
+            )
+        ) {
+            let raw: String = q
+                .iter()
+                .map(|(k, v)| format!("{k}={}", form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()))
+                .collect::<Vec<_>>()
+                .join("&");
+            if let Err(e) = SearchParams::parse(&raw) {
+                prop_assert!(!e.param.is_empty());
+                let named = format!("'{}'", e.param);
+                prop_assert!(e.to_string().contains(&named), "{}", e);
+            }
+        }
+    }
 
     #[test]
     fn parses_jaeger_search() {
