@@ -643,3 +643,60 @@ fn a_node_down_past_the_dead_node_timeout_is_replaced() {
     }
     assert_eq!(nodes[0].stored(&[("name", "after")]).len(), 1);
 }
+
+#[test]
+fn a_removed_node_restarted_on_its_old_data_stays_out_and_disturbs_no_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut nodes, _) = start_cluster_of(4, dir.path(), "4", &[]);
+    let (before, _) = deployment_lifecycle("default", "before", start_of_recent_window());
+    for b in &before {
+        assert_eq!(nodes[0].post_audit(CLUSTER, b).0, 200);
+    }
+    let (code, body) = nodes[0].post_raw("/cluster/drain", br#"{"node": 3}"#);
+    assert_eq!(code, 202, "{body}");
+    wait_status(&nodes[0], "node 3 removed", |s| {
+        member_states(s)
+            .get(&3)
+            .is_some_and(|(state, replicas)| state == "removed" && *replicas == 0)
+    });
+    assert!(nodes[3].terminate().success());
+    wait_for_quiet_terms(&nodes[..3]);
+    let quiet = terms(&nodes[..3]);
+
+    // Back on the data it had as a member: it knows it was removed and stays out.
+    nodes[3].spawn().expect("spawn the removed node");
+    nodes[3]
+        .wait_listening(Duration::from_secs(60))
+        .expect("listening");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !nodes[3]
+        .log()
+        .contains("this node was removed from the cluster")
+    {
+        assert!(Instant::now() < deadline, "{}", nodes[3].log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let (code, reason) = nodes[3].http_get("/readyz");
+    assert_eq!(code, 503);
+    assert!(reason.contains("removed"), "{reason}");
+
+    // No election was caused, every shard still has three voters on nodes 0-2, and
+    // writes go on.
+    assert_eq!(
+        terms(&nodes[..3]),
+        quiet,
+        "the removed node disturbed a group"
+    );
+    let status = nodes[0].http_get_json("/cluster/status").1;
+    for s in status["shards"].as_array().unwrap() {
+        let replicas = s["replicas"].as_array().unwrap();
+        assert_eq!(replicas.len(), 3, "{s}");
+        assert!(!replicas.contains(&serde_json::json!(3)), "{s}");
+    }
+    let (after, _) = deployment_lifecycle("default", "after", start_of_recent_window());
+    for b in &after {
+        assert_eq!(nodes[1].post_audit(CLUSTER, b).0, 200);
+    }
+    assert_eq!(nodes[0].stored(&[("name", "after")]).len(), 1);
+}
