@@ -192,6 +192,31 @@ pub struct TimeBounds {
     pub latest_us: i64,
 }
 
+/// The flags that bound event times: `--retention` back, `--max-clock-skew` ahead.
+#[derive(Clone, Copy, Debug)]
+pub struct TimeLimits {
+    /// How far back an event may be dated.
+    pub retention: std::time::Duration,
+    /// How far ahead of the node's clock an event may be dated.
+    pub max_skew: std::time::Duration,
+}
+
+impl TimeLimits {
+    /// The accepted range around `now_us`.
+    pub fn bounds_at(&self, now_us: i64) -> TimeBounds {
+        let micros = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        TimeBounds {
+            oldest_us: now_us.saturating_sub(micros(self.retention)),
+            latest_us: now_us.saturating_add(micros(self.max_skew)),
+        }
+    }
+
+    /// The accepted range around this node's clock now.
+    pub fn bounds_now(&self) -> TimeBounds {
+        self.bounds_at(chrono::Utc::now().timestamp_micros())
+    }
+}
+
 impl TimeBounds {
     /// Every representable time: for tools that import history as-is.
     pub const UNBOUNDED: TimeBounds = TimeBounds {

@@ -4,7 +4,7 @@
 
 use crate::query::QueryService;
 use kelemetry_actors::IngestRouter;
-use kelemetry_core::audit::TimeBounds;
+use kelemetry_core::audit::TimeLimits;
 use kelemetry_core::filter::AuditFilter;
 use kelemetry_raft::ShardSet;
 use std::sync::atomic::AtomicBool;
@@ -29,10 +29,8 @@ pub struct AppState {
     pub rate_limits: crate::http::rate_limit::RateLimits,
     /// Largest webhook body.
     pub max_body_bytes: usize,
-    /// `--retention`: events older are refused.
-    pub retention: std::time::Duration,
-    /// `--max-clock-skew`: events dated further ahead are refused.
-    pub max_clock_skew: std::time::Duration,
+    /// `--retention` and `--max-clock-skew`: events dated outside are refused.
+    pub time_limits: TimeLimits,
     /// Set once shutdown begins; readiness fails and new writes are refused.
     pub shutting_down: Arc<AtomicBool>,
     /// Names of the clusters the ring watches (`--cluster`, `--in-cluster`).
@@ -43,18 +41,4 @@ pub struct AppState {
     /// `--diff-wait` in microseconds: how long audit events of watched clusters may
     /// wait for a watched change.
     pub diff_wait_us: i64,
-}
-
-impl AppState {
-    /// The event times a webhook request may carry, from this node's clock now.
-    pub fn accepted_times(&self) -> TimeBounds {
-        let now_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
-        let micros = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
-        TimeBounds {
-            oldest_us: now_us.saturating_sub(micros(self.retention)),
-            latest_us: now_us.saturating_add(micros(self.max_clock_skew)),
-        }
-    }
 }

@@ -155,12 +155,17 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     let watched_clusters: Vec<String> = watched.iter().map(|c| c.name.clone()).collect();
     let mut cluster_names = query.cluster_names.clone();
     cluster_names.extend(watched.iter().map(|c| c.name.clone()));
-    let object_settings = crate::watchers::objects::ObjectWatchSettings {
+    let time_limits = kelemetry_core::audit::TimeLimits {
+        retention: ingest.retention,
+        max_skew: ingest.max_clock_skew,
+    };
+    let object_settings = crate::watchers::objects::WatchSettings {
         filter: AuditFilter {
             exclude_types: ingest.exclude_types.clone(),
             exclude_user_agents: Vec::new(),
         },
         discovery_interval: args.kube.discovery_interval,
+        event_times: time_limits,
     };
     let discovered = crate::watchers::discovery::Discovered::default();
     let watchers = tokio::spawn(crate::watchers::duties::run(
@@ -195,8 +200,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
             ingest.client_rate_limit,
         ),
         max_body_bytes: ingest.max_body_bytes,
-        retention: ingest.retention,
-        max_clock_skew: ingest.max_clock_skew,
+        time_limits,
         shutting_down: shutting_down.clone(),
         watched_clusters,
         discovered,

@@ -1,7 +1,8 @@
 //! Custom resources on the simulator at `Metadata` audit level: a CRD created while
 //! the node watches is discovered at once, its objects are watched (their diffs come
 //! from the watcher), and an Event about one lands on the object under the plural
-//! discovery names (`mice`, not the `mouses` a table would guess).
+//! discovery names (`mice`, not the `mouses` a table would guess), while one dated
+//! centuries ahead is refused.
 
 use crate::simulated::{start_sim, wait_trace_with, wait_watching, CLUSTER};
 use crate::support::Node;
@@ -46,13 +47,21 @@ fn a_new_crd_is_watched_and_events_find_its_irregular_plural() {
     ])
     .unwrap();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let event = json!({"apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": "jerry.squeak", "namespace": "default"},
-        "involvedObject": {"apiVersion": "zoo.example.com/v1", "kind": "Mouse",
-                           "namespace": "default", "name": "jerry"},
-        "reason": "Squeaked", "message": "jerry squeaked", "type": "Normal",
-        "source": {"component": "cat"}, "firstTimestamp": now, "lastTimestamp": now, "count": 1});
-    sim.kubectl(&["create", "-f", &write(dir.path(), "event.json", &event)])
+    let event = |name: &str, reason: &str, at: &str| {
+        json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": "default"},
+            "involvedObject": {"apiVersion": "zoo.example.com/v1", "kind": "Mouse",
+                               "namespace": "default", "name": "jerry"},
+            "reason": reason, "message": "jerry did something", "type": "Normal",
+            "source": {"component": "cat"}, "firstTimestamp": at, "lastTimestamp": at, "count": 1})
+    };
+    // An Event dated centuries ahead is not traced (it would escape retention), and
+    // is watched before the real one, so it has been handled once that one shows.
+    let future = event("jerry.teleport", "Teleported", "2999-01-01T00:00:00Z");
+    sim.kubectl(&["create", "-f", &write(dir.path(), "future.json", &future)])
+        .unwrap();
+    let squeak = event("jerry.squeak", "Squeaked", &now);
+    sim.kubectl(&["create", "-f", &write(dir.path(), "event.json", &squeak)])
         .unwrap();
 
     let ts = chrono::Utc::now().timestamp_micros();
@@ -68,4 +77,8 @@ fn a_new_crd_is_watched_and_events_find_its_irregular_plural() {
         })
     });
     assert_eq!(roots(&trace).len(), 1);
+    assert!(!trace.to_string().contains("Teleported"));
+    assert!(node.metrics_text().contains(&format!(
+        "kelemetry_ingest_events_total{{cluster=\"{CLUSTER}\",result=\"rejected_time\",source=\"event\"}} 1"
+    )));
 }

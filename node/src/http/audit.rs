@@ -103,7 +103,7 @@ async fn ingest_inner(
         } else {
             0
         },
-        accepted_times: state.accepted_times(),
+        accepted_times: state.time_limits.bounds_now(),
     };
     let items = match parse_event_list(&body, &ctx) {
         Ok(items) => items,

@@ -10,7 +10,7 @@
 //! write twice the shards deduplicate.
 
 use super::discovery::Discovered;
-use super::objects::{self, ObjectWatchSettings};
+use super::objects::{self, WatchSettings};
 use super::{events, ClusterSource, WatchTask};
 use kelemetry_actors::IngestRouter;
 use kelemetry_core::ring::duties::events_duty;
@@ -51,7 +51,7 @@ impl DutyView {
 /// Runs the duties of `clusters` this node holds until `stop` turns true.
 pub async fn run(
     clusters: Vec<ClusterSource>,
-    settings: ObjectWatchSettings,
+    settings: WatchSettings,
     shards: Arc<ShardSet>,
     router: IngestRouter,
     discovered: Discovered,
@@ -92,7 +92,9 @@ pub async fn run(
                         router.clone(),
                         discovered.clone(),
                     );
-                    let task = WatchTask::spawn(move |rx| events::run(c2, sh, epoch, r, d, rx));
+                    let times = settings.event_times;
+                    let task =
+                        WatchTask::spawn(move |rx| events::run(c2, sh, epoch, r, d, times, rx));
                     event_watchers.insert(c.name.clone(), task);
                 }
                 (true, false) => {

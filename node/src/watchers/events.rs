@@ -10,11 +10,12 @@
 
 use super::discovery::Discovered;
 use super::ClusterSource;
-use crate::metrics::{WATCH_RESUMED, WATCH_SYNCED};
+use crate::metrics::{INGEST_EVENTS, WATCH_RESUMED, WATCH_SYNCED};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Event;
 use kelemetry_actors::ring::proposer;
 use kelemetry_actors::IngestRouter;
+use kelemetry_core::audit::TimeLimits;
 use kelemetry_core::event::KubeEventRecord;
 use kelemetry_core::ring::duties::events_duty;
 use kelemetry_core::ring::RingCommand;
@@ -95,6 +96,7 @@ pub async fn run(
     epoch: u64,
     router: IngestRouter,
     discovered: Discovered,
+    times: TimeLimits,
     mut stop: watch::Receiver<bool>,
 ) {
     let Some(client) = super::connect(&source, &mut stop).await else {
@@ -114,6 +116,7 @@ pub async fn run(
         cluster: &source.name,
         router: &router,
         discovered: &discovered,
+        times,
     };
     if let Some(from) = cursor.committed.clone() {
         WATCH_RESUMED.with_label_values(&[&source.name]).inc();
@@ -231,11 +234,13 @@ async fn resume(
     }
 }
 
-/// Where watched Events go: the shards, with kinds mapped by the cluster's discovery.
+/// Where watched Events go: the shards, with kinds mapped by the cluster's discovery,
+/// unless dated outside the times the webhook accepts too.
 struct Sink<'a> {
     cluster: &'a str,
     router: &'a IngestRouter,
     discovered: &'a Discovered,
+    times: TimeLimits,
 }
 
 impl Sink<'_> {
@@ -256,6 +261,13 @@ impl Sink<'_> {
                 return;
             }
         };
+        if let Some(why) = self.times.bounds_now().check(record.time_us) {
+            INGEST_EVENTS
+                .with_label_values(&[self.cluster, "event", "rejected_time"])
+                .inc();
+            tracing::warn!(cluster = self.cluster, uid = %record.uid, reason = %why, "Event not traced");
+            return;
+        }
         let command = Command::KubeEvent(record);
         super::commit(self.cluster, "event", command, self.router, stop).await;
     }

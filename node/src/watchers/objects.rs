@@ -28,18 +28,20 @@ use tokio::sync::{watch, Notify};
 
 /// What the object watchers need besides the cluster.
 #[derive(Clone, Debug)]
-pub struct ObjectWatchSettings {
+pub struct WatchSettings {
     /// Resources never watched (`--exclude-types`).
     pub filter: AuditFilter,
     /// How often discovery runs again.
     pub discovery_interval: Duration,
+    /// Event times accepted (`--retention`, `--max-clock-skew`), as on the webhook.
+    pub event_times: kelemetry_core::audit::TimeLimits,
 }
 
 /// Discovers the resources of `source` and watches those whose duty this node holds
 /// (as `duties` says, following every change of the roster) until `stop` turns true.
 pub async fn run(
     source: ClusterSource,
-    settings: ObjectWatchSettings,
+    settings: WatchSettings,
     router: IngestRouter,
     mut duties: watch::Receiver<DutyView>,
     discovered: Discovered,
