@@ -7,11 +7,11 @@
 //! `cargo run --release -p kelemetry-bench --bin kelemetry-bench`.
 
 use clap::Parser;
+use kelemetry_bench::{preload, Clients, Load, Stop};
 use kelemetry_raft::engine::Op;
 use kelemetry_raft::Engine;
-use kelemetry_testkit::workload::pod_churn_batch;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The node binary's allocator, so the in-process node measures what `kelemetry` runs.
@@ -113,142 +113,6 @@ fn raw_synced_rate(dir: &std::path::Path, batches: u64, batch: u64) -> anyhow::R
     Ok(batches as f64 / started.elapsed().as_secs_f64())
 }
 
-/// When the clients stop.
-#[derive(Clone)]
-enum Stop {
-    /// At this time.
-    At(Instant),
-    /// Once this many events are acknowledged in all.
-    After(u64),
-}
-
-/// Webhook clients posting pod-churn batches (numbered from a shared counter, so
-/// every batch is new objects) until told to stop, each on its own thread.
-struct Clients {
-    workers: Vec<std::thread::JoinHandle<()>>,
-    acked: Arc<AtomicU64>,
-    refused: Arc<AtomicU64>,
-    latencies: Arc<Mutex<Vec<Duration>>>,
-}
-
-impl Clients {
-    fn start(
-        opts: &Opts,
-        urls: &[String],
-        t0: i64,
-        next_batch: &Arc<AtomicU64>,
-        stop: Stop,
-    ) -> Self {
-        let acked = Arc::new(AtomicU64::new(0));
-        let refused = Arc::new(AtomicU64::new(0));
-        let latencies = Arc::new(Mutex::new(Vec::new()));
-        let workers = (0..opts.clients)
-            .map(|i| {
-                let (url, next_batch, acked, refused, latencies, stop) = (
-                    urls[i % urls.len()].clone(),
-                    next_batch.clone(),
-                    acked.clone(),
-                    refused.clone(),
-                    latencies.clone(),
-                    stop.clone(),
-                );
-                let batch = opts.batch;
-                std::thread::spawn(move || {
-                    let agent: ureq::Agent = ureq::Agent::config_builder()
-                        .http_status_as_error(false)
-                        .build()
-                        .into();
-                    let mut local = Vec::new();
-                    let running = || match stop {
-                        Stop::At(deadline) => Instant::now() < deadline,
-                        Stop::After(n) => acked.load(Ordering::Relaxed) < n,
-                    };
-                    while running() {
-                        let n = next_batch.fetch_add(1, Ordering::Relaxed);
-                        let body = pod_churn_batch(n, batch, t0).to_string();
-                        let sent = Instant::now();
-                        match agent
-                            .post(&url)
-                            .header("Content-Type", "application/json")
-                            .send(body.as_bytes())
-                        {
-                            Ok(r) if r.status() == 200 => {
-                                local.push(sent.elapsed());
-                                acked.fetch_add(batch, Ordering::Relaxed);
-                            }
-                            Ok(_) => {
-                                refused.fetch_add(1, Ordering::Relaxed);
-                                std::thread::sleep(Duration::from_millis(50));
-                            }
-                            Err(e) => panic!("request failed: {e}"),
-                        }
-                    }
-                    latencies.lock().map(|mut l| l.extend(local)).ok();
-                })
-            })
-            .collect();
-        Self {
-            workers,
-            acked,
-            refused,
-            latencies,
-        }
-    }
-}
-
-/// Bytes under `dir`.
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-/// The growth mode's first phase: ingests `--preload` events (progress every 10 s),
-/// then reports the data directory's size per stored event.
-fn preload(
-    opts: &Opts,
-    urls: &[String],
-    t0: i64,
-    next_batch: &Arc<AtomicU64>,
-    data: &std::path::Path,
-) -> anyhow::Result<()> {
-    println!("preloading {} events ...", opts.preload);
-    let started = Instant::now();
-    let clients = Clients::start(opts, urls, t0, next_batch, Stop::After(opts.preload));
-    while clients.acked.load(Ordering::Relaxed) < opts.preload {
-        std::thread::sleep(Duration::from_secs(10));
-        let n = clients.acked.load(Ordering::Relaxed);
-        println!(
-            "  preload {:>6.0}s  {n:>10} events  {:>8.0} events/s",
-            started.elapsed().as_secs_f64(),
-            n as f64 / started.elapsed().as_secs_f64()
-        );
-    }
-    for w in clients.workers {
-        w.join()
-            .map_err(|_| anyhow::anyhow!("client thread panicked"))?;
-    }
-    let events = clients.acked.load(Ordering::Relaxed);
-    let bytes = dir_bytes(&data.join("node"));
-    if bytes > 0 {
-        println!(
-            "preloaded {events} events in {:.0}s; data directory {:.2} GiB, {:.0} bytes per event",
-            started.elapsed().as_secs_f64(),
-            bytes as f64 / (1u64 << 30) as f64,
-            bytes as f64 / events as f64
-        );
-    }
-    Ok(())
-}
-
 fn main() -> anyhow::Result<()> {
     let opts = Opts::parse();
     tracing_subscriber::fmt().with_env_filter("warn").init();
@@ -286,8 +150,19 @@ fn main() -> anyhow::Result<()> {
 
     let t0 = chrono::Utc::now().timestamp_micros() - 3_600_000_000;
     let next_batch = Arc::new(AtomicU64::new(0));
+    let load = Load {
+        clients: opts.clients,
+        batch: opts.batch,
+    };
     if opts.preload > 0 {
-        preload(&opts, &urls, t0, &next_batch, dir.path())?;
+        preload(
+            load,
+            opts.preload,
+            &urls,
+            t0,
+            &next_batch,
+            &dir.path().join("node"),
+        )?;
     }
     let deadline = Instant::now() + opts.duration;
     let started = Instant::now();
@@ -296,7 +171,7 @@ fn main() -> anyhow::Result<()> {
         acked,
         refused,
         latencies,
-    } = Clients::start(&opts, &urls, t0, &next_batch, Stop::At(deadline));
+    } = Clients::start(load, &urls, t0, &next_batch, Stop::At(deadline));
     let mut last = 0;
     let watched: Vec<Option<u32>> = if opts.pids.is_empty() {
         vec![None]

@@ -1,6 +1,8 @@
 //! `kelemetry-query-bench`: latency of Jaeger queries on one node holding a wide owner
 //! tree (1 Deployment, 10 ReplicaSets, 100 Pods over 64 shards): the full-tree search,
 //! reopening that result by trace ID, and a single-object search. Prints p50/p99.
+//! With `--preload N` the node first stores N other events (growth mode), so the
+//! figures can be set beside the empty store's.
 //! Run with `cargo run --release -p kelemetry-bench --bin kelemetry-query-bench`.
 
 use clap::Parser;
@@ -20,6 +22,10 @@ struct Opts {
     /// Pods under each ReplicaSet.
     #[arg(long, default_value_t = 10)]
     pods: u32,
+    /// Growth mode: store this many other events (new pods, 8 clients x 100 per
+    /// request) before building the tree.
+    #[arg(long, default_value_t = 0)]
+    preload: u64,
 }
 
 fn get(agent: &ureq::Agent, url: &str) -> anyhow::Result<serde_json::Value> {
@@ -62,6 +68,20 @@ fn main() -> anyhow::Result<()> {
         .http_status_as_error(false)
         .build()
         .into();
+    if opts.preload > 0 {
+        let load = kelemetry_bench::Load {
+            clients: 8,
+            batch: 100,
+        };
+        kelemetry_bench::preload(
+            load,
+            opts.preload,
+            &[format!("http://{}/audit/bench", node.http_addr)],
+            chrono::Utc::now().timestamp_micros() - 3_600_000_000,
+            &std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            dir.path(),
+        )?;
+    }
     let t0 = chrono::Utc::now().timestamp_micros() - 600_000_000;
     for batch in owner_tree("default", "big", opts.replicasets, opts.pods, t0) {
         let mut r = agent

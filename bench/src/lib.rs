@@ -1,0 +1,158 @@
+//! What the benchmark programs share: webhook clients posting pod-churn batches, and
+//! the growth mode's preload of a store.
+
+use kelemetry_testkit::workload::pod_churn_batch;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How hard the clients drive the webhook.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    /// Concurrent clients, one thread each.
+    pub clients: usize,
+    /// Audit events per request.
+    pub batch: u64,
+}
+
+/// When the clients stop.
+#[derive(Clone)]
+pub enum Stop {
+    /// At this time.
+    At(Instant),
+    /// Once this many events are acknowledged in all.
+    After(u64),
+}
+
+/// Webhook clients posting pod-churn batches (numbered from a shared counter, so
+/// every batch is new objects) until told to stop, each on its own thread.
+pub struct Clients {
+    /// The client threads.
+    pub workers: Vec<std::thread::JoinHandle<()>>,
+    /// Events acknowledged so far.
+    pub acked: Arc<AtomicU64>,
+    /// Requests refused (any status but 200).
+    pub refused: Arc<AtomicU64>,
+    /// Latency of every acknowledged request.
+    pub latencies: Arc<Mutex<Vec<Duration>>>,
+}
+
+impl Clients {
+    /// Starts `load.clients` threads spread over `urls` round-robin.
+    pub fn start(
+        load: Load,
+        urls: &[String],
+        t0: i64,
+        next_batch: &Arc<AtomicU64>,
+        stop: Stop,
+    ) -> Self {
+        let acked = Arc::new(AtomicU64::new(0));
+        let refused = Arc::new(AtomicU64::new(0));
+        let latencies = Arc::new(Mutex::new(Vec::new()));
+        let workers = (0..load.clients)
+            .map(|i| {
+                let (url, next_batch, acked, refused, latencies, stop) = (
+                    urls[i % urls.len()].clone(),
+                    next_batch.clone(),
+                    acked.clone(),
+                    refused.clone(),
+                    latencies.clone(),
+                    stop.clone(),
+                );
+                let batch = load.batch;
+                std::thread::spawn(move || {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .build()
+                        .into();
+                    let mut local = Vec::new();
+                    let running = || match stop {
+                        Stop::At(deadline) => Instant::now() < deadline,
+                        Stop::After(n) => acked.load(Ordering::Relaxed) < n,
+                    };
+                    while running() {
+                        let n = next_batch.fetch_add(1, Ordering::Relaxed);
+                        let body = pod_churn_batch(n, batch, t0).to_string();
+                        let sent = Instant::now();
+                        match agent
+                            .post(&url)
+                            .header("Content-Type", "application/json")
+                            .send(body.as_bytes())
+                        {
+                            Ok(r) if r.status() == 200 => {
+                                local.push(sent.elapsed());
+                                acked.fetch_add(batch, Ordering::Relaxed);
+                            }
+                            Ok(_) => {
+                                refused.fetch_add(1, Ordering::Relaxed);
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                            Err(e) => panic!("request failed: {e}"),
+                        }
+                    }
+                    latencies.lock().map(|mut l| l.extend(local)).ok();
+                })
+            })
+            .collect();
+        Self {
+            workers,
+            acked,
+            refused,
+            latencies,
+        }
+    }
+}
+
+/// Bytes under `dir`.
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The growth mode's first phase: ingests `--preload` events (progress every 10 s),
+/// then reports the data directory's size per stored event.
+pub fn preload(
+    load: Load,
+    events: u64,
+    urls: &[String],
+    t0: i64,
+    next_batch: &Arc<AtomicU64>,
+    data: &std::path::Path,
+) -> anyhow::Result<()> {
+    println!("preloading {events} events ...");
+    let started = Instant::now();
+    let clients = Clients::start(load, urls, t0, next_batch, Stop::After(events));
+    while clients.acked.load(Ordering::Relaxed) < events {
+        std::thread::sleep(Duration::from_secs(10));
+        let n = clients.acked.load(Ordering::Relaxed);
+        println!(
+            "  preload {:>6.0}s  {n:>10} events  {:>8.0} events/s",
+            started.elapsed().as_secs_f64(),
+            n as f64 / started.elapsed().as_secs_f64()
+        );
+    }
+    for w in clients.workers {
+        w.join()
+            .map_err(|_| anyhow::anyhow!("client thread panicked"))?;
+    }
+    let events = clients.acked.load(Ordering::Relaxed);
+    let bytes = dir_bytes(data);
+    if bytes > 0 {
+        println!(
+            "preloaded {events} events in {:.0}s; data directory {:.2} GiB, {:.0} bytes per event",
+            started.elapsed().as_secs_f64(),
+            bytes as f64 / (1u64 << 30) as f64,
+            bytes as f64 / events as f64
+        );
+    }
+    Ok(())
+}
