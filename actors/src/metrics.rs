@@ -56,6 +56,17 @@ pub static OUTBOX_DELIVERED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric names are unique")
 });
 
+/// Outbox entries waiting on a shard this node leads, by shard and kind: a growing
+/// value means cross-shard links (or exports) lag behind ingest.
+pub static OUTBOX_BACKLOG: LazyLock<prometheus::IntGaugeVec> = LazyLock::new(|| {
+    prometheus::register_int_gauge_vec!(
+        "kelemetry_outbox_backlog",
+        "Outbox entries waiting for delivery on shards this node leads, by shard and kind.",
+        &["shard", "kind"]
+    )
+    .expect("metric names are unique")
+});
+
 /// Records removed by retention.
 pub static RETENTION_REMOVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

@@ -10,7 +10,7 @@ use crate::export::client::OtlpClient;
 use crate::metrics;
 use crate::router::IngestRouter;
 use kelemetry_core::outbox::{Destination, OutboxKind, OutboxPayload};
-use kelemetry_core::state::list_outbox;
+use kelemetry_core::state::{list_outbox, outbox_len};
 use kelemetry_core::Command;
 use kelemetry_raft::ShardSet;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -128,9 +128,16 @@ async fn deliver(shards: &ShardSet, router: &IngestRouter, shard: u32) {
     let Some(source) = shards.local(shard) else {
         return;
     };
+    let backlog = metrics::OUTBOX_BACKLOG.with_label_values(&[&shard.to_string(), kind.as_str()]);
     loop {
         if !source.is_leader() {
+            // Another node delivers (and reports) this shard's entries now.
+            backlog.set(0);
             return;
+        }
+        match outbox_len(source.reader(), kind) {
+            Ok(n) => backlog.set(i64::try_from(n).unwrap_or(i64::MAX)),
+            Err(e) => tracing::warn!(shard, error = %e, "cannot count the outbox"),
         }
         let entries = match list_outbox(source.reader(), kind, ROUND) {
             Ok(e) if e.is_empty() => return,

@@ -34,6 +34,14 @@ fn deployment_with_ten_replicasets_and_a_hundred_pods_renders_complete() {
         111,
         "1 Deployment + 10 ReplicaSets + 100 Pods, one span each"
     );
+    // The outboxes that carried the links are reported, and drained.
+    let metrics = node.metrics_text();
+    let backlog: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("kelemetry_outbox_backlog{"))
+        .collect();
+    assert!(!backlog.is_empty(), "{metrics}");
+    assert!(backlog.iter().all(|l| l.ends_with(" 0")), "{backlog:?}");
     assert!(
         spans.iter().all(|s| s["warnings"].is_null()),
         "no limit warning"
