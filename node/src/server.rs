@@ -209,7 +209,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
 
     let metrics_shards = shards.clone();
     // The probes are served here too: plain and unauthenticated like /metrics, so a
-    // kubelet can probe a node whose webhook port requires client certificates.
+    // kubelet can probe a node whose webhook port requires client certificates; and
+    // the admin API, behind its own gate, for the CLI and the preStop drain.
     let metrics_app = axum::Router::new()
         .route(
             "/metrics",
@@ -217,6 +218,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         )
         .route("/healthz", axum::routing::get(crate::http::health::healthz))
         .route("/readyz", axum::routing::get(crate::http::health::readyz))
+        .merge(crate::http::admin_routes(guards.admin.clone()))
         .with_state(state.clone());
     let (http_addr, http) = serve(
         "http",

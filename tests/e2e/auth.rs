@@ -112,6 +112,9 @@ fn tokens_guard_webhook_query_and_admin_and_rotate_without_restart() {
     let (status, body) = call("GET", &status_url, Some("Bearer apiserver-a"), "");
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("--admin-token-file"), "{body}");
+    // The same gate on the metrics port, which serves the admin API too.
+    let on_metrics = format!("http://{}/cluster/status", node.addrs.metrics);
+    assert_eq!(call("GET", &on_metrics, None, "").0, 403);
     // Probes stay open.
     assert_eq!(
         call("GET", &format!("http://{}/readyz", node.http()), None, "").0,

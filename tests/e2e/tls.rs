@@ -75,6 +75,20 @@ async fn webhook_query_and_grpc_serve_tls_and_the_webhook_requires_client_certif
         .await
         .unwrap();
     assert_eq!(probe.status(), 200);
+    // The cluster CLI (and the chart's preStop drain) reach the admin API there too.
+    let cli = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kelemetry"))
+            .args(["cluster", "status", "--target"])
+            .arg(format!("http://{}", node.addrs.metrics))
+            .output()
+            .unwrap()
+    });
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert!(String::from_utf8_lossy(&cli.stdout).contains("leaders: node"));
     let plain = reqwest::Client::new()
         .get(format!("http://{}/readyz", node.http()))
         .timeout(Duration::from_secs(5))

@@ -36,18 +36,24 @@ pub fn router(state: Arc<AppState>, guards: HttpGuards) -> Router {
     let query = Router::new()
         .route("/redirect", get(redirect::redirect))
         .layer(from_fn_with_state(guards.query, require));
-    let admin = Router::new()
-        .route("/cluster/status", get(ring::status))
-        .route("/cluster/drain", post(ring::drain))
-        .route("/cluster/checksums", get(ring::checksums))
-        .route("/cluster/audit-ids", get(ring::audit_ids))
-        .layer(from_fn_with_state(guards.admin, require));
     Router::new()
         .merge(webhook)
         .merge(query)
-        .merge(admin)
+        .merge(admin_routes(guards.admin))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// The admin API (`/cluster/*`) behind `guard`. Served on `--http-addr`, and on the
+/// plain metrics port too, so that the `kelemetry cluster` commands (and the chart's
+/// preStop drain) reach a node whose webhook port speaks only TLS.
+pub fn admin_routes(guard: Guard) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/cluster/status", get(ring::status))
+        .route("/cluster/drain", post(ring::drain))
+        .route("/cluster/checksums", get(ring::checksums))
+        .route("/cluster/audit-ids", get(ring::audit_ids))
+        .layer(from_fn_with_state(guard, require))
 }
