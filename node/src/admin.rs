@@ -38,18 +38,10 @@ fn admin_authorization() -> anyhow::Result<Option<String>> {
     let Some(path) = std::env::var_os(ADMIN_TOKEN_ENV) else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "${ADMIN_TOKEN_ENV} {}: cannot read",
-            std::path::Path::new(&path).display()
-        )
-    })?;
-    let token = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))
-        .with_context(|| format!("${ADMIN_TOKEN_ENV}: no token in the file"))?;
-    Ok(Some(format!("Bearer {token}")))
+    let tokens =
+        crate::auth::read_tokens(std::path::Path::new(&path), "$KELEMETRY_ADMIN_TOKEN_FILE")?;
+    let first = String::from_utf8_lossy(&tokens[0]).into_owned();
+    Ok(Some(format!("Bearer {first}")))
 }
 
 /// A request to the admin API carrying the admin token when one is configured.

@@ -42,7 +42,9 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-fn read_tokens(path: &Path, flag: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+/// The tokens of a token file (one per line, blank lines and `#` comments
+/// ignored); errors name `flag`.
+pub(crate) fn read_tokens(path: &Path, flag: &str) -> anyhow::Result<Vec<Vec<u8>>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("{flag} {}: cannot read: {e}", path.display()))?;
     let tokens: Vec<Vec<u8>> = text

@@ -116,21 +116,17 @@ pub async fn render(shards: Arc<ShardSet>) -> impl IntoResponse {
     LOCAL_REPLICAS.set(locals.len() as i64);
     SHARDS_MOVING.set(shards.ring().moving().len() as i64);
     let (bounds, used) = shards.engine_memory();
-    ROCKSDB_MEMORY
-        .with_label_values(&["block_cache", "capacity"])
-        .set(bounds.block_cache_bytes as i64);
-    ROCKSDB_MEMORY
-        .with_label_values(&["block_cache", "used"])
-        .set(used.block_cache_bytes as i64);
-    ROCKSDB_MEMORY
-        .with_label_values(&["memtables", "capacity"])
-        .set((bounds.write_buffer_bytes * 2) as i64);
-    ROCKSDB_MEMORY
-        .with_label_values(&["memtables", "used"])
-        .set(used.memtable_bytes as i64);
-    ROCKSDB_MEMORY
-        .with_label_values(&["table_readers", "used"])
-        .set(used.table_reader_bytes as i64);
+    for (part, kind, bytes) in [
+        ("block_cache", "capacity", bounds.block_cache_bytes),
+        ("block_cache", "used", used.block_cache_bytes),
+        ("memtables", "capacity", bounds.write_buffer_bytes * 2),
+        ("memtables", "used", used.memtable_bytes),
+        ("table_readers", "used", used.table_reader_bytes),
+    ] {
+        ROCKSDB_MEMORY
+            .with_label_values(&[part, kind])
+            .set(bytes as i64);
+    }
     let mut buf = Vec::new();
     let encoder = TextEncoder::new();
     if let Err(e) = encoder.encode(&prometheus::gather(), &mut buf) {
