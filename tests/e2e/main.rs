@@ -13,6 +13,7 @@ mod helm;
 mod jaeger;
 mod lifecycle;
 mod limits;
+mod membership;
 mod otlp;
 mod prestop;
 mod real_data;

@@ -4,7 +4,8 @@
 //! `podManagementPolicy: Parallel`) while writes go on, and nothing acknowledged is
 //! lost; a pod that merely restarts drains nothing.
 
-use crate::cluster::{post_until_acked, start_cluster_of, stored_exactly_once};
+use crate::cluster::{post_until_acked, start_cluster_of};
+use crate::membership::stored_exactly_once;
 use crate::support::{start_of_recent_window, Node};
 use kelemetry_testkit::sim::{sibling_binary, SimProcess};
 use kelemetry_testkit::workload::deployment_lifecycle;
