@@ -26,8 +26,8 @@ pub fn leader_of(client: &Client, nodes: &[&NodeProc], shard: u32) -> Option<u64
 }
 
 /// Whether every shard has a replica on some node of `nodes` and every such replica
-/// sees a leader other than `dead`.
-fn all_led(client: &Client, nodes: &[&NodeProc], dead: Option<u64>, shards: u32) -> bool {
+/// sees a leader that is not one of `excluded`.
+fn all_led(client: &Client, nodes: &[&NodeProc], excluded: &[u64], shards: u32) -> bool {
     let mut covered = BTreeSet::new();
     for n in nodes {
         let Some(view) = local_leaders(client, n) else {
@@ -35,7 +35,7 @@ fn all_led(client: &Client, nodes: &[&NodeProc], dead: Option<u64>, shards: u32)
         };
         for (shard, leader) in view {
             match leader {
-                Some(l) if Some(l) != dead => {
+                Some(l) if !excluded.contains(&l) => {
                     covered.insert(shard);
                 }
                 _ => return false,
@@ -45,22 +45,51 @@ fn all_led(client: &Client, nodes: &[&NodeProc], dead: Option<u64>, shards: u32)
     covered.len() == shards as usize
 }
 
-/// Waits until every shard is led by a live node, as the survivors see it.
+/// Waits until every shard is led by a node other than `excluded` (killed, paused
+/// or cut off), as the survivors see it, and the survivors' metadata group too.
 pub fn wait_leaders_alive(
     client: &Client,
     survivors: &[&NodeProc],
-    dead: u64,
+    excluded: &[u64],
     shards: u32,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    while !all_led(client, survivors, Some(dead), shards) {
+    while !all_led(client, survivors, excluded, shards) || !meta_led(client, survivors, excluded) {
         if Instant::now() > deadline {
-            bail!("shards still without a live leader {timeout:?} after killing node {dead}");
+            let views: Vec<String> = survivors
+                .iter()
+                .map(|n| {
+                    let meta = status(client, n).map(|s| s["metadata_leader"].clone());
+                    format!(
+                        "node {} sees metadata leader {meta:?}, shard leaders {:?}",
+                        n.id,
+                        local_leaders(client, n)
+                    )
+                })
+                .collect();
+            bail!("shards or the metadata group still without a leader outside {excluded:?} {timeout:?} after the fault; {}", views.join("; "));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
+}
+
+/// Whether every node of `nodes` sees a metadata leader that is not one of
+/// `excluded`.
+fn meta_led(client: &Client, nodes: &[&NodeProc], excluded: &[u64]) -> bool {
+    nodes.iter().all(|n| {
+        status(client, n)
+            .and_then(|s| s["metadata_leader"].as_u64())
+            .is_some_and(|l| !excluded.contains(&l))
+    })
+}
+
+/// The node that leads the metadata group, as the first answering node sees it.
+pub fn meta_leader(client: &Client, nodes: &[&NodeProc]) -> Option<u64> {
+    nodes
+        .iter()
+        .find_map(|n| status(client, n)?["metadata_leader"].as_u64())
 }
 
 /// Waits until every shard has a leader, as the running nodes see it.
@@ -71,7 +100,7 @@ pub fn wait_all_led(
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    while !all_led(client, nodes, None, shards) {
+    while !all_led(client, nodes, &[], shards) {
         if Instant::now() > deadline {
             bail!("some shard has no leader after {timeout:?}");
         }

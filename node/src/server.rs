@@ -117,6 +117,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     };
     tracing::info!(node_id, shards = node.shards, data_dir = %node.data_dir.display(), "opening shard groups");
     let shards = Arc::new(ShardSet::open(engine, &settings).await?);
+    shards.spawn_peer_pings();
 
     // The write path starts at once: a restarted node may be elected leader of a
     // shard within a second, and peers forward that shard's writes to it from then on.

@@ -108,6 +108,29 @@ impl ShardRaft {
         (leading && !isolated).then_some(leader)
     }
 
+    /// The term in which openraft holds this node in the leader role (isolated or
+    /// not), read in one step; `None` in any other role. Two nodes leading one group
+    /// in the same term would be a split brain: the chaos harness compares this.
+    pub fn leader_role_term(&self) -> Option<u64> {
+        let m = self.raft.metrics().borrow().clone();
+        (m.state == ServerState::Leader).then_some(m.current_term)
+    }
+
+    /// The leader this replica follows, as openraft records it (no isolation check):
+    /// `None` on the leader itself, a candidate, or a learner.
+    pub fn followed_leader(&self) -> Option<NodeId> {
+        let m = self.raft.metrics().borrow().clone();
+        let voter = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.node_id);
+        (voter && m.state == ServerState::Follower)
+            .then_some(m.current_leader)
+            .flatten()
+            .filter(|l| *l != self.node_id)
+    }
+
     /// The current term.
     pub fn term(&self) -> u64 {
         self.raft.metrics().borrow().current_term

@@ -30,6 +30,7 @@ pub mod log_store;
 pub mod membership;
 pub mod metrics;
 pub mod network;
+pub mod peer_health;
 pub mod registry;
 pub mod routing;
 pub mod settings;

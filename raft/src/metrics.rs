@@ -1,7 +1,7 @@
-//! What the storage engine does, counted: how many atomic writes, keys and bytes each
+//! What the storage engine and Raft do, counted: how many atomic writes, keys and bytes each
 //! event costs is the first thing to look at when ingest slows down.
 
-use prometheus::{register_int_counter_vec, IntCounter};
+use prometheus::{register_int_counter, register_int_counter_vec, IntCounter};
 use rocksdb::WriteBatch;
 use std::sync::LazyLock;
 
@@ -44,4 +44,13 @@ pub static ENGINE_OPS: LazyLock<EngineOps> = LazyLock::new(|| {
         reads: v.with_label_values(&["point_reads"]),
         scans: v.with_label_values(&["scans"]),
     }
+});
+
+/// Elections a follower started because its leader stopped answering pings.
+pub static CAMPAIGNS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "kelemetry_raft_unreachable_leader_campaigns_total",
+        "Elections a follower started because the leader it follows answered no ping for 2 s."
+    )
+    .expect("metric names are unique")
 });

@@ -9,6 +9,7 @@ use crate::hints::LeaderHints;
 use crate::keys::{self, GroupId};
 use crate::log_store::LogStore;
 use crate::network::{PeerChannels, PeerNetwork};
+use crate::peer_health::PeerHealth;
 use crate::settings::{raft_config, RaftSettings};
 use crate::state_machine::ShardStateMachine;
 use crate::types::NodeId;
@@ -32,6 +33,7 @@ pub struct ShardSet {
     changing: tokio::sync::Mutex<()>,
     meta_cache: Mutex<(Option<u64>, Arc<RingState>)>,
     pub(crate) hints: LeaderHints,
+    pub(crate) health: PeerHealth,
 }
 
 const SHARD_COUNT_KEY: &str = "shards";
@@ -82,7 +84,7 @@ impl ShardSet {
         }
         let syncer = WalSyncer::start(engine.clone())
             .map_err(|e| ShardSetError::Raft(format!("cannot start the WAL syncer: {e}")))?;
-        let channels = PeerChannels::new(settings.tls.clone());
+        let channels = PeerChannels::new(settings.tls.clone(), settings.peer_source_ip);
         let meta =
             Self::open_group(&engine, &syncer, &channels, settings, keys::META_GROUP).await?;
         let set = Self {
@@ -95,6 +97,7 @@ impl ShardSet {
             changing: tokio::sync::Mutex::new(()),
             meta_cache: Mutex::default(),
             hints: LeaderHints::default(),
+            health: PeerHealth::default(),
         };
         let fresh = !set.is_initialized(&set.meta).await?;
         if fresh && settings.bootstrap {

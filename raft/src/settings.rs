@@ -28,6 +28,10 @@ pub struct RaftSettings {
     pub tls: Option<PeerTls>,
     /// Replicas per shard.
     pub replicas: u32,
+    /// The local address outgoing peer connections come from; the system's choice
+    /// when `None`. Lets firewall rules (or a fault-injecting proxy) tell nodes apart
+    /// on a host where they share one network.
+    pub peer_source_ip: Option<std::net::IpAddr>,
 }
 
 impl RaftSettings {
@@ -41,6 +45,7 @@ impl RaftSettings {
             bootstrap: true,
             tls: None,
             replicas: 3,
+            peer_source_ip: None,
         }
     }
 }

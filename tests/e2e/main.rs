@@ -4,6 +4,7 @@
 
 mod auth;
 mod browser;
+mod chaos;
 mod cluster;
 mod custom_resources;
 mod deep_tree;

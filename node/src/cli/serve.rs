@@ -154,6 +154,11 @@ pub struct ListenArgs {
     /// Address other nodes use to reach this node's peer RPC; defaults to `--peer-addr`.
     #[arg(long, env = "KELEMETRY_ADVERTISE_ADDR")]
     pub advertise_addr: Option<String>,
+    /// Local IP address this node's outgoing peer connections come from (on a host
+    /// with several addresses, so firewall rules can name the node); the system
+    /// chooses when unset.
+    #[arg(long, env = "KELEMETRY_PEER_SOURCE_IP")]
+    pub peer_source_ip: Option<std::net::IpAddr>,
     /// PEM certificate chain: serve the webhook, the query API and UI, and the gRPC
     /// storage API over TLS (with `--tls-key`). `/metrics` stays plain.
     #[arg(long, env = "KELEMETRY_TLS_CERT", requires = "tls_key")]
@@ -386,6 +391,7 @@ impl ServeArgs {
             let mut single =
                 kelemetry_raft::RaftSettings::single(node_id, advertise, self.node.shards);
             single.tls = tls;
+            single.peer_source_ip = self.listen.peer_source_ip;
             single.replicas = self.ring.replicas;
             let ordinal_zero = self.node.node_id.is_none() && node_id == 0;
             single.bootstrap = self.ring.join.is_empty() || self.ring.bootstrap || ordinal_zero;
@@ -413,6 +419,7 @@ impl ServeArgs {
             bootstrap: true,
             tls,
             replicas: self.ring.replicas,
+            peer_source_ip: self.listen.peer_source_ip,
         })
     }
 

@@ -40,6 +40,7 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
                 "leader": local.as_ref().and_then(|g| g.leader()),
                 "term": local.as_ref().map(|g| g.term()),
                 "led_here": local.as_ref().is_some_and(|g| g.is_leader()),
+                "leader_role_term": local.as_ref().and_then(|g| g.leader_role_term()),
             })
         })
         .collect();
@@ -48,6 +49,7 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({
         "node": shards.node_id(),
         "metadata_leader": shards.meta().leader(),
+        "metadata_leader_role_term": shards.meta().leader_role_term(),
         "replicas_per_shard": meta.replicas,
         "shards_led": led,
         "shards_moving": moving.len(),

@@ -23,6 +23,13 @@ impl Forwarder for PeerForwarder {
             let body = postcard::to_stdvec(&commands).map_err(|e| unavailable(e.to_string()))?;
             let mut target = leader;
             for attempt in 0..2 {
+                if shards.peer_unreachable(target) {
+                    shards.forget_leader(shard);
+                    return Err(unavailable(format!(
+                        "node {target} leads shard {shard} but has answered no ping for {:?}",
+                        kelemetry_raft::peer_health::UNREACHABLE_AFTER
+                    )));
+                }
                 let mut client = shards
                     .peer_client(target)
                     .map_err(|e| unavailable(e.to_string()))?;
@@ -30,11 +37,14 @@ impl Forwarder for PeerForwarder {
                     shard,
                     commands: body.clone(),
                 });
-                let reply = tokio::time::timeout(FORWARD_TIMEOUT, call)
-                    .await
-                    .map_err(|_| {
+                let answered = tokio::select! {
+                    a = tokio::time::timeout(FORWARD_TIMEOUT, call) => a.ok(),
+                    () = shards.until_unreachable(target) => None,
+                };
+                let reply = answered
+                    .ok_or_else(|| {
                         unavailable(format!(
-                            "node {target} did not answer within {FORWARD_TIMEOUT:?}"
+                            "node {target} did not answer within {FORWARD_TIMEOUT:?} or stopped answering pings"
                         ))
                     })?
                     .map_err(|s| {

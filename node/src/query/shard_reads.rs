@@ -104,18 +104,22 @@ async fn remote(
     allow_stale: bool,
 ) -> Result<Answer, ServeError> {
     let mut client = shards.peer_client(node).map_err(ReadError::from)?;
-    let reply = tokio::time::timeout(
+    let call = tokio::time::timeout(
         LINEARIZE_TIMEOUT * 2,
         client.read(ReadRequest {
             shard,
             read: body.to_vec(),
             allow_stale,
         }),
-    )
-    .await
-    .map_err(|_| transport(format!("node {node} did not answer a read in time")))?
-    .map_err(|s| transport(format!("reading from node {node}: {}", s.message())))?
-    .into_inner();
+    );
+    let answered = tokio::select! {
+        a = call => a.ok(),
+        () = shards.until_unreachable(node) => None,
+    };
+    let reply = answered
+        .ok_or_else(|| transport(format!("node {node} did not answer a read in time")))?
+        .map_err(|s| transport(format!("reading from node {node}: {}", s.message())))?
+        .into_inner();
     if reply.not_leader {
         return Err(ServeError::NotLeader(reply.leader));
     }
@@ -147,7 +151,9 @@ pub async fn read(shards: &ShardSet, shard: u32, read: &ShardRead) -> Result<Ans
     loop {
         match leader_read(shards, shard, read, &body).await {
             Ok(Some(a)) => return Ok(a),
-            Ok(None) if tokio::time::Instant::now() < deadline => {
+            Ok(None)
+                if tokio::time::Instant::now() < deadline && shards.leader_reachable(shard) =>
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Ok(None) => break,
@@ -175,7 +181,9 @@ async fn leader_read(
     queue.extend(shards.leader_candidates(shard));
     let mut tried = vec![shards.node_id()];
     while let Some(node) = queue.pop_front() {
-        if tried.contains(&node) {
+        // A peer that answers no pings is not waited for: the read falls back to a
+        // replica, marked stale, instead of timing out against it.
+        if tried.contains(&node) || shards.peer_unreachable(node) {
             continue;
         }
         tried.push(node);
@@ -208,7 +216,7 @@ async fn stale_read(
     let replicas = shards.ring().voters.get(&shard).cloned();
     let mut last = ReadError::NoReplica(shard);
     for node in replicas.unwrap_or_default() {
-        if node == shards.node_id() {
+        if node == shards.node_id() || shards.peer_unreachable(node) {
             continue;
         }
         match remote(shards, node, shard, body, true).await {

@@ -47,14 +47,17 @@ impl PeerTls {
 pub struct PeerChannels {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     tls: Option<Arc<PeerTls>>,
+    source_ip: Option<std::net::IpAddr>,
 }
 
 impl PeerChannels {
-    /// Channels that use mutual TLS when `tls` is given.
-    pub fn new(tls: Option<PeerTls>) -> Self {
+    /// Channels that use mutual TLS when `tls` is given and connect from
+    /// `source_ip` when given.
+    pub fn new(tls: Option<PeerTls>, source_ip: Option<std::net::IpAddr>) -> Self {
         Self {
             channels: Arc::default(),
             tls: tls.map(Arc::new),
+            source_ip,
         }
     }
 
@@ -71,6 +74,7 @@ impl PeerChannels {
                 message: e.to_string(),
             })?
             .connect_timeout(std::time::Duration::from_secs(2))
+            .local_address(self.source_ip)
             .tcp_nodelay(true);
         if let Some(tls) = &self.tls {
             let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);

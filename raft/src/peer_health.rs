@@ -1,0 +1,144 @@
+//! Which peers answer right now. Every node pings every other member of the ring
+//! twice a second over the peer channels, so a read or a forwarded write can pass
+//! over a peer that stopped answering (a partition, a paused process) at once,
+//! instead of each waiting out its own timeout against it.
+//!
+//! The same pings free followers from a leader they can no longer reach. When the
+//! link towards a leader is cut but the leader's own messages still arrive (a
+//! one-way partition), its heartbeats keep resetting the followers' election timers
+//! while their answers never reach it: the group could not commit and would never
+//! elect. A follower whose leader has answered no ping for [`UNREACHABLE_AFTER`]
+//! campaigns at once; once it has voted in a newer term it ignores the old leader,
+//! and the followers elect among themselves.
+
+use crate::registry::ShardSet;
+use crate::types::NodeId;
+use kelemetry_core::ring::MemberState;
+use kelemetry_proto::kelemetry::cluster::v1::PingRequest;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often every member is pinged.
+const PING_EVERY: Duration = Duration::from_millis(500);
+/// How long one ping may take.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// A peer that answered no ping for this long is unreachable.
+pub const UNREACHABLE_AFTER: Duration = Duration::from_secs(2);
+
+/// When each peer last answered a ping. A member enters the table as if it had just
+/// answered, so a peer is judged only after it had the time to answer.
+#[derive(Default)]
+pub struct PeerHealth {
+    last_answer: Mutex<HashMap<NodeId, Instant>>,
+}
+
+impl PeerHealth {
+    /// Whether `node` is a member that has answered no ping for
+    /// [`UNREACHABLE_AFTER`]; `false` for a node not pinged yet.
+    pub fn unreachable(&self, node: NodeId) -> bool {
+        let last = self.last_answer.lock().unwrap_or_else(|p| p.into_inner());
+        last.get(&node)
+            .is_some_and(|t| t.elapsed() >= UNREACHABLE_AFTER)
+    }
+
+    fn note(&self, node: NodeId, answered: bool) {
+        let mut last = self.last_answer.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = last.entry(node).or_insert_with(Instant::now);
+        if answered {
+            *seen = Instant::now();
+        }
+    }
+
+    fn retain(&self, members: &[NodeId]) {
+        let mut last = self.last_answer.lock().unwrap_or_else(|p| p.into_inner());
+        last.retain(|n, _| members.contains(n));
+    }
+}
+
+impl ShardSet {
+    /// Whether peer `node` has stopped answering pings (see [`PeerHealth`]).
+    pub fn peer_unreachable(&self, node: NodeId) -> bool {
+        self.health.unreachable(node)
+    }
+
+    /// Resolves once peer `node` is unreachable; a call to it raced against this
+    /// ends as soon as the pings give up on the peer rather than at its own timeout.
+    pub async fn until_unreachable(&self, node: NodeId) {
+        while !self.peer_unreachable(node) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Whether some node other than this one that could lead `shard` answers pings
+    /// (or this node is the only candidate): only then is an election worth waiting
+    /// for.
+    pub fn leader_reachable(&self, shard: u32) -> bool {
+        let me = self.node_id();
+        let others: Vec<NodeId> = self
+            .leader_candidates(shard)
+            .into_iter()
+            .filter(|n| *n != me)
+            .collect();
+        others.is_empty() || others.iter().any(|n| !self.peer_unreachable(*n))
+    }
+
+    /// Campaigns in every group (the metadata group included) whose followed
+    /// leader is unreachable.
+    async fn leave_unreachable_leaders(&self) {
+        let mut groups = self.locals();
+        groups.push(self.meta().clone());
+        for g in groups {
+            let Some(leader) = g.followed_leader() else {
+                continue;
+            };
+            if self.peer_unreachable(leader) {
+                tracing::warn!(
+                    shard = g.shard(),
+                    leader,
+                    "the leader this replica follows has answered no ping for {UNREACHABLE_AFTER:?}; campaigning"
+                );
+                crate::metrics::CAMPAIGNS.inc();
+                if let Err(e) = g.campaign().await {
+                    tracing::warn!(shard = g.shard(), error = %e, "cannot start an election");
+                }
+            }
+        }
+    }
+
+    /// Pings every other member every [`PING_EVERY`] until the set is dropped.
+    pub fn spawn_peer_pings(self: &Arc<Self>) {
+        let set = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PING_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(set) = set.upgrade() else { return };
+                let me = set.node_id();
+                let members: Vec<NodeId> = set
+                    .ring()
+                    .members
+                    .values()
+                    .filter(|m| m.state != MemberState::Removed)
+                    .map(|m| m.id)
+                    .collect();
+                set.health.retain(&members);
+                set.leave_unreachable_leaders().await;
+                for node in members.into_iter().filter(|n| *n != me) {
+                    let set = set.clone();
+                    tokio::spawn(async move {
+                        let answered = match set.peer_client(node) {
+                            Ok(mut c) => matches!(
+                                tokio::time::timeout(PING_TIMEOUT, c.ping(PingRequest {})).await,
+                                Ok(Ok(_))
+                            ),
+                            Err(_) => false,
+                        };
+                        set.health.note(node, answered);
+                    });
+                }
+            }
+        });
+    }
+}
