@@ -183,7 +183,10 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
             } else {
                 ("scale-in", cluster.scale_in(&targets)?)
             };
-            timings.entry(kind.to_string()).or_default().push(t.elapsed());
+            timings
+                .entry(kind.to_string())
+                .or_default()
+                .push(t.elapsed());
             println!(
                 "  fault {faults}: {kind} of node {id} settled after {:?} ({} live nodes); acked so far {}",
                 t.elapsed(),

@@ -14,6 +14,7 @@ use openraft::error::{ForwardToLeader, RaftError};
 use openraft::TryAsRef;
 use openraft::{BasicNode, Raft, ServerState};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Shard number reported by the metadata group's handle.
 pub const META_SHARD: u32 = u32::MAX;
@@ -25,6 +26,27 @@ pub struct ShardRaft {
     pub(crate) node_id: NodeId,
     pub(crate) raft: Raft<TypeConfig>,
     pub(crate) view: PrefixView,
+    pub(crate) elections: Arc<ElectionGate>,
+}
+
+/// The two reasons a replica may not start elections on its own: a handover it
+/// is stepping aside for (until a deadline), and no quorum of its group reachable
+/// (see the peer pings). Elections run only when neither holds.
+#[derive(Default)]
+pub struct ElectionGate {
+    held_until: std::sync::Mutex<Option<std::time::Instant>>,
+    no_quorum: std::sync::atomic::AtomicBool,
+}
+
+impl ElectionGate {
+    fn allowed(&self) -> bool {
+        let held = self
+            .held_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| std::time::Instant::now() < t);
+        !held && !self.no_quorum.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl ShardRaft {
@@ -129,6 +151,30 @@ impl ShardRaft {
             .then_some(m.current_leader)
             .flatten()
             .filter(|l| *l != self.node_id)
+    }
+
+    /// Records whether this replica reaches a quorum of its group; without one it
+    /// starts no election on its own.
+    pub fn set_quorum_reachable(&self, reachable: bool) {
+        self.elections
+            .no_quorum
+            .store(!reachable, std::sync::atomic::Ordering::Relaxed);
+        self.apply_election_gate();
+    }
+
+    /// Turns openraft's election timer on or off as the gate says.
+    pub(crate) fn apply_election_gate(&self) {
+        self.raft.runtime_config().elect(self.elections.allowed());
+    }
+
+    /// Keeps this replica from starting elections until `until`.
+    pub(crate) fn hold_elections_until(&self, until: std::time::Instant) {
+        *self
+            .elections
+            .held_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(until);
+        self.apply_election_gate();
     }
 
     /// The current term.

@@ -84,11 +84,11 @@ impl ShardRaft {
     /// leadership to another node steps aside this way, so the handover does not
     /// bounce back to it.
     pub fn hold_elections(&self, hold: std::time::Duration) {
-        self.raft.runtime_config().elect(false);
-        let raft = self.raft.clone();
+        self.hold_elections_until(std::time::Instant::now() + hold);
+        let group = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(hold).await;
-            raft.runtime_config().elect(true);
+            group.apply_election_gate();
         });
     }
 }

@@ -10,7 +10,14 @@
 //! elect. A follower whose leader has answered no ping for [`UNREACHABLE_AFTER`]
 //! campaigns at once; once it has voted in a newer term it ignores the old leader,
 //! and the followers elect among themselves.
+//!
+//! And they keep a replica that cannot reach a quorum of its group from campaigning
+//! (what Raft's pre-vote does): a node whose answers are cut off would otherwise
+//! start election after election, and every vote request it can still send raises
+//! the others' term and wins their vote, which it never hears, so the reachable
+//! majority could not elect for as long as the cut lasted.
 
+use crate::group::ShardRaft;
 use crate::registry::ShardSet;
 use crate::types::NodeId;
 use kelemetry_core::ring::MemberState;
@@ -83,16 +90,29 @@ impl ShardSet {
         others.is_empty() || others.iter().any(|n| !self.peer_unreachable(*n))
     }
 
-    /// Campaigns in every group (the metadata group included) whose followed
-    /// leader is unreachable.
+    /// Whether this node reaches (by ping) a quorum of `g`'s voters, itself included.
+    fn reaches_quorum(&self, g: &ShardRaft) -> bool {
+        let me = self.node_id();
+        let voters = g.voters();
+        let reached = voters
+            .iter()
+            .filter(|v| **v == me || !self.peer_unreachable(**v))
+            .count();
+        reached * 2 > voters.len()
+    }
+
+    /// In every group (the metadata group included): elections only while a quorum
+    /// is reachable, and a campaign now when the followed leader is unreachable.
     async fn leave_unreachable_leaders(&self) {
         let mut groups = self.locals();
         groups.push(self.meta().clone());
         for g in groups {
+            let quorum = self.reaches_quorum(&g);
+            g.set_quorum_reachable(quorum);
             let Some(leader) = g.followed_leader() else {
                 continue;
             };
-            if self.peer_unreachable(leader) {
+            if quorum && self.peer_unreachable(leader) {
                 tracing::warn!(
                     shard = g.shard(),
                     leader,

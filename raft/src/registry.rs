@@ -186,6 +186,7 @@ impl ShardSet {
             node_id: settings.node_id,
             raft,
             view: engine.view(keys::state_prefix(group)),
+            elections: std::sync::Arc::default(),
         })
     }
 

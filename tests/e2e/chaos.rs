@@ -45,7 +45,9 @@ fn every_fault_kind_once_loses_nothing_and_splits_no_brain() {
         .collect();
     for kind in FAULTS {
         assert!(
-            table.iter().any(|l| l.trim_start().starts_with(&format!("{kind} "))),
+            table
+                .iter()
+                .any(|l| l.trim_start().starts_with(&format!("{kind} "))),
             "no {kind} fault in the report:\n{report}"
         );
     }
@@ -54,9 +56,15 @@ fn every_fault_kind_once_loses_nothing_and_splits_no_brain() {
         .find(|l| l.starts_with("cut-off minority"))
         .expect("probe line");
     assert!(probes.contains("acknowledged 0"), "{probes}");
-    assert!(!probes.contains("writes refused 0"), "no minority was probed: {probes}");
+    assert!(
+        !probes.contains("writes refused 0"),
+        "no minority was probed: {probes}"
+    );
     assert!(probes.contains("unmarked 0"), "{probes}");
-    assert!(!probes.contains("marked stale 0"), "no stale-marked read: {probes}");
+    assert!(
+        !probes.contains("marked stale 0"),
+        "no stale-marked read: {probes}"
+    );
     assert!(report.contains("0 led by two nodes"), "{report}");
     assert!(report.contains("lost: 0, duplicated: 0"), "{report}");
 }
