@@ -137,6 +137,14 @@ impl Actor for ShardActor {
                 reply,
                 forwardable,
             } => {
+                if let Some(message) = state.shards.disk_refusal() {
+                    metrics::REJECTED.with_label_values(&["disk_low"]).inc();
+                    let _ = reply.send(Err(SubmitError::Unavailable {
+                        shard: state.shard,
+                        message,
+                    }));
+                    return Ok(());
+                }
                 if state.queued_commands + commands.len() > state.limits.max_queued_commands {
                     metrics::REJECTED.with_label_values(&["overloaded"]).inc();
                     let _ = reply.send(Err(SubmitError::Overloaded {

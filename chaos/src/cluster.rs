@@ -2,6 +2,7 @@
 //! the membership changes the harness makes (joins and drains).
 
 use crate::checks;
+use crate::disk::SmallDisk;
 use crate::net::Network;
 use crate::node::NodeProc;
 use crate::split_brain;
@@ -29,7 +30,12 @@ pub struct Cluster {
     pub net: Network,
     /// Webhook addresses of the running nodes, for the split-brain watch.
     pub watched: split_brain::Addresses,
+    /// Node 0's own small filesystem, for the disk-full fault.
+    pub small_disk: Option<SmallDisk>,
 }
+
+/// Free space below which every node refuses writes (`--min-free-disk-mib`).
+pub const MIN_FREE_DISK_MIB: u64 = 128;
 
 impl Cluster {
     /// Starts `count` nodes as a new ring with `shards` shards, each behind its proxy.
@@ -39,7 +45,11 @@ impl Cluster {
         shards: u32,
         count: u64,
         client: Client,
+        small_disk_mib: Option<u64>,
     ) -> anyhow::Result<Self> {
+        let small_disk = small_disk_mib
+            .map(|mib| SmallDisk::mount(&dir.join("n0"), mib))
+            .transpose()?;
         let mut cluster = Self {
             binary,
             dir,
@@ -49,6 +59,7 @@ impl Cluster {
             client,
             net: Network::new()?,
             watched: split_brain::Addresses::default(),
+            small_disk,
         };
         let ports: Vec<(u16, SocketAddr)> = (0..count)
             .map(|id| cluster.listen_and_front(id))
@@ -143,6 +154,8 @@ impl Cluster {
             Network::source_ip(id).to_string(),
             "--shards".into(),
             self.shards.to_string(),
+            "--min-free-disk-mib".into(),
+            MIN_FREE_DISK_MIB.to_string(),
         ]
     }
 

@@ -2,10 +2,11 @@
 //! healed, and the probes run against a minority while it is cut off.
 
 use crate::checks;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, MIN_FREE_DISK_MIB};
 use crate::net::Link;
 use crate::node::NodeProc;
 use crate::workload::Targets;
+use anyhow::Context;
 use kelemetry_testkit::workload::deployment_lifecycle;
 use kelemetry_testkit::Client;
 use std::time::{Duration, Instant};
@@ -311,14 +312,8 @@ fn settle(cluster: &Cluster, victims: Vec<u64>) -> anyhow::Result<Injected> {
 /// must not be acknowledged, the search must be refused or marked stale.
 fn probe_minority(client: &Client, node: &NodeProc) -> Probes {
     let mut p = Probes::default();
-    let now = chrono::Utc::now().timestamp_micros();
-    let (batches, _) = deployment_lifecycle("probe", &format!("p{now}"), now - 60_000_000);
-    let t = Instant::now();
-    let written = client.post(
-        &format!("http://{}/audit/chaos", node.addrs.http),
-        batches[0].to_string().as_bytes(),
-    );
-    p.slowest_write = t.elapsed();
+    let (written, took) = probe_write(client, node);
+    p.slowest_write = took;
     match written {
         Ok((200, _)) => p.writes_acked += 1,
         other => {
@@ -326,6 +321,36 @@ fn probe_minority(client: &Client, node: &NodeProc) -> Probes {
             p.writes_refused += 1
         }
     }
+    let (found, took) = probe_search(client, node);
+    p.slowest_read = took;
+    match found {
+        Ok((200, body)) if body.contains("may be stale") => p.reads_stale += 1,
+        Ok((200, body)) if body.contains(r#""data":[]"#) => p.reads_empty += 1,
+        Ok((200, _)) => p.reads_unmarked += 1,
+        other => {
+            print_refusal("search", node.id, other);
+            p.reads_refused += 1
+        }
+    }
+    p
+}
+
+type Answer = Result<(u16, String), kelemetry_testkit::TestkitError>;
+
+/// One new Deployment's first batch posted to `node`; the answer and its time.
+fn probe_write(client: &Client, node: &NodeProc) -> (Answer, Duration) {
+    let now = chrono::Utc::now().timestamp_micros();
+    let (batches, _) = deployment_lifecycle("probe", &format!("p{now}"), now - 60_000_000);
+    let t = Instant::now();
+    let written = client.post(
+        &format!("http://{}/audit/chaos", node.addrs.http),
+        batches[0].to_string().as_bytes(),
+    );
+    (written, t.elapsed())
+}
+
+/// A search on `node` for the workload's first namespace; the answer and its time.
+fn probe_search(client: &Client, node: &NodeProc) -> (Answer, Duration) {
     let tags = r#"{"resource":"deployments","namespace":"ns0"}"#;
     let url = format!(
         "http://{}/api/traces?service=tracing&limit=5&start=0&tags={}",
@@ -333,31 +358,94 @@ fn probe_minority(client: &Client, node: &NodeProc) -> Probes {
         kelemetry_testkit::client::urlencode(tags)
     );
     let t = Instant::now();
-    let found = client.get_json(&url);
-    p.slowest_read = t.elapsed();
-    match found {
-        Ok((200, body)) if body.to_string().contains("may be stale") => p.reads_stale += 1,
-        Ok((200, body)) if body["data"].as_array().is_some_and(|d| d.is_empty()) => {
-            p.reads_empty += 1
-        }
-        Ok((200, _)) => p.reads_unmarked += 1,
+    let found = client
+        .get_json(&url)
+        .map(|(status, body)| (status, body.to_string()));
+    (found, t.elapsed())
+}
+
+/// What node 0 did while its disk was full.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiskProbes {
+    /// Writes refused while full: what it must do.
+    pub writes_refused: u64,
+    /// Writes acknowledged while full: a violation.
+    pub writes_acked: u64,
+    /// Searches answered while full: what it must do.
+    pub reads_served: u64,
+    /// Searches refused while full: a violation.
+    pub reads_failed: u64,
+}
+
+impl DiskProbes {
+    /// Adds another episode's probes.
+    pub fn add(&mut self, o: DiskProbes) {
+        self.writes_refused += o.writes_refused;
+        self.writes_acked += o.writes_acked;
+        self.reads_served += o.reads_served;
+        self.reads_failed += o.reads_failed;
+    }
+}
+
+/// Fills node 0's small disk below `--min-free-disk`, checks that it refuses writes
+/// and serves reads, holds for `down`, frees the disk, and measures until node 0
+/// takes a write again.
+pub fn disk_full(cluster: &Cluster, down: Duration) -> anyhow::Result<(Injected, DiskProbes)> {
+    let disk = cluster
+        .small_disk
+        .as_ref()
+        .context("the disk-full fault needs node 0 on a small disk")?;
+    let client = &cluster.client;
+    let node = &cluster.nodes[0];
+    let free = checks::status(client, node)
+        .and_then(|s| s["disk"]["free_bytes"].as_u64())
+        .context("node 0 reports no free disk space")?;
+    disk.fill(free, (MIN_FREE_DISK_MIB / 2) << 20)?;
+    let filled = Instant::now();
+    while !checks::status(client, node).is_some_and(|s| s["disk"]["low"] == true) {
+        anyhow::ensure!(
+            filled.elapsed() < Duration::from_secs(10),
+            "node 0 did not notice its full disk within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut p = DiskProbes::default();
+    match probe_write(client, node).0 {
+        Ok((200, _)) => p.writes_acked += 1,
+        _ => p.writes_refused += 1,
+    }
+    match probe_search(client, node).0 {
+        Ok((200, _)) => p.reads_served += 1,
         other => {
-            print_refusal("search", node.id, other.map(|(s, b)| (s, b.to_string())));
-            p.reads_refused += 1
+            print_refusal("search (disk full)", node.id, other);
+            p.reads_failed += 1
         }
     }
-    p
+    std::thread::sleep(down.saturating_sub(filled.elapsed()));
+    disk.free()?;
+    let freed = Instant::now();
+    while !matches!(probe_write(client, node).0, Ok((200, _))) {
+        anyhow::ensure!(
+            freed.elapsed() < RECOVERY_TIMEOUT,
+            "node 0 took no write {RECOVERY_TIMEOUT:?} after its disk was freed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok((
+        Injected {
+            victims: vec![0],
+            recovery: freed.elapsed(),
+            probes: None,
+        },
+        p,
+    ))
 }
 
 /// Prints how a probe was refused, shortened.
-fn print_refusal(
-    what: &str,
-    node: u64,
-    answer: Result<(u16, String), kelemetry_testkit::TestkitError>,
-) {
+fn print_refusal(what: &str, node: u64, answer: Answer) {
     let text = match answer {
         Ok((status, body)) => format!("{status} {}", body.chars().take(200).collect::<String>()),
         Err(e) => format!("no answer: {e}"),
     };
-    println!("    {what} probe on cut-off node {node}: {text}");
+    println!("    {what} probe on node {node}: {text}");
 }

@@ -14,6 +14,7 @@
 
 mod checks;
 mod cluster;
+mod disk;
 mod faults;
 mod net;
 mod node;
@@ -23,7 +24,7 @@ mod workload;
 use anyhow::Context;
 use clap::Parser;
 use cluster::Cluster;
-use faults::{Fault, Probes};
+use faults::{DiskProbes, Fault, Probes};
 use kelemetry_testkit::Client;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,6 +68,14 @@ struct Opts {
     /// The faults to cycle through (besides scaling), comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Fault::ALL)]
     faults: Vec<Fault>,
+    /// Every this many faults (that are not scaling), fill node 0's disk below
+    /// `--min-free-disk` instead, then free it (0: never). Node 0 then runs on a
+    /// tmpfs of its own, which needs root to mount.
+    #[arg(long, default_value_t = 0)]
+    disk_full_every: u32,
+    /// Size of node 0's tmpfs with `--disk-full-every`, MiB.
+    #[arg(long, default_value_t = 4096)]
+    small_disk_mib: u64,
     /// Most nodes when scaling out (default: --nodes + 2).
     #[arg(long)]
     max_nodes: Option<u64>,
@@ -139,6 +148,7 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
         opts.shards,
         opts.nodes,
         client.clone(),
+        (opts.disk_full_every > 0).then_some(opts.small_disk_mib),
     )?;
     let max_nodes = opts.max_nodes.unwrap_or(opts.nodes + 2);
     println!(
@@ -161,6 +171,7 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
     let mut rng = Rng(opts.seed.max(1));
     let mut timings = Timings::new();
     let mut probes = Probes::default();
+    let mut disk_probes = DiskProbes::default();
     let mut growing = true;
     let started = Instant::now();
     let mut faults = 0u32;
@@ -191,6 +202,22 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
                 "  fault {faults}: {kind} of node {id} settled after {:?} ({} live nodes); acked so far {}",
                 t.elapsed(),
                 cluster.live().len(),
+                load.acked_events()
+            );
+            continue;
+        }
+        if opts.disk_full_every > 0 && faults.is_multiple_of(opts.disk_full_every) {
+            let (done, p) = faults::disk_full(&cluster, opts.down)
+                .with_context(|| format!("fault {faults} (disk-full)"))?;
+            disk_probes.add(p);
+            timings
+                .entry("disk-full".to_string())
+                .or_default()
+                .push(done.recovery);
+            println!(
+                "  fault {faults}: disk-full of node 0: writes again {:?} after the disk was freed, {:?} in all; acked so far {}",
+                done.recovery,
+                t.elapsed(),
                 load.acked_events()
             );
             continue;
@@ -243,6 +270,15 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
         probes.reads_unmarked,
         probes.slowest_read
     );
+    if opts.disk_full_every > 0 {
+        println!(
+            "node 0 with a full disk: writes refused {}, acknowledged {}; searches answered {}, failed {}",
+            disk_probes.writes_refused,
+            disk_probes.writes_acked,
+            disk_probes.reads_served,
+            disk_probes.reads_failed
+        );
+    }
     println!(
         "split-brain watch: {} status samples, {} (group, term) leaderships, {} led by two nodes",
         observed.samples,
@@ -265,7 +301,9 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
     let ok = verdict.ok()
         && observed.split_brains.is_empty()
         && probes.writes_acked == 0
-        && probes.reads_unmarked == 0;
+        && probes.reads_unmarked == 0
+        && disk_probes.writes_acked == 0
+        && disk_probes.reads_failed == 0;
     println!("{}", if ok { "PASS" } else { "FAIL" });
     Ok(ok)
 }
@@ -288,5 +326,5 @@ fn report_faults(total: u32, timings: &Timings, down: Duration) {
             sorted.last().copied().unwrap_or_default()
         );
     }
-    println!("  recovery: for kills, pauses and cuts, from the fault to every shard and the metadata group led outside the victims; for flap and delay, from the heal to every shard led; for scaling, until placement settled");
+    println!("  recovery: for kills, pauses and cuts, from the fault to every shard and the metadata group led outside the victims; for flap and delay, from the heal to every shard led; for a full disk, from freeing it to the node taking a write; for scaling, until placement settled");
 }

@@ -118,6 +118,12 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     tracing::info!(node_id, shards = node.shards, data_dir = %node.data_dir.display(), "opening shard groups");
     let shards = Arc::new(ShardSet::open(engine, &settings).await?);
     shards.spawn_peer_pings();
+    let disk = kelemetry_raft::disk_guard::DiskGuard::new(
+        &node.data_dir,
+        node.min_free_disk_mib.saturating_mul(1 << 20),
+    );
+    disk.spawn_watch();
+    shards.guard_disk(disk);
 
     // The write path starts at once: a restarted node may be elected leader of a
     // shard within a second, and peers forward that shard's writes to it from then on.

@@ -115,4 +115,7 @@ pub enum InboundError {
     /// The reply could not be encoded.
     #[error("cannot encode the reply: {0}")]
     Encode(String),
+    /// This node is short of disk space and takes no new entries or snapshots.
+    #[error("{0}")]
+    DiskLow(String),
 }

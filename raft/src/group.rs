@@ -29,13 +29,14 @@ pub struct ShardRaft {
     pub(crate) elections: Arc<ElectionGate>,
 }
 
-/// The two reasons a replica may not start elections on its own: a handover it
-/// is stepping aside for (until a deadline), and no quorum of its group reachable
-/// (see the peer pings). Elections run only when neither holds.
+/// Why a replica may not start elections on its own: a handover it is stepping
+/// aside for (until a deadline), or being barred (no quorum of its group reachable,
+/// see the peer pings, or a disk too full to lead). Elections run only when
+/// neither holds.
 #[derive(Default)]
 pub struct ElectionGate {
     held_until: std::sync::Mutex<Option<std::time::Instant>>,
-    no_quorum: std::sync::atomic::AtomicBool,
+    barred: std::sync::atomic::AtomicBool,
 }
 
 impl ElectionGate {
@@ -45,7 +46,7 @@ impl ElectionGate {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|t| std::time::Instant::now() < t);
-        !held && !self.no_quorum.load(std::sync::atomic::Ordering::Relaxed)
+        !held && !self.barred.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -153,12 +154,12 @@ impl ShardRaft {
             .filter(|l| *l != self.node_id)
     }
 
-    /// Records whether this replica reaches a quorum of its group; without one it
-    /// starts no election on its own.
-    pub fn set_quorum_reachable(&self, reachable: bool) {
+    /// Records whether this replica may stand for election (it reaches a quorum of
+    /// its group and has the disk space to lead); if not, it starts none on its own.
+    pub fn set_may_campaign(&self, may: bool) {
         self.elections
-            .no_quorum
-            .store(!reachable, std::sync::atomic::Ordering::Relaxed);
+            .barred
+            .store(!may, std::sync::atomic::Ordering::Relaxed);
         self.apply_election_gate();
     }
 

@@ -20,6 +20,7 @@
 #![allow(clippy::result_large_err)]
 #![warn(missing_docs)]
 
+pub mod disk_guard;
 pub mod engine;
 pub mod error;
 pub mod group;

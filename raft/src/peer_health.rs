@@ -102,17 +102,19 @@ impl ShardSet {
     }
 
     /// In every group (the metadata group included): elections only while a quorum
-    /// is reachable, and a campaign now when the followed leader is unreachable.
+    /// is reachable and the disk has room, and a campaign now when the followed
+    /// leader is unreachable.
     async fn leave_unreachable_leaders(&self) {
         let mut groups = self.locals();
         groups.push(self.meta().clone());
+        let disk_ok = self.disk_refusal().is_none();
         for g in groups {
-            let quorum = self.reaches_quorum(&g);
-            g.set_quorum_reachable(quorum);
+            let may = disk_ok && self.reaches_quorum(&g);
+            g.set_may_campaign(may);
             let Some(leader) = g.followed_leader() else {
                 continue;
             };
-            if quorum && self.peer_unreachable(leader) {
+            if may && self.peer_unreachable(leader) {
                 tracing::warn!(
                     shard = g.shard(),
                     leader,

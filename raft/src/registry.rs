@@ -2,6 +2,7 @@
 //! and the shard replicas, opened when placement (or a first Raft message) puts one
 //! here and deleted when it leaves; bootstrapping a new ring; shutdown.
 
+use crate::disk_guard::DiskGuard;
 use crate::engine::{Engine, EngineError, Op};
 use crate::error::ShardSetError;
 use crate::group::{ShardRaft, META_SHARD};
@@ -34,6 +35,7 @@ pub struct ShardSet {
     meta_cache: Mutex<(Option<u64>, Arc<RingState>)>,
     pub(crate) hints: LeaderHints,
     pub(crate) health: PeerHealth,
+    disk: std::sync::OnceLock<Arc<DiskGuard>>,
 }
 
 const SHARD_COUNT_KEY: &str = "shards";
@@ -98,6 +100,7 @@ impl ShardSet {
             meta_cache: Mutex::default(),
             hints: LeaderHints::default(),
             health: PeerHealth::default(),
+            disk: std::sync::OnceLock::new(),
         };
         let fresh = !set.is_initialized(&set.meta).await?;
         if fresh && settings.bootstrap {
@@ -277,7 +280,22 @@ impl ShardSet {
             .collect()
     }
 
-    /// The metadata group.
+    /// Sets the free-space guard that writes and replicated entries obey (once).
+    pub fn guard_disk(&self, guard: Arc<DiskGuard>) {
+        let _ = self.disk.set(guard);
+    }
+
+    /// The free-space guard of the data directory, once set.
+    pub fn disk(&self) -> Option<&Arc<DiskGuard>> {
+        self.disk.get()
+    }
+
+    /// Why this node refuses writes for lack of disk space right now, if it does.
+    pub fn disk_refusal(&self) -> Option<String> {
+        self.disk.get().and_then(|d| d.refusal())
+    }
+
+    /// The metadata group's replica on this node.
     pub fn meta(&self) -> &ShardRaft {
         &self.meta
     }

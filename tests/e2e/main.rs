@@ -9,6 +9,7 @@ mod cluster;
 mod custom_resources;
 mod deep_tree;
 mod demo;
+mod disk;
 mod grpc;
 mod helm;
 mod jaeger;

@@ -1,6 +1,7 @@
 //! Spreads shard leadership over the nodes: a node leading a shard whose preferred
 //! leader is another voter holding the whole log hands the shard over to it (see
-//! `kelemetry_raft`'s handover), at most once per [`COOLDOWN`] per shard.
+//! `kelemetry_raft`'s handover), at most once per [`COOLDOWN`] per shard. A node
+//! short of disk space hands over every shard it leads.
 
 use super::pacing::HandoverPacing;
 use kelemetry_raft::ShardSet;
@@ -58,6 +59,10 @@ impl Actor for LeaderBalancer {
         if !locals.iter().all(|s| s.has_leader()) {
             return Ok(());
         }
+        if shards.disk_refusal().is_some() {
+            hand_over_everything(&shards).await;
+            return Ok(());
+        }
         let me = shards.node_id();
         let preferred = shards.ring().preferred_leaders();
         state.pacing.observe(&locals);
@@ -83,5 +88,27 @@ impl Actor for LeaderBalancer {
             }
         }
         Ok(())
+    }
+}
+
+/// Hands every shard this node leads to another voter holding its whole log: a
+/// node short of disk space refuses writes, so the shards it leads would refuse them
+/// all until it had room again.
+async fn hand_over_everything(shards: &ShardSet) {
+    let me = shards.node_id();
+    for s in shards.led_locals() {
+        let to = s
+            .voters()
+            .into_iter()
+            .find(|v| *v != me && !shards.peer_unreachable(*v) && s.has_caught_up(*v));
+        let Some(to) = to else { continue };
+        tracing::warn!(
+            shard = s.shard(),
+            to,
+            "short of disk space: handing shard leadership over"
+        );
+        if let Err(e) = shards.hand_over(&s, to).await {
+            tracing::warn!(shard = s.shard(), to, error = %e, "leadership handover failed");
+        }
     }
 }

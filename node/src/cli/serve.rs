@@ -130,6 +130,12 @@ pub struct NodeArgs {
     /// per busy shard) costs memory without adding throughput on a small machine.
     #[arg(long, env = "KELEMETRY_STORAGE_THREADS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=512))]
     pub storage_threads: u32,
+    /// Free space, MiB, below which the node refuses writes (503) and its replicas
+    /// refuse new entries from their leaders, so the disk never fills under RocksDB
+    /// (which stops writing until restarted when it does); writes resume by themselves
+    /// once a tenth more is free. 0 turns the guard off.
+    #[arg(long, env = "KELEMETRY_MIN_FREE_DISK_MIB", default_value_t = 256)]
+    pub min_free_disk_mib: u64,
 }
 
 /// Where the node listens, and how peers reach it.

@@ -42,6 +42,10 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, String) 
             )
         }
     }
+    // Out of the Service while short of disk: writes sent here would be refused.
+    if let Some(refusal) = state.shards.disk_refusal() {
+        return (StatusCode::SERVICE_UNAVAILABLE, refusal);
+    }
     let without: Vec<u32> = state
         .shards
         .placed_locals()

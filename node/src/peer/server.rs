@@ -121,6 +121,9 @@ impl Peer for PeerService {
     ) -> Result<Response<CampaignReply>, Status> {
         let shard = req.into_inner().shard;
         let error = match self.shards.local(shard) {
+            Some(_) if self.shards.disk_refusal().is_some() => {
+                "this node is short of disk space and takes no leadership".to_string()
+            }
             Some(g) => {
                 tracing::info!(shard, "leadership handed to this node; campaigning");
                 g.campaign()

@@ -29,9 +29,25 @@ impl ShardSet {
             postcard::to_stdvec(v).map_err(|e| InboundError::Encode(e.to_string()))
         }
         match kind {
-            RaftKind::AppendEntries => enc(&raft.append_entries(dec(payload)?).await),
+            RaftKind::AppendEntries => {
+                let req: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig> =
+                    dec(payload)?;
+                // Heartbeats still pass, so a short disk does not start elections.
+                if !req.entries.is_empty() {
+                    self.refuse_if_disk_low()?;
+                }
+                enc(&raft.append_entries(req).await)
+            }
             RaftKind::Vote => enc(&raft.vote(dec(payload)?).await),
-            RaftKind::InstallSnapshot => enc(&raft.install_snapshot(dec(payload)?).await),
+            RaftKind::InstallSnapshot => {
+                self.refuse_if_disk_low()?;
+                enc(&raft.install_snapshot(dec(payload)?).await)
+            }
         }
+    }
+
+    fn refuse_if_disk_low(&self) -> Result<(), InboundError> {
+        self.disk_refusal()
+            .map_or(Ok(()), |m| Err(InboundError::DiskLow(m)))
     }
 }
