@@ -66,7 +66,20 @@ impl Controller {
         }
         self.dead_nodes(shards, &meta).await;
         self.roster(shards, &meta).await;
+        let meta_voters = shards.meta().voters();
         for cmd in meta.plan(self.settings.max_moving) {
+            // A drained node is marked removed (and may then be stopped) only once it
+            // has left the metadata voters: stopped while still counted there, it
+            // would leave the group one failure from losing its quorum.
+            if let RingCommand::SetState {
+                id,
+                state: MemberState::Removed,
+            } = &cmd
+            {
+                if meta_voters.contains(id) {
+                    continue;
+                }
+            }
             tracing::info!(?cmd, "placement controller");
             if let Err(e) = propose_here(shards, cmd).await {
                 tracing::warn!(error = %e, "placement decision not committed");
