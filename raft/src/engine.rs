@@ -9,7 +9,7 @@ use rocksdb::{
     BlockBasedIndexType, BlockBasedOptions, Cache, Options, ReadOptions, WriteBatch, WriteOptions,
     DB,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A failure of the storage engine.
@@ -87,9 +87,16 @@ pub struct Engine {
     db: Arc<DB>,
     cache: Cache,
     memory: EngineMemory,
+    snapshot_dir: Arc<PathBuf>,
 }
 
 impl Engine {
+    /// Where snapshot files being sent or received are kept: a directory inside the
+    /// database's, which RocksDB leaves alone.
+    pub fn snapshot_dir(&self) -> &Path {
+        &self.snapshot_dir
+    }
+
     /// Opens (creating if needed) the database in `path` with the default memory bounds.
     pub fn open(path: &Path) -> Result<Self, EngineError> {
         Self::open_with(path, EngineMemory::default())
@@ -127,10 +134,14 @@ impl Engine {
         opts.set_memtable_prefix_bloom_ratio(0.05);
         opts.set_memtable_whole_key_filtering(true);
         let db = DB::open(&opts, path)?;
+        let snapshot_dir = path.join("kelemetry-snapshots");
+        std::fs::create_dir_all(&snapshot_dir)
+            .map_err(|e| EngineError::other(format!("{}: {e}", snapshot_dir.display())))?;
         Ok(Self {
             db: Arc::new(db),
             cache,
             memory,
+            snapshot_dir: Arc::new(snapshot_dir),
         })
     }
 

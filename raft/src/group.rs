@@ -139,21 +139,6 @@ impl ShardRaft {
         (m.state == ServerState::Leader).then_some(m.current_term)
     }
 
-    /// The leader this replica follows, as openraft records it (no isolation check):
-    /// `None` on the leader itself, a candidate, or a learner.
-    pub fn followed_leader(&self) -> Option<NodeId> {
-        let m = self.raft.metrics().borrow().clone();
-        let voter = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|v| v == self.node_id);
-        (voter && m.state == ServerState::Follower)
-            .then_some(m.current_leader)
-            .flatten()
-            .filter(|l| *l != self.node_id)
-    }
-
     /// Records whether this replica may stand for election (it reaches a quorum of
     /// its group and has the disk space to lead); if not, it starts none on its own.
     pub fn set_may_campaign(&self, may: bool) {

@@ -39,6 +39,7 @@ const COMMITTED: u8 = b'C';
 const PURGED: u8 = b'P';
 const APPLIED: u8 = b'A';
 const STATE: u8 = b'S';
+const INSTALLING: u8 = b'I';
 const NODE_GROUP: u32 = u32::MAX;
 
 fn tagged(group: GroupId, tag: u8) -> Vec<u8> {
@@ -68,6 +69,12 @@ pub fn committed(group: GroupId) -> Vec<u8> {
 /// Key of the last purged log id.
 pub fn purged(group: GroupId) -> Vec<u8> {
     tagged(group, PURGED)
+}
+
+/// Key present while a snapshot is being installed into `group`'s state (holding
+/// the snapshot's meta): found at start-up, the install is redone from its file.
+pub fn snapshot_installing(group: GroupId) -> Vec<u8> {
+    tagged(group, INSTALLING)
 }
 
 /// Key of the state machine's applied log id and membership.

@@ -35,6 +35,7 @@ pub mod peer_health;
 pub mod registry;
 pub mod routing;
 pub mod settings;
+pub mod snapshot_file;
 pub mod state_machine;
 pub mod types;
 pub mod wal_sync;

@@ -46,11 +46,11 @@ pub static ENGINE_OPS: LazyLock<EngineOps> = LazyLock::new(|| {
     }
 });
 
-/// Elections a follower started because its leader stopped answering pings.
-pub static CAMPAIGNS: LazyLock<IntCounter> = LazyLock::new(|| {
+/// Messages refused from a leader that answers none of this node's pings.
+pub static UNREACHABLE_LEADER_REFUSALS: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
-        "kelemetry_raft_unreachable_leader_campaigns_total",
-        "Elections a follower started because the leader it follows answered no ping for 2 s."
+        "kelemetry_raft_unreachable_leader_refusals_total",
+        "Raft entries and heartbeats refused from a leader that answered no ping from this node for 2 s (a one-way partition)."
     )
     .expect("metric names are unique")
 });

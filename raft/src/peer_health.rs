@@ -5,11 +5,14 @@
 //!
 //! The same pings free followers from a leader they can no longer reach. When the
 //! link towards a leader is cut but the leader's own messages still arrive (a
-//! one-way partition), its heartbeats keep resetting the followers' election timers
+//! one-way partition), its heartbeats keep renewing its lease on the followers
 //! while their answers never reach it: the group could not commit and would never
-//! elect. A follower whose leader has answered no ping for [`UNREACHABLE_AFTER`]
-//! campaigns at once; once it has voted in a newer term it ignores the old leader,
-//! and the followers elect among themselves.
+//! elect. So a follower refuses entries and heartbeats from a leader that has
+//! answered no ping for [`UNREACHABLE_AFTER`] (see the inbound Raft handler), its
+//! election timer runs out, and the followers elect among themselves as after a
+//! crash. (Making the followers campaign at once instead made them campaign
+//! together, and two candidates that each just voted for themselves refuse each
+//! other for as long as openraft's lease lasts, round after round.)
 //!
 //! And they keep a replica that cannot reach a quorum of its group from campaigning
 //! (what Raft's pre-vote does): a node whose answers are cut off would otherwise
@@ -102,29 +105,13 @@ impl ShardSet {
     }
 
     /// In every group (the metadata group included): elections only while a quorum
-    /// is reachable and the disk has room, and a campaign now when the followed
-    /// leader is unreachable.
-    async fn leave_unreachable_leaders(&self) {
+    /// is reachable and the disk has room.
+    fn gate_elections(&self) {
         let mut groups = self.locals();
         groups.push(self.meta().clone());
         let disk_ok = self.disk_refusal().is_none();
         for g in groups {
-            let may = disk_ok && self.reaches_quorum(&g);
-            g.set_may_campaign(may);
-            let Some(leader) = g.followed_leader() else {
-                continue;
-            };
-            if may && self.peer_unreachable(leader) {
-                tracing::warn!(
-                    shard = g.shard(),
-                    leader,
-                    "the leader this replica follows has answered no ping for {UNREACHABLE_AFTER:?}; campaigning"
-                );
-                crate::metrics::CAMPAIGNS.inc();
-                if let Err(e) = g.campaign().await {
-                    tracing::warn!(shard = g.shard(), error = %e, "cannot start an election");
-                }
-            }
+            g.set_may_campaign(disk_ok && self.reaches_quorum(&g));
         }
     }
 
@@ -146,7 +133,7 @@ impl ShardSet {
                     .map(|m| m.id)
                     .collect();
                 set.health.retain(&members);
-                set.leave_unreachable_leaders().await;
+                set.gate_elections();
                 for node in members.into_iter().filter(|n| *n != me) {
                     let set = set.clone();
                     tokio::spawn(async move {

@@ -3,6 +3,7 @@
 
 use crate::engine::{Engine, EngineError, Op, PrefixView};
 use crate::keys::{self, GroupId};
+use crate::snapshot_file::{self, SnapshotFileError};
 use crate::types::{GroupRequest, NodeId, TypeConfig};
 use kelemetry_core::ring::{RingCommand, RingState};
 use kelemetry_core::state::{apply_proposal, KvRead, Overlay, ShardContext};
@@ -13,19 +14,13 @@ use openraft::{
     StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
-use std::io::Cursor;
+use std::path::{Path, PathBuf};
 
 /// What the state machine has applied, stored atomically with the data it produced.
 #[derive(Clone, Default, Serialize, Deserialize)]
 struct AppliedState {
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
-}
-
-/// Snapshot payload: every state record of the shard.
-#[derive(Serialize, Deserialize)]
-struct SnapshotData {
-    records: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The state machine of one shard group.
@@ -74,21 +69,162 @@ impl ShardStateMachine {
         })
     }
 
-    fn snapshot_now(&self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+    /// Every record of the shard written to an unlinked file (gone once openraft has
+    /// sent it and drops it), on a blocking thread: memory stays bounded whatever the
+    /// shard's size.
+    async fn snapshot_now(&self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let meta = self.snapshot_meta()?;
-        let mut records = Vec::new();
-        self.view()
-            .scan(&[], &[0xff; 8], &mut |k, v| {
-                records.push((k.to_vec(), v.to_vec()));
-                true
-            })
-            .map_err(sm_err)?;
-        let data = postcard::to_stdvec(&SnapshotData { records }).map_err(sm_err)?;
+        let (view, dir, group, shard) = (
+            self.view(),
+            self.engine.snapshot_dir().to_path_buf(),
+            self.group,
+            self.ctx.shard,
+        );
+        let file = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let file = unlinked_file(&dir, &format!("{group}.send"))?;
+            let (file, contents) = snapshot_file::write(&view, file, shard)?;
+            tracing::info!(
+                shard,
+                records = contents.records,
+                mib = contents.bytes >> 20,
+                took_ms = started.elapsed().as_millis() as u64,
+                "snapshot built for a replica"
+            );
+            Ok::<_, SnapshotFileError>(file)
+        })
+        .await
+        .map_err(sm_err)?
+        .map_err(sm_err)?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
         })
     }
+}
+
+/// A new file in `dir`, already unlinked: its space returns when it is closed, even
+/// after a crash.
+fn unlinked_file(dir: &Path, name: &str) -> std::io::Result<std::fs::File> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("{name}.{}.{n}", std::process::id()));
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+/// The file a snapshot for `group` is received into, and the one it is installed
+/// from (kept until the install is complete, so a crash mid-install is redone).
+fn receiving_path(dir: &Path, group: GroupId) -> PathBuf {
+    dir.join(format!("{group}.receiving"))
+}
+
+fn installing_path(dir: &Path, group: GroupId) -> PathBuf {
+    dir.join(format!("{group}.installing"))
+}
+
+/// Makes the received snapshot `file` durable at `path` for the install: renamed
+/// there when it is the file this node received into (`receiving`), copied there
+/// when it is another (openraft's storage suite hands over the sender's file).
+fn keep_for_install(
+    mut file: std::fs::File,
+    receiving: &Path,
+    path: &Path,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let handed = file.metadata()?;
+    let same = std::fs::metadata(receiving)
+        .is_ok_and(|r| r.dev() == handed.dev() && r.ino() == handed.ino());
+    if same {
+        file.sync_all()?;
+        return std::fs::rename(receiving, path);
+    }
+    use std::io::Seek;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    let mut copy = std::fs::File::create(path)?;
+    std::io::copy(&mut file, &mut copy)?;
+    copy.sync_all()
+}
+
+/// Installs the checked snapshot file `path` into `group`'s state: clears the state
+/// and sets the installing marker in one synced batch, writes the records in bounded
+/// batches, then records `meta` as applied and drops the marker in a last synced
+/// batch. A crash before that last batch leaves the marker, and start-up redoes the
+/// install from the same file.
+fn install_file(
+    engine: &Engine,
+    group: GroupId,
+    shard: u32,
+    path: &Path,
+    meta: &SnapshotMeta<NodeId, BasicNode>,
+) -> Result<(), SnapshotFileError> {
+    let started = std::time::Instant::now();
+    let mut file = std::fs::File::open(path)?;
+    let checked = snapshot_file::read(&mut file, &mut |_| Ok(()))?;
+    let prefix = keys::state_prefix(group);
+    engine.write(
+        [
+            Op::DeleteRange(
+                prefix.clone(),
+                kelemetry_core::state::schema::prefix_end(&prefix),
+            ),
+            Op::Put(keys::snapshot_installing(group), encode(meta)?),
+        ],
+        true,
+    )?;
+    let view = engine.view(prefix);
+    let mut written = 0u64;
+    let mut next_progress = 256u64 << 20;
+    snapshot_file::read(&mut file, &mut |batch| {
+        written += batch
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum::<u64>();
+        engine.write(batch.into_iter().map(|(k, v)| view.op(k, Some(v))), false)?;
+        if written >= next_progress {
+            next_progress += 256 << 20;
+            tracing::info!(
+                shard,
+                mib = written >> 20,
+                of_mib = checked.bytes >> 20,
+                "installing a snapshot"
+            );
+        }
+        Ok(())
+    })?;
+    let applied = AppliedState {
+        last_applied: meta.last_log_id,
+        membership: meta.last_membership.clone(),
+    };
+    engine.write(
+        [
+            Op::Put(keys::applied(group), encode(&applied)?),
+            Op::Delete(keys::snapshot_installing(group)),
+        ],
+        true,
+    )?;
+    std::fs::remove_file(path)?;
+    snapshot_file::SNAPSHOT_BYTES
+        .with_label_values(&["installed"])
+        .inc_by(checked.bytes);
+    tracing::info!(
+        shard,
+        records = checked.records,
+        mib = checked.bytes >> 20,
+        took_ms = started.elapsed().as_millis() as u64,
+        "snapshot installed"
+    );
+    Ok(())
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, SnapshotFileError> {
+    postcard::to_stdvec(v).map_err(|e| SnapshotFileError::Engine(e.to_string()))
 }
 
 /// Applies entries and commits their writes plus the new applied state in one batch.
@@ -161,6 +297,7 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         &mut self,
     ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
     {
+        self.finish_interrupted_install().await?;
         let a = self.applied()?;
         Ok((a.last_applied, a.membership))
     }
@@ -187,37 +324,54 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         // follower needs them (`get_current_snapshot`). Copying every record of the
         // shard into memory every 5,000 entries made RSS jump by hundreds of MiB as
         // the data grew, and stalled apply while the copy ran.
-        BuiltSnapshot(self.snapshot_meta())
+        BuiltSnapshot {
+            meta: self.snapshot_meta(),
+            dir: self.engine.snapshot_dir().to_path_buf(),
+            group: self.group,
+        }
     }
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    ) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
+        let path = receiving_path(self.engine.snapshot_dir(), self.group);
+        let file = tokio::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map_err(sm_err)?;
+        tracing::info!(
+            shard = self.ctx.shard,
+            "receiving a snapshot from the leader"
+        );
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError<NodeId>> {
-        let data: SnapshotData = postcard::from_bytes(snapshot.get_ref()).map_err(sm_err)?;
-        let prefix = keys::state_prefix(self.group);
-        let view = self.view();
-        let mut ops = vec![Op::DeleteRange(
-            prefix.clone(),
-            kelemetry_core::state::schema::prefix_end(&prefix),
-        )];
-        ops.extend(data.records.into_iter().map(|(k, v)| view.op(k, Some(v))));
-        let applied = AppliedState {
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-        };
-        ops.push(Op::Put(
-            keys::applied(self.group),
-            postcard::to_stdvec(&applied).map_err(sm_err)?,
-        ));
-        self.engine.write(ops, true).map_err(sm_err)
+        let received = snapshot.into_std().await;
+        let dir = self.engine.snapshot_dir().to_path_buf();
+        let (engine, group, shard, meta) = (
+            self.engine.clone(),
+            self.group,
+            self.ctx.shard,
+            meta.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let path = installing_path(&dir, group);
+            keep_for_install(received, &receiving_path(&dir, group), &path)?;
+            std::fs::File::open(&dir)?.sync_all()?;
+            install_file(&engine, group, shard, &path, &meta)
+        })
+        .await
+        .map_err(sm_err)?
+        .map_err(sm_err)
     }
 
     /// The state as applied so far, as a snapshot (a snapshot is the applied state
@@ -230,22 +384,49 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         if self.applied()?.last_applied.is_none() {
             return Ok(None);
         }
-        self.snapshot_now().map(Some)
+        self.snapshot_now().await.map(Some)
+    }
+}
+
+impl ShardStateMachine {
+    /// Redoes a snapshot install that a crash interrupted (its marker is still
+    /// there) from the file it kept, before anything reads the state.
+    async fn finish_interrupted_install(&mut self) -> Result<(), StorageError<NodeId>> {
+        let Some(marker) = self
+            .engine
+            .get(&keys::snapshot_installing(self.group))
+            .map_err(sm_err)?
+        else {
+            return Ok(());
+        };
+        let meta: SnapshotMeta<NodeId, BasicNode> =
+            postcard::from_bytes(&marker).map_err(sm_err)?;
+        let path = installing_path(self.engine.snapshot_dir(), self.group);
+        tracing::warn!(shard = self.ctx.shard, file = %path.display(),
+            "a snapshot install was interrupted; installing it again");
+        let (engine, group, shard) = (self.engine.clone(), self.group, self.ctx.shard);
+        tokio::task::spawn_blocking(move || install_file(&engine, group, shard, &path, &meta))
+            .await
+            .map_err(sm_err)?
+            .map_err(sm_err)
     }
 }
 
 /// The identity of the state when the builder was requested (see
-/// `get_snapshot_builder`).
-pub struct BuiltSnapshot(Result<SnapshotMeta<NodeId, BasicNode>, StorageError<NodeId>>);
+/// `get_snapshot_builder`), with an empty file as its data.
+pub struct BuiltSnapshot {
+    meta: Result<SnapshotMeta<NodeId, BasicNode>, StorageError<NodeId>>,
+    dir: PathBuf,
+    group: GroupId,
+}
 
 impl RaftSnapshotBuilder<TypeConfig> for BuiltSnapshot {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        match &self.0 {
-            Ok(meta) => Ok(Snapshot {
-                meta: meta.clone(),
-                snapshot: Box::new(Cursor::new(Vec::new())),
-            }),
-            Err(e) => Err(e.clone()),
-        }
+        let meta = self.meta.clone()?;
+        let file = unlinked_file(&self.dir, &format!("{}.built", self.group)).map_err(sm_err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
+        })
     }
 }

@@ -3,7 +3,6 @@
 use kelemetry_core::ring::RingCommand;
 use kelemetry_core::{Proposal, ProposalOutcome};
 use serde::{Deserialize, Serialize};
-use std::io::Cursor;
 
 /// What a group's log carries: shard groups replicate [`Proposal`]s, the metadata
 /// group replicates [`RingCommand`]s. One type keeps one openraft configuration (and
@@ -31,6 +30,7 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = GroupRequest,
         R = ProposalOutcome,
+        SnapshotData = tokio::fs::File,
 );
 
 /// Node identifiers (stable, from `--node-id` or the StatefulSet ordinal).

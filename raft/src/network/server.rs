@@ -36,6 +36,16 @@ impl ShardSet {
                 if !req.entries.is_empty() {
                     self.refuse_if_disk_low()?;
                 }
+                // A leader that answers none of this node's pings is treated as gone:
+                // its messages still arriving over a one-way link would otherwise
+                // renew its lease here forever while it hears nothing back, and no
+                // election could start.
+                if let Some(leader) = req.vote.leader_id().voted_for() {
+                    if leader != self.node_id() && self.peer_unreachable(leader) {
+                        crate::metrics::UNREACHABLE_LEADER_REFUSALS.inc();
+                        return Err(InboundError::Unreachable(leader));
+                    }
+                }
                 enc(&raft.append_entries(req).await)
             }
             RaftKind::Vote => enc(&raft.vote(dec(payload)?).await),
