@@ -25,15 +25,32 @@ pub fn leader_of(client: &Client, nodes: &[&NodeProc], shard: u32) -> Option<u64
     ring::leader_of(client, &https, shard)
 }
 
-/// Whether every shard has a replica on some node of `nodes` and every such replica
-/// sees a leader that is not one of `excluded`.
+/// Whether every shard that keeps a majority of its voters outside `excluded` has a
+/// replica on some node of `nodes`, and every such replica sees a leader that is not
+/// one of `excluded`. A shard with most of its voters excluded cannot elect (it
+/// waits for the fault to heal) and is not expected to.
 fn all_led(client: &Client, nodes: &[&NodeProc], excluded: &[u64], shards: u32) -> bool {
+    let expected: BTreeSet<u32> = if excluded.is_empty() {
+        (0..shards).collect()
+    } else {
+        let Some(placement) = placement(client, nodes) else {
+            return false;
+        };
+        placement
+            .into_iter()
+            .filter(|(_, voters)| {
+                let left = voters.iter().filter(|v| !excluded.contains(v)).count();
+                left * 2 > voters.len()
+            })
+            .map(|(shard, _)| shard)
+            .collect()
+    };
     let mut covered = BTreeSet::new();
     for n in nodes {
         let Some(view) = local_leaders(client, n) else {
             return false;
         };
-        for (shard, leader) in view {
+        for (shard, leader) in view.into_iter().filter(|(s, _)| expected.contains(s)) {
             match leader {
                 Some(l) if !excluded.contains(&l) => {
                     covered.insert(shard);
@@ -42,7 +59,7 @@ fn all_led(client: &Client, nodes: &[&NodeProc], excluded: &[u64], shards: u32) 
             }
         }
     }
-    covered.len() == shards as usize
+    covered == expected
 }
 
 /// Waits until every shard is led by a node other than `excluded` (killed, paused
