@@ -227,11 +227,23 @@ impl Cluster {
             .addrs
             .http
             .clone();
-        let (status, body) = self.client.post(
-            &format!("http://{via}/cluster/drain"),
-            format!("{{\"node\": {victim}}}").as_bytes(),
-        )?;
-        anyhow::ensure!(status == 202, "drain refused: {body}");
+        // Right after a fault the metadata group may be between leaders: the drain
+        // is refused with 503 then, and retried as an operator would.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = self.client.post(
+                &format!("http://{via}/cluster/drain"),
+                format!("{{\"node\": {victim}}}").as_bytes(),
+            )?;
+            if status == 202 {
+                break;
+            }
+            anyhow::ensure!(
+                status == 503 && Instant::now() < deadline,
+                "drain refused: {status} {body}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
         self.wait_status("drained node removed", Duration::from_secs(300), |s| {
             member(s, victim).is_some_and(|m| m["state"] == "removed") && s["shards_moving"] == 0
         })?;

@@ -186,6 +186,7 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
         }
         faults += 1;
         let t = Instant::now();
+        let at = started.elapsed().as_secs();
         if opts.scale_every > 0 && faults.is_multiple_of(opts.scale_every) {
             let live = cluster.live().len() as u64;
             growing = (growing && live < max_nodes) || live <= opts.nodes;
@@ -199,7 +200,7 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
                 .or_default()
                 .push(t.elapsed());
             println!(
-                "  fault {faults}: {kind} of node {id} settled after {:?} ({} live nodes); acked so far {}",
+                "  {at:>4}s fault {faults}: {kind} of node {id} settled after {:?} ({} live nodes); acked so far {}",
                 t.elapsed(),
                 cluster.live().len(),
                 load.acked_events()
@@ -215,7 +216,7 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
                 .or_default()
                 .push(done.recovery);
             println!(
-                "  fault {faults}: disk-full of node 0: writes again {:?} after the disk was freed, {:?} in all; acked so far {}",
+                "  {at:>4}s fault {faults}: disk-full of node 0: writes again {:?} after the disk was freed, {:?} in all; acked so far {}",
                 done.recovery,
                 t.elapsed(),
                 load.acked_events()
@@ -233,7 +234,7 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
         }
         timings.entry(fault.name()).or_default().push(done.recovery);
         println!(
-            "  fault {faults}: {} of {:?}: recovered after {:?}, healed after {:?}; acked so far {}",
+            "  {at:>4}s fault {faults}: {} of {:?}: recovered after {:?}, healed after {:?}; acked so far {}",
             fault.name(),
             done.victims,
             done.recovery,
