@@ -120,7 +120,12 @@ impl Peer for PeerService {
         req: Request<CampaignRequest>,
     ) -> Result<Response<CampaignReply>, Status> {
         let shard = req.into_inner().shard;
-        let error = match self.shards.local(shard) {
+        let group = if shard == kelemetry_raft::META_SHARD {
+            Some(self.shards.meta().clone())
+        } else {
+            self.shards.local(shard)
+        };
+        let error = match group {
             Some(_) if self.shards.disk_refusal().is_some() => {
                 "this node is short of disk space and takes no leadership".to_string()
             }
