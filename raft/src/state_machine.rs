@@ -132,11 +132,7 @@ fn installing_path(dir: &Path, group: GroupId) -> PathBuf {
 /// Makes the received snapshot `file` durable at `path` for the install: renamed
 /// there when it is the file this node received into (`receiving`), copied there
 /// when it is another (openraft's storage suite hands over the sender's file).
-fn keep_for_install(
-    mut file: std::fs::File,
-    receiving: &Path,
-    path: &Path,
-) -> std::io::Result<()> {
+fn keep_for_install(mut file: std::fs::File, receiving: &Path, path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let handed = file.metadata()?;
     let same = std::fs::metadata(receiving)

@@ -418,3 +418,40 @@ fn a_removed_node_restarted_on_its_old_data_stays_out_and_disturbs_no_group() {
     }
     assert_eq!(nodes[0].stored(&[("name", "after")]).len(), 1);
 }
+
+#[test]
+fn draining_the_metadata_leader_hands_its_lead_over_before_it_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut nodes, _) = start_cluster_of(4, dir.path(), "4", &[]);
+    let (_, status) = nodes[0].http_get_json("/cluster/status");
+    let leader = status["metadata_leader"]
+        .as_u64()
+        .expect("a metadata leader");
+    let via = (leader as usize + 1) % nodes.len();
+    let (code, body) = nodes[via].post_raw(
+        "/cluster/drain",
+        format!("{{\"node\": {leader}}}").as_bytes(),
+    );
+    assert_eq!(code, 202, "{body}");
+    // Removed only once out of the metadata voters, which takes a lead handover.
+    let removed = wait_status(
+        &nodes[via],
+        "the metadata leader drained and removed",
+        |s| {
+            member_states(s)
+                .get(&leader)
+                .is_some_and(|(state, replicas)| state == "removed" && *replicas == 0)
+        },
+    );
+    let new_leader = removed["metadata_leader"].as_u64();
+    assert!(
+        new_leader.is_some_and(|l| l != leader),
+        "the lead moved to a staying member: {removed}"
+    );
+    assert!(nodes[leader as usize].terminate().success());
+    let (after, _) = deployment_lifecycle("default", "after", start_of_recent_window());
+    for b in &after {
+        assert_eq!(nodes[via].post_audit(CLUSTER, b).0, 200);
+    }
+    assert_eq!(nodes[via].stored(&[("name", "after")]).len(), 1);
+}
