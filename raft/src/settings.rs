@@ -63,6 +63,10 @@ pub(crate) fn raft_config(name: String) -> Result<Arc<Config>, ShardSetError> {
         election_timeout_max: 800,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(5_000),
         max_in_snapshot_log_to_keep: 1_000,
+        // The last chunk of a snapshot is answered only once the receiver has
+        // installed it (21.6 s for 2.5 GiB here); openraft's default of 200 ms made
+        // the leader give up on every big snapshot and build and send it again.
+        install_snapshot_timeout: 300_000,
         ..Default::default()
     };
     config

@@ -17,7 +17,6 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 use serde::{de::DeserializeOwned, Serialize};
-use std::time::Duration;
 use tonic::transport::Channel;
 
 /// Network factory of one group.
@@ -53,20 +52,10 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     }
 }
 
-/// Shortest wait for an AppendEntries reply. openraft 0.9 gives replication the
-/// heartbeat interval (100 ms) as its deadline; under load on a small machine a
-/// batch of entries takes longer than that to reach a peer's disk, and every timeout
-/// restarts the replication stream, so commits stalled (hundreds of "no reply within
-/// 100ms" in a 25 s three-node bench, and forwarded writes timing out behind them).
-const MIN_APPEND_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The deadline of one RPC of `kind` given openraft's `hard_ttl`.
-fn rpc_timeout(kind: RaftKind, hard_ttl: Duration) -> Duration {
-    match kind {
-        RaftKind::AppendEntries => hard_ttl.max(MIN_APPEND_TIMEOUT),
-        _ => hard_ttl,
-    }
-}
+// Every call keeps openraft's own deadline (`hard_ttl`). A longer one here would
+// not help AppendEntries: openraft 0.9 wraps the whole call in a timeout of one
+// heartbeat interval (100 ms) itself, so a batch that takes longer to reach a
+// peer's disk is given up and resent whatever this layer waits.
 
 impl PeerConnection {
     async fn call<Req, Resp, E>(
@@ -92,7 +81,7 @@ impl PeerConnection {
             kind: kind as i32,
             payload,
         };
-        let ttl = rpc_timeout(kind, option.hard_ttl());
+        let ttl = option.hard_ttl();
         let reply = match tokio::time::timeout(ttl, client.raft(msg)).await {
             Ok(Ok(r)) => r.into_inner(),
             Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
