@@ -2,13 +2,13 @@
 //! the membership changes the harness makes (joins and drains).
 
 use crate::checks;
-use crate::disk::SmallDisk;
 use crate::net::Network;
 use crate::node::NodeProc;
 use crate::split_brain;
 use crate::workload::Targets;
 use anyhow::Context;
 use kelemetry_testkit::ports::free_port;
+use kelemetry_testkit::small_disk::SmallDisk;
 use kelemetry_testkit::Client;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,7 +49,8 @@ impl Cluster {
     ) -> anyhow::Result<Self> {
         let small_disk = small_disk_mib
             .map(|mib| SmallDisk::mount(&dir.join("n0"), mib))
-            .transpose()?;
+            .transpose()
+            .context("the disk-full fault puts node 0 on a tmpfs")?;
         let mut cluster = Self {
             binary,
             dir,

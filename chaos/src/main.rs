@@ -14,7 +14,6 @@
 
 mod checks;
 mod cluster;
-mod disk;
 mod faults;
 mod net;
 mod node;

@@ -22,6 +22,7 @@ pub mod process;
 pub mod ring;
 pub mod scenario;
 pub mod sim;
+pub mod small_disk;
 pub mod workload;
 
 pub use client::{Client, Reply};

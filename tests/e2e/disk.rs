@@ -6,32 +6,9 @@
 //! itself.
 
 use crate::support::{request, start_of_recent_window, Node};
+use kelemetry_testkit::small_disk::SmallDisk;
 use kelemetry_testkit::workload::deployment_lifecycle;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A tmpfs mounted on a directory for the test's lifetime.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size_mib: u64) -> Option<Self> {
-        std::fs::create_dir_all(dir).ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Self(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 fn free_bytes(status: &serde_json::Value) -> u64 {
     status["disk"]["free_bytes"]
@@ -58,9 +35,12 @@ fn wait_disk_low(node: &Node, low: bool) -> serde_json::Value {
 fn a_full_disk_refuses_writes_serves_reads_and_recovers_by_itself() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("small");
-    let Some(_fs) = Tmpfs::mount(&data, 320) else {
-        eprintln!("cannot mount a tmpfs here (needs root); skipped");
-        return;
+    let disk = match SmallDisk::mount(&data, 320) {
+        Ok(disk) => disk,
+        Err(e) => {
+            eprintln!("{e}; skipped");
+            return;
+        }
     };
     let mut node = Node::start(&data, &["--shards", "4", "--min-free-disk-mib", "128"]);
     let t = start_of_recent_window();
@@ -69,13 +49,7 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers_by_itself() {
 
     // Fill the filesystem to 64 MiB free, below the 128 MiB minimum.
     let (_, status) = node.http_get_json("/cluster/status");
-    let ballast_path = dir.path().join("small").join("ballast");
-    let mut ballast = std::fs::File::create(&ballast_path).unwrap();
-    let chunk = vec![0u8; 1 << 20];
-    for _ in 0..(free_bytes(&status) >> 20).saturating_sub(64) {
-        ballast.write_all(&chunk).unwrap();
-    }
-    ballast.sync_all().unwrap();
+    disk.fill(free_bytes(&status), 64 << 20).unwrap();
     let status = wait_disk_low(&node, true);
     assert!(free_bytes(&status) < 128 << 20, "{status}");
 
@@ -94,8 +68,7 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers_by_itself() {
         "reads are served while the disk is short"
     );
 
-    drop(ballast);
-    std::fs::remove_file(&ballast_path).unwrap();
+    disk.free().unwrap();
     wait_disk_low(&node, false);
     assert_eq!(node.post_audit("c", &after[0]).0, 200);
     assert_eq!(node.stored(&[("name", "after")]).len(), 1);

@@ -1,7 +1,7 @@
-//! A small disk for one node: its data directory on a tmpfs of its own (mounting one
-//! needs root), which the disk-full fault fills with a ballast file and then frees.
+//! A small disk for a node: a tmpfs of its own mounted on a directory (mounting one
+//! needs root), which a test fills with a ballast file to run the node out of space
+//! and then frees.
 
-use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,18 +13,18 @@ pub struct SmallDisk {
 
 impl SmallDisk {
     /// Mounts a tmpfs of `size_mib` on `dir` (created if missing).
-    pub fn mount(dir: &Path, size_mib: u64) -> anyhow::Result<Self> {
+    pub fn mount(dir: &Path, size_mib: u64) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let status = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
             .arg(dir)
-            .status()
-            .context("running mount")?;
-        anyhow::ensure!(
-            status.success(),
-            "cannot mount a tmpfs on {} (the disk-full fault needs root): {status}",
-            dir.display()
-        );
+            .status()?;
+        if !status.success() {
+            return Err(std::io::Error::other(format!(
+                "cannot mount a tmpfs on {} (needs root): {status}",
+                dir.display()
+            )));
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
         })
@@ -34,21 +34,21 @@ impl SmallDisk {
         self.dir.join("ballast")
     }
 
-    /// Fills the filesystem until `leave` bytes are free.
-    pub fn fill(&self, free: u64, leave: u64) -> anyhow::Result<()> {
+    /// Fills the filesystem with a ballast file until about `leave` of `free` bytes
+    /// are left.
+    pub fn fill(&self, free: u64, leave: u64) -> std::io::Result<()> {
         let mut f = std::fs::File::create(self.ballast())?;
         let chunk = vec![0u8; 1 << 20];
         for _ in 0..(free.saturating_sub(leave) >> 20) {
             f.write_all(&chunk)?;
         }
-        f.sync_all()?;
-        Ok(())
+        f.sync_all()
     }
 
     /// Deletes the ballast.
-    pub fn free(&self) -> anyhow::Result<()> {
+    pub fn free(&self) -> std::io::Result<()> {
         match std::fs::remove_file(self.ballast()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
     }
@@ -56,7 +56,7 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        // Lazily: a node process may still hold files open while the harness exits.
+        // Lazily: a node process may still hold files open.
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
