@@ -54,6 +54,9 @@ impl RaftSettings {
 /// as isolated: a little more than the longest election timeout.
 pub const QUORUM_STALE_MS: u64 = 1_500;
 
+/// Most log entries in one AppendEntries request (see [`raft_config`]).
+pub const MAX_PAYLOAD_ENTRIES: u64 = 16;
+
 pub(crate) fn raft_config(name: String) -> Result<Arc<Config>, ShardSetError> {
     let config = Config {
         cluster_name: name,
@@ -67,6 +70,13 @@ pub(crate) fn raft_config(name: String) -> Result<Arc<Config>, ShardSetError> {
         // installed it (21.6 s for 2.5 GiB here); openraft's default of 200 ms made
         // the leader give up on every big snapshot and build and send it again.
         install_snapshot_timeout: 300_000,
+        // openraft 0.9 gives every AppendEntries one heartbeat interval (100 ms) to be
+        // sent, written and synced by the follower. With its default of 300 entries,
+        // each a proposal of up to a few MiB, a learner catching up on a log of large
+        // proposals had every request time out and never caught up. Sixteen keep a
+        // round trip well inside the deadline, and a lagging follower still catches
+        // up at thousands of entries per second.
+        max_payload_entries: MAX_PAYLOAD_ENTRIES,
         ..Default::default()
     };
     config
