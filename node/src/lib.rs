@@ -22,6 +22,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod data_dir;
 pub mod grpc;
 pub mod http;
 pub mod jaeger_http;

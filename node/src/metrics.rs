@@ -107,6 +107,24 @@ pub static SHARDS_MOVING: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric names are unique")
 });
 
+/// Damaged databases this process found at start-up and moved aside.
+pub static DATA_REBUILDS: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "kelemetry_damaged_databases_moved_total",
+        "Damaged databases found at start-up and moved aside (the node's replicas are then rebuilt from its peers)."
+    )
+    .expect("metric names are unique")
+});
+
+/// 1 while this node, having lost its data, waits to be readmitted.
+pub static AWAITING_READMISSION: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "kelemetry_awaiting_readmission",
+        "1 while this node lost its data and waits until its old replicas are moved off and it may join again."
+    )
+    .expect("metric names are unique")
+});
+
 /// Renders every registered metric, refreshing the leadership gauges first.
 pub async fn render(shards: Arc<ShardSet>) -> impl IntoResponse {
     let locals = shards.locals();
@@ -115,6 +133,9 @@ pub async fn render(shards: Arc<ShardSet>) -> impl IntoResponse {
     SHARDS_WITHOUT_LEADER.set(placed.iter().filter(|s| !s.has_leader()).count() as i64);
     LOCAL_REPLICAS.set(locals.len() as i64);
     SHARDS_MOVING.set(shards.ring().moving().len() as i64);
+    AWAITING_READMISSION.set(i64::from(shards.awaits_readmission()));
+    // Registered here so the counter shows (at 0) on a node that never moved one.
+    DATA_REBUILDS.inc_by(0);
     let (bounds, used) = shards.engine_memory();
     for (part, kind, bytes) in [
         ("block_cache", "capacity", bounds.block_cache_bytes),

@@ -12,7 +12,7 @@ use kelemetry_actors::ring::{AgentArgs, AgentMsg, ControlSettings};
 use kelemetry_actors::{Pipeline, PipelineSettings};
 use kelemetry_core::filter::AuditFilter;
 use kelemetry_core::ring::{Member, MemberState};
-use kelemetry_raft::{Engine, ShardSet};
+use kelemetry_raft::ShardSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -49,6 +49,20 @@ fn advertised(peer_advertise: &str, http: SocketAddr) -> String {
         .rsplit_once(':')
         .map_or(peer_advertise, |(h, _)| h);
     format!("{host}:{}", http.port())
+}
+
+/// The peers a node asks for admission (and, after losing its data, readmission):
+/// its `--join` list, or the other `--peers` of a fixed ring.
+fn rejoin_addresses(join: &[String], settings: &kelemetry_raft::RaftSettings) -> Vec<String> {
+    if !join.is_empty() {
+        return join.to_vec();
+    }
+    settings
+        .peers
+        .iter()
+        .filter(|(id, _)| **id != settings.node_id)
+        .map(|(_, addr)| addr.clone())
+        .collect()
 }
 
 /// Runs a node until SIGTERM or Ctrl-C.
@@ -100,13 +114,14 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         write_buffer_bytes: (node.rocksdb_write_buffer_mib as usize) << 20,
         cache_index_and_filter_blocks: node.rocksdb_cache_index_and_filters,
     };
-    let engine = Engine::open_with(&node.data_dir.join("db"), memory).with_context(|| {
-        format!(
-            "--data-dir {}: cannot open the database",
-            node.data_dir.display()
-        )
-    })?;
     let settings = args.raft_settings()?;
+    let rejoin_via = rejoin_addresses(&ring.join, &settings);
+    let engine = crate::data_dir::open(
+        &node.data_dir,
+        memory,
+        node.verify_data_on_start,
+        !rejoin_via.is_empty(),
+    )?;
     // Checked before any storage is opened, so a bad --otlp-* flag fails at once.
     let exporter = match args.export.settings() {
         Some(s) => {
@@ -287,7 +302,13 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
             http_addr: advertised(&settings.advertise_addr, http_addr),
             state: MemberState::Joining,
         },
-        join: ring.join.clone(),
+        // A fixed ring's node joins nothing, unless it lost its data: then it asks
+        // the other peers to readmit it and joins through them.
+        join: if shards.awaits_readmission() {
+            rejoin_via
+        } else {
+            ring.join.clone()
+        },
         control: ControlSettings {
             replicas: ring.replicas,
             dead_node_timeout: ring.dead_node_timeout,

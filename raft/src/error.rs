@@ -118,6 +118,9 @@ pub enum InboundError {
     /// This node is short of disk space and takes no new entries or snapshots.
     #[error("{0}")]
     DiskLow(String),
+    /// This node lost its data and is not a replica of any group until readmitted.
+    #[error("{0}")]
+    LostData(String),
     /// The sending leader answers none of this node's pings; its entries are refused
     /// so the followers it cannot hear can elect another leader.
     #[error("node {0} answers no pings from this node")]

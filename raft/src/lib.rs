@@ -28,6 +28,7 @@ pub mod handover;
 pub mod hints;
 pub mod keys;
 pub mod log_store;
+pub mod lost_data;
 pub mod membership;
 pub mod metrics;
 pub mod network;

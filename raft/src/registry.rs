@@ -9,6 +9,7 @@ use crate::group::{ShardRaft, META_SHARD};
 use crate::hints::LeaderHints;
 use crate::keys::{self, GroupId};
 use crate::log_store::LogStore;
+use crate::lost_data::LostData;
 use crate::network::{PeerChannels, PeerNetwork};
 use crate::peer_health::PeerHealth;
 use crate::settings::{raft_config, RaftSettings};
@@ -36,6 +37,7 @@ pub struct ShardSet {
     pub(crate) hints: LeaderHints,
     pub(crate) health: PeerHealth,
     disk: std::sync::OnceLock<Arc<DiskGuard>>,
+    lost_data: LostData,
 }
 
 const SHARD_COUNT_KEY: &str = "shards";
@@ -84,6 +86,7 @@ impl ShardSet {
                 requested: settings.node_id,
             });
         }
+        let lost_data = LostData::load(&engine)?;
         let syncer = WalSyncer::start(engine.clone())
             .map_err(|e| ShardSetError::Raft(format!("cannot start the WAL syncer: {e}")))?;
         let channels = PeerChannels::new(settings.tls.clone(), settings.peer_source_ip);
@@ -101,10 +104,19 @@ impl ShardSet {
             hints: LeaderHints::default(),
             health: PeerHealth::default(),
             disk: std::sync::OnceLock::new(),
+            lost_data,
         };
         let fresh = !set.is_initialized(&set.meta).await?;
-        if fresh && settings.bootstrap {
+        if set.lost_data.is_set() {
+            tracing::warn!(
+                "this node lost its data; it answers for no replica until the cluster readmits it"
+            );
+        } else if fresh && settings.bootstrap {
             set.bootstrap().await?;
+        } else if fresh {
+            // A joining node: its id may be a member whose replicas were on a data
+            // directory that is gone, so it is readmitted before it answers.
+            set.lost_data.mark(&set.engine)?;
         }
         let placed = set.meta.ring().shards_of(settings.node_id);
         for shard in 0..settings.shards {
@@ -293,6 +305,32 @@ impl ShardSet {
     /// Why this node refuses writes for lack of disk space right now, if it does.
     pub fn disk_refusal(&self) -> Option<String> {
         self.disk.get().and_then(|d| d.refusal())
+    }
+
+    /// Whether this node lost its data and waits to be readmitted (see
+    /// [`crate::lost_data`]).
+    pub fn awaits_readmission(&self) -> bool {
+        self.lost_data.is_set()
+    }
+
+    /// Why this node answers no Raft message: it lost its data and the cluster has
+    /// not readmitted it yet.
+    pub fn lost_data_refusal(&self) -> Option<String> {
+        self.lost_data.is_set().then(|| {
+            "this node lost its data and holds no replica until the cluster readmits it".into()
+        })
+    }
+
+    /// Records that the metadata leader readmitted this node: it holds no replica
+    /// under its id any more, so it may join and receive new ones.
+    pub fn readmitted(&self) -> Result<(), EngineError> {
+        if self.lost_data.is_set() {
+            self.lost_data.clear(&self.engine)?;
+            tracing::info!(
+                "readmitted after losing its data; joining to receive replicas from peers"
+            );
+        }
+        Ok(())
     }
 
     /// The metadata group's replica on this node.

@@ -7,6 +7,7 @@ mod browser;
 mod chaos;
 mod cluster;
 mod custom_resources;
+mod damaged_data;
 mod deep_tree;
 mod demo;
 mod disk;

@@ -4,7 +4,7 @@
 //! changes.
 
 use super::controller::{ControlSettings, Controller};
-use super::{proposer, shard_moves};
+use super::{proposer, readmission, shard_moves};
 use kelemetry_core::ring::{Member, MemberState, RingCommand};
 use kelemetry_raft::ShardSet;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -62,6 +62,7 @@ pub struct AgentState {
     outside_since: HashMap<u32, Instant>,
     join_attempt: usize,
     warned_removed: bool,
+    last_readmission: Option<String>,
 }
 
 impl Actor for RingAgent {
@@ -82,6 +83,7 @@ impl Actor for RingAgent {
             outside_since: HashMap::new(),
             join_attempt: 0,
             warned_removed: false,
+            last_readmission: None,
         })
     }
 
@@ -119,8 +121,12 @@ async fn bounded_round(what: &str, round: impl std::future::Future<Output = ()>)
 /// addresses changed.
 async fn register(state: &mut AgentState) {
     let shards = &state.args.shards;
-    let meta = shards.ring();
     let me = &state.args.me;
+    if shards.awaits_readmission() {
+        ask_readmission(state).await;
+        return;
+    }
+    let meta = shards.ring();
     if meta.members.is_empty() {
         if state.args.join.is_empty() {
             return;
@@ -148,6 +154,31 @@ async fn register(state: &mut AgentState) {
             }
         }
         _ => {}
+    }
+}
+
+/// Asks the next `--join` peer whether this node, which lost its data, may join;
+/// logs the answer when it changes.
+async fn ask_readmission(state: &mut AgentState) {
+    let join = &state.args.join;
+    if join.is_empty() {
+        if state.last_readmission.is_none() {
+            tracing::error!("this node lost its data and has no --join peer to be readmitted through; restart it with --join");
+            state.last_readmission = Some(String::new());
+        }
+        return;
+    }
+    let addr = &join[state.join_attempt % join.len()];
+    state.join_attempt += 1;
+    match readmission::ask(&state.args.shards, addr, &state.args.me).await {
+        Ok(()) => state.last_readmission = None,
+        Err(e) => {
+            let answer = e.to_string();
+            if state.last_readmission.as_deref() != Some(answer.as_str()) {
+                tracing::info!(via = %addr, answer = %answer, "waiting to be readmitted");
+                state.last_readmission = Some(answer);
+            }
+        }
     }
 }
 

@@ -12,12 +12,15 @@
 //! - [`pacing`]: when a leader may hand a group over.
 //! - [`proposer`]: proposing ring commands at the metadata leader from any node;
 //!   draining a member.
+//! - [`readmission`]: letting a node that lost its data back in once its id holds
+//!   no replica.
 
 pub mod agent;
 pub mod balancer;
 pub mod controller;
 pub mod pacing;
 pub mod proposer;
+pub mod readmission;
 pub mod shard_moves;
 
 pub use agent::{start, AgentArgs, AgentMsg, RingAgent};
@@ -48,4 +51,8 @@ pub enum RingError {
         /// The bound.
         timeout: Duration,
     },
+    /// A node that lost its data may not join yet (its old replicas are still
+    /// being moved off).
+    #[error("{0}")]
+    NotYet(String),
 }

@@ -57,6 +57,18 @@ pub async fn send_to(
     cmd: &RingCommand,
     forwarded: bool,
 ) -> Result<(), PeerError> {
+    send_request(shards, addr, cmd, forwarded, false).await
+}
+
+/// Sends `cmd` to the node at `addr`; `lost_data` marks the Join of a node that
+/// lost its data ([`crate::ring::readmission`]).
+pub(crate) async fn send_request(
+    shards: &ShardSet,
+    addr: &str,
+    cmd: &RingCommand,
+    forwarded: bool,
+    lost_data: bool,
+) -> Result<(), PeerError> {
     let body = postcard::to_stdvec(cmd)
         .map_err(|e| PeerError::Transport(format!("cannot encode the command: {e}")))?;
     let mut client = shards.channels().client(addr)?;
@@ -65,6 +77,7 @@ pub async fn send_to(
         client.meta(MetaRequest {
             command: body,
             forwarded,
+            lost_data,
         }),
     )
     .await

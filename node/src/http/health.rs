@@ -18,6 +18,9 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, String) 
     if state.shutting_down.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
     }
+    if let Some(why) = state.shards.lost_data_refusal() {
+        return (StatusCode::SERVICE_UNAVAILABLE, why);
+    }
     if !state.shards.meta().has_leader() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -50,6 +50,7 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
         "node": shards.node_id(),
         "metadata_leader": shards.meta().leader(),
         "metadata_leader_role_term": shards.meta().leader_role_term(),
+        "awaiting_readmission": shards.awaits_readmission(),
         "disk": shards.disk().map(|d| json!({"free_bytes": d.free_bytes(), "min_free_bytes": d.min_free_bytes(), "low": d.low()})),
         "replicas_per_shard": meta.replicas,
         "shards_led": led,

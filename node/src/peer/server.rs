@@ -3,7 +3,7 @@
 //! shard, shard reads at the leader, ring commands, handover requests and pings.
 
 use crate::query::shard_reads::{serve_read, ServeError};
-use kelemetry_actors::ring::proposer;
+use kelemetry_actors::ring::{proposer, readmission, RingError};
 use kelemetry_actors::{IngestRouter, SubmitError};
 use kelemetry_core::ring::RingCommand;
 use kelemetry_core::state::ShardRead;
@@ -106,7 +106,16 @@ impl Peer for PeerService {
         let req = req.into_inner();
         let cmd: RingCommand = postcard::from_bytes(&req.command)
             .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
-        let reply = match proposer::handle(&self.shards, cmd, req.forwarded).await {
+        let result = match (&cmd, req.lost_data) {
+            (RingCommand::Join(me), true) => {
+                readmission::handle(&self.shards, me, req.forwarded).await
+            }
+            (_, true) => Err(RingError::NotYet(
+                "only a Join can be marked as coming from a node that lost its data".into(),
+            )),
+            (_, false) => proposer::handle(&self.shards, cmd, req.forwarded).await,
+        };
+        let reply = match result {
             Ok(()) => MetaReply::default(),
             Err(error) => MetaReply {
                 error: error.to_string(),

@@ -17,6 +17,11 @@ impl ShardSet {
         kind: RaftKind,
         payload: &[u8],
     ) -> Result<Vec<u8>, InboundError> {
+        // Checked before a group is opened: answering as a replica it forgot is what
+        // must not happen.
+        if let Some(why) = self.lost_data_refusal() {
+            return Err(InboundError::LostData(why));
+        }
         let g = match keys::group_shard(group) {
             None => self.meta().clone(),
             Some(shard) => self.ensure_group(shard).await?,

@@ -1,0 +1,176 @@
+//! A node whose database is damaged: found at start-up, moved aside, and the node's
+//! replicas rebuilt from its peers; it answers for none of its old replicas until
+//! the cluster has moved them off, so it never serves or votes with wrong data.
+
+use crate::cluster::{start_cluster, CLUSTER};
+use crate::support::{start_of_recent_window, Node};
+use kelemetry_testkit::workload::deployment_lifecycle;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Flips 32 bytes an eighth into the largest table of `db`: inside its data blocks,
+/// which every read checks against their checksums.
+fn damage_largest_table(db: &Path) -> String {
+    let table = std::fs::read_dir(db)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sst"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("the stopped node flushed its memtables into tables");
+    let mut bytes = std::fs::read(&table).unwrap();
+    let at = bytes.len() / 8;
+    for b in &mut bytes[at..at + 32] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&table, bytes).unwrap();
+    table.display().to_string()
+}
+
+fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Every replica of every shard, by node, with its applied index and checksum.
+fn checksums(nodes: &[Node]) -> BTreeMap<u64, Vec<(usize, Value, Value)>> {
+    let mut by_shard: BTreeMap<u64, Vec<(usize, Value, Value)>> = BTreeMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let (_, sums) = n.http_get_json("/cluster/checksums");
+        for s in sums["shards"].as_array().into_iter().flatten() {
+            by_shard
+                .entry(s["shard"].as_u64().unwrap())
+                .or_default()
+                .push((i, s["applied"].clone(), s["checksum"].clone()));
+        }
+    }
+    by_shard
+}
+
+#[test]
+fn a_node_with_a_damaged_table_is_rebuilt_from_its_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = 8;
+    let (mut nodes, _) = start_cluster(dir.path(), "8", &[]);
+    let (before, _) = deployment_lifecycle("default", "before", start_of_recent_window());
+    for b in &before {
+        assert_eq!(nodes[0].post_audit(CLUSTER, b).0, 200);
+    }
+    // A graceful stop flushes the memtables, so the data is in tables.
+    assert!(nodes[2].terminate().success());
+    let n2 = dir.path().join("n2");
+    let table = damage_largest_table(&n2.join("db"));
+
+    nodes[2].spawn().expect("spawn the damaged node");
+    nodes[2]
+        .wait_listening(Duration::from_secs(60))
+        .expect("listening");
+    wait_until("the damage reported", Duration::from_secs(30), || {
+        nodes[2]
+            .log()
+            .contains("the database is damaged")
+            .then_some(())
+    });
+    let log = nodes[2].log();
+    assert!(
+        log.contains("Corruption"),
+        "the message names the damage: {log}"
+    );
+    assert!(
+        n2.join("db.damaged")
+            .join(Path::new(&table).file_name().unwrap())
+            .exists(),
+        "the damaged database is kept for inspection"
+    );
+
+    // Writes go on through the other two while node 2 waits.
+    let (during, _) = deployment_lifecycle("default", "during", start_of_recent_window());
+    for b in &during {
+        wait_until(
+            "a write during the rebuild",
+            Duration::from_secs(30),
+            || (nodes[1].post_audit(CLUSTER, b).0 == 200).then_some(()),
+        );
+    }
+
+    // Its old replicas are moved off (the metadata leader drains its id), then it
+    // is readmitted, and it gets replicas back: every shard has three again, node 2
+    // among them.
+    wait_until("node 2 readmitted", Duration::from_secs(120), || {
+        nodes[2]
+            .log()
+            .contains("readmitted after losing its data")
+            .then_some(())
+    });
+    assert!(
+        nodes[..2].iter().any(|n| n
+            .log()
+            .contains("node lost its data; moving its replicas off")),
+        "the metadata leader drained node 2's id first"
+    );
+    let status = wait_until("node 2 rebuilt", Duration::from_secs(240), || {
+        let (_, s) = nodes[0].http_get_json("/cluster/status");
+        let settled = s["shards_moving"] == 0
+            && s["shards"].as_array().is_some_and(|all| {
+                all.len() == shards
+                    && all
+                        .iter()
+                        .all(|sh| sh["replicas"].as_array().is_some_and(|r| r.len() == 3))
+            })
+            && s["nodes"]
+                .as_array()
+                .is_some_and(|ns| ns.iter().any(|n| n["id"] == 2 && n["state"] == "active"));
+        settled.then_some(s)
+    });
+    assert!(
+        status["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|sh| sh["replicas"].as_array().unwrap().contains(&Value::from(2))),
+        "{status}"
+    );
+    nodes[2].wait_ready();
+    let metrics = nodes[2].metrics_text();
+    assert!(
+        metrics.contains("kelemetry_damaged_databases_moved_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kelemetry_awaiting_readmission 0"),
+        "{metrics}"
+    );
+
+    // Node 2's replicas hold what their peers hold, byte for byte.
+    wait_until("replicas identical", Duration::from_secs(60), || {
+        let sums = checksums(&nodes);
+        let on_2 = sums.values().flatten().filter(|(i, _, _)| *i == 2).count();
+        let same = sums.values().all(|replicas| {
+            replicas.len() == 3
+                && replicas
+                    .iter()
+                    .all(|(_, a, c)| *a == replicas[0].1 && *c == replicas[0].2)
+        });
+        (on_2 > 0 && same).then_some(())
+    });
+
+    // Everything acknowledged before and during is there, also read through node 2,
+    // and node 2 takes writes again.
+    for name in ["before", "during"] {
+        assert_eq!(nodes[2].stored(&[("name", name)]).len(), 1, "{name}");
+    }
+    let (after, _) = deployment_lifecycle("default", "after", start_of_recent_window());
+    for b in &after {
+        wait_until("a write through node 2", Duration::from_secs(30), || {
+            (nodes[2].post_audit(CLUSTER, b).0 == 200).then_some(())
+        });
+    }
+    assert_eq!(nodes[0].stored(&[("name", "after")]).len(), 1);
+}
