@@ -29,6 +29,8 @@ pub struct AppState {
     pub rate_limits: crate::http::rate_limit::RateLimits,
     /// Largest webhook body.
     pub max_body_bytes: usize,
+    /// Bounds the bytes of webhook bodies processed at once.
+    pub body_budget: crate::http::body_budget::BodyBudget,
     /// `--retention` and `--max-clock-skew`: events dated outside are refused.
     pub time_limits: TimeLimits,
     /// Set once shutdown begins; readiness fails and new writes are refused.

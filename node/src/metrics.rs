@@ -107,6 +107,17 @@ pub static SHARDS_MOVING: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric names are unique")
 });
 
+/// The webhook body budget (`capacity`, `--max-inflight-body-bytes`) and the bytes
+/// of bodies being processed now (`in_flight`).
+pub static WEBHOOK_BODY_BYTES: LazyLock<prometheus::IntGaugeVec> = LazyLock::new(|| {
+    prometheus::register_int_gauge_vec!(
+        "kelemetry_webhook_body_bytes",
+        "Webhook bodies: the node-wide bound (capacity, --max-inflight-body-bytes) and the bytes being processed now (in_flight).",
+        &["kind"]
+    )
+    .expect("metric names are unique")
+});
+
 /// Damaged databases this process found at start-up and moved aside.
 pub static DATA_REBUILDS: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
     prometheus::register_int_counter!(

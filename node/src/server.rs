@@ -207,6 +207,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         result_ttl_us: query.trace_cache_ttl.as_micros() as i64,
     });
     let shutting_down = Arc::new(AtomicBool::new(false));
+    let body_budget = crate::http::body_budget::BodyBudget::new(ingest.max_inflight_body_bytes);
+    body_budget.report();
     let state = Arc::new(AppState {
         router: pipeline.router(),
         shards: shards.clone(),
@@ -222,6 +224,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
             ingest.client_rate_limit,
         ),
         max_body_bytes: ingest.max_body_bytes,
+        body_budget,
         time_limits,
         shutting_down: shutting_down.clone(),
         watched_clusters,

@@ -162,3 +162,70 @@ fn rate_limits_per_cluster_and_per_client_answer_429_with_retry_after() {
     assert!(!status.success());
     assert!(out.contains("--cluster-rate-limit"), "{out}");
 }
+
+#[test]
+fn webhook_bodies_in_progress_are_bounded_in_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    // A budget smaller than one batch: each request takes all of it and runs alone.
+    let node = Node::start(
+        dir.path(),
+        &["--shards", "2", "--max-inflight-body-bytes", "1000"],
+    );
+    let batches: Vec<serde_json::Value> = (0..16)
+        .map(|i| pod_churn_batch(100 + i, 20, start_of_recent_window()))
+        .collect();
+    assert!(batches[0].to_string().len() > 1000);
+    let (mut accepted, mut refused) = (Vec::new(), 0);
+    for _round in 0..5 {
+        let barrier = std::sync::Barrier::new(batches.len());
+        let answers: Vec<(u16, serde_json::Value, u64)> = std::thread::scope(|s| {
+            let handles: Vec<_> = batches
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let (node, barrier) = (&node, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        let (code, body) = node.post_audit("c", b);
+                        (code, body, i as u64)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (code, body, i) in answers {
+            match code {
+                200 => accepted.push(i),
+                429 => {
+                    let message = body["error"]["message"].as_str().unwrap_or_default();
+                    assert!(message.contains("--max-inflight-body-bytes"), "{body}");
+                    refused += 1;
+                }
+                other => panic!("{other} {body}"),
+            }
+        }
+        if refused > 0 {
+            break;
+        }
+    }
+    assert!(
+        refused > 0,
+        "concurrent bodies beyond the budget are refused"
+    );
+    assert!(!accepted.is_empty(), "one body at a time still runs");
+    // Every accepted batch is stored whole (replays were deduplicated); nothing of a
+    // refused one that was never accepted is.
+    accepted.sort_unstable();
+    accepted.dedup();
+    for i in 0..16u64 {
+        let pods = node
+            .stored(&[("name", &format!("pod-{}-0", 100 + i))])
+            .len();
+        assert_eq!(pods, usize::from(accepted.contains(&i)), "batch {i}");
+    }
+    let metrics = node.metrics_text();
+    assert!(
+        metrics.contains("kelemetry_webhook_body_bytes{kind=\"capacity\"} 1000"),
+        "{metrics}"
+    );
+}

@@ -268,6 +268,11 @@ pub struct IngestArgs {
     /// Webhook requests processed at once; more get 429.
     #[arg(long, env = "KELEMETRY_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
+    /// Bytes of webhook bodies this node processes at once (each held, with the
+    /// commands parsed from it, until its events are committed); a request that does
+    /// not fit gets 429 with `Retry-After`. A body larger than this runs alone.
+    #[arg(long, env = "KELEMETRY_MAX_INFLIGHT_BODY_BYTES", default_value_t = 32 << 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_inflight_body_bytes: u32,
     /// Audit events per second one cluster may send (bursts of two seconds' worth);
     /// more get 429 with `Retry-After`. Unlimited when unset.
     #[arg(long, env = "KELEMETRY_CLUSTER_RATE_LIMIT", value_parser = events_per_second)]

@@ -93,6 +93,15 @@ async fn ingest_inner(
             "too many webhook requests in progress (--max-concurrent-requests)",
         );
     };
+    let Some(_share) = state.body_budget.admit(body.len()) else {
+        return retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "webhook bodies in progress on this node would exceed --max-inflight-body-bytes ({} bytes)",
+                state.body_budget.capacity()
+            ),
+        );
+    };
     let apiserver = peer.ip().to_string();
     let ctx = AuditContext {
         cluster,

@@ -1,6 +1,7 @@
 //! The HTTP server on `--http-addr`: audit webhook, `/redirect`, health and readiness.
 
 pub mod audit;
+pub mod body_budget;
 pub mod errors;
 pub mod health;
 pub mod rate_limit;
