@@ -25,7 +25,8 @@ pub enum Stop {
 }
 
 /// Webhook clients posting pod-churn batches (numbered from a shared counter, so
-/// every batch is new objects) until told to stop, each on its own thread.
+/// every batch is new objects; a refused batch is retried as it was) until told to
+/// stop, each on its own thread.
 pub struct Clients {
     /// The client threads.
     pub workers: Vec<std::thread::JoinHandle<()>>,
@@ -35,6 +36,9 @@ pub struct Clients {
     pub refused: Arc<AtomicU64>,
     /// Latency of every acknowledged request.
     pub latencies: Arc<Mutex<Vec<Duration>>>,
+    /// Numbers of the acknowledged batches (their audit IDs are
+    /// [`pod_churn_batch`]'s for that number).
+    pub acked_batches: Arc<Mutex<Vec<u64>>>,
 }
 
 impl Clients {
@@ -49,6 +53,7 @@ impl Clients {
         let acked = Arc::new(AtomicU64::new(0));
         let refused = Arc::new(AtomicU64::new(0));
         let latencies = Arc::new(Mutex::new(Vec::new()));
+        let acked_batches = Arc::new(Mutex::new(Vec::new()));
         let workers = (0..load.clients)
             .map(|i| {
                 let (url, next_batch, acked, refused, latencies, stop) = (
@@ -59,6 +64,7 @@ impl Clients {
                     latencies.clone(),
                     stop.clone(),
                 );
+                let acked_batches = acked_batches.clone();
                 let batch = load.batch;
                 std::thread::spawn(move || {
                     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -66,13 +72,19 @@ impl Clients {
                         .build()
                         .into();
                     let mut local = Vec::new();
+                    let mut mine = Vec::new();
                     let running = || match stop {
                         Stop::At(deadline) => Instant::now() < deadline,
                         Stop::After(n) => acked.load(Ordering::Relaxed) < n,
                     };
+                    // A refused batch is sent again as it was, as the API server's
+                    // webhook backend does, until it is taken or the clients stop.
+                    let mut pending: Option<(u64, String)> = None;
                     while running() {
-                        let n = next_batch.fetch_add(1, Ordering::Relaxed);
-                        let body = pod_churn_batch(n, batch, t0).to_string();
+                        let (n, body) = pending.take().unwrap_or_else(|| {
+                            let n = next_batch.fetch_add(1, Ordering::Relaxed);
+                            (n, pod_churn_batch(n, batch, t0).to_string())
+                        });
                         let sent = Instant::now();
                         match agent
                             .post(&url)
@@ -81,16 +93,19 @@ impl Clients {
                         {
                             Ok(r) if r.status() == 200 => {
                                 local.push(sent.elapsed());
+                                mine.push(n);
                                 acked.fetch_add(batch, Ordering::Relaxed);
                             }
                             Ok(_) => {
                                 refused.fetch_add(1, Ordering::Relaxed);
+                                pending = Some((n, body));
                                 std::thread::sleep(Duration::from_millis(50));
                             }
                             Err(e) => panic!("request failed: {e}"),
                         }
                     }
                     latencies.lock().map(|mut l| l.extend(local)).ok();
+                    acked_batches.lock().map(|mut l| l.extend(mine)).ok();
                 })
             })
             .collect();
@@ -99,8 +114,27 @@ impl Clients {
             acked,
             refused,
             latencies,
+            acked_batches,
         }
     }
+}
+
+/// Resident memory of process `pid` (`None`: this process), MiB.
+pub fn rss_mib(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    let status = std::fs::read_to_string(path).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Bytes under `dir`.

@@ -273,6 +273,11 @@ impl NodeProcess {
         }
     }
 
+    /// The process id while the process runs (for sampling its memory).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process was started and not killed or stopped since.
     pub fn running(&self) -> bool {
         self.child.is_some()

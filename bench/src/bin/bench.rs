@@ -7,7 +7,7 @@
 //! `cargo run --release -p kelemetry-bench --bin kelemetry-bench`.
 
 use clap::Parser;
-use kelemetry_bench::{preload, Clients, Load, Stop};
+use kelemetry_bench::{preload, rss_mib, Clients, Load, Stop};
 use kelemetry_raft::engine::Op;
 use kelemetry_raft::Engine;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,24 +52,6 @@ struct Opts {
     /// on the grown store for `--duration`.
     #[arg(long, default_value_t = 0)]
     preload: u64,
-}
-
-/// Resident memory of process `pid` (`None`: this process), MiB.
-fn rss_mib(pid: Option<u32>) -> Option<f64> {
-    let path = match pid {
-        Some(p) => format!("/proc/{p}/status"),
-        None => "/proc/self/status".to_string(),
-    };
-    let status = std::fs::read_to_string(path).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
 }
 
 /// Least-squares slope of `(seconds, MiB)` samples, MiB per minute.
@@ -171,6 +153,7 @@ fn main() -> anyhow::Result<()> {
         acked,
         refused,
         latencies,
+        ..
     } = Clients::start(load, &urls, t0, &next_batch, Stop::At(deadline));
     let mut last = 0;
     let watched: Vec<Option<u32>> = if opts.pids.is_empty() {

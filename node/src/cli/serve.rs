@@ -271,7 +271,7 @@ pub struct IngestArgs {
     /// Bytes of webhook bodies this node processes at once (each held, with the
     /// commands parsed from it, until its events are committed); a request that does
     /// not fit gets 429 with `Retry-After`. A body larger than this runs alone.
-    #[arg(long, env = "KELEMETRY_MAX_INFLIGHT_BODY_BYTES", default_value_t = 32 << 20, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "KELEMETRY_MAX_INFLIGHT_BODY_BYTES", default_value_t = 16 << 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_inflight_body_bytes: u32,
     /// Audit events per second one cluster may send (bursts of two seconds' worth);
     /// more get 429 with `Retry-After`. Unlimited when unset.
