@@ -1,6 +1,7 @@
-//! A node whose database is damaged: found at start-up, moved aside, and the node's
-//! replicas rebuilt from its peers; it answers for none of its old replicas until
-//! the cluster has moved them off, so it never serves or votes with wrong data.
+//! A node that lost its data (a damaged database found at start-up and moved aside,
+//! or a volume replaced by an empty one) gets its replicas back from its peers; it
+//! answers for none of its old replicas until the cluster has moved them off, so it
+//! never serves or votes with wrong data.
 
 use crate::cluster::{start_cluster, CLUSTER};
 use crate::support::{start_of_recent_window, Node};
@@ -54,6 +55,67 @@ fn checksums(nodes: &[Node]) -> BTreeMap<u64, Vec<(usize, Value, Value)>> {
     by_shard
 }
 
+/// Waits until node 2, which lost its data, has been drained, readmitted and given
+/// replicas again whose contents equal its peers'.
+fn rebuilt(nodes: &mut [Node], shards: usize) {
+    // Its old replicas are moved off (the metadata leader drains its id), then it
+    // is readmitted, and it gets replicas back: every shard has three again, node 2
+    // among them.
+    wait_until("node 2 readmitted", Duration::from_secs(120), || {
+        nodes[2]
+            .log()
+            .contains("readmitted after losing its data")
+            .then_some(())
+    });
+    assert!(
+        nodes[..2].iter().any(|n| n
+            .log()
+            .contains("node lost its data; moving its replicas off")),
+        "the metadata leader drained node 2's id first"
+    );
+    let status = wait_until("node 2 rebuilt", Duration::from_secs(240), || {
+        let (_, s) = nodes[0].http_get_json("/cluster/status");
+        let settled = s["shards_moving"] == 0
+            && s["shards"].as_array().is_some_and(|all| {
+                all.len() == shards
+                    && all
+                        .iter()
+                        .all(|sh| sh["replicas"].as_array().is_some_and(|r| r.len() == 3))
+            })
+            && s["nodes"]
+                .as_array()
+                .is_some_and(|ns| ns.iter().any(|n| n["id"] == 2 && n["state"] == "active"));
+        settled.then_some(s)
+    });
+    assert!(
+        status["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|sh| sh["replicas"].as_array().unwrap().contains(&Value::from(2))),
+        "{status}"
+    );
+    nodes[2].wait_ready();
+    let metrics = nodes[2].metrics_text();
+    assert!(
+        metrics.contains("kelemetry_awaiting_readmission 0"),
+        "{metrics}"
+    );
+
+    // Node 2's replicas hold what their peers hold, byte for byte.
+    wait_until("replicas identical", Duration::from_secs(60), || {
+        let sums = checksums(nodes);
+        let on_2 = sums.values().flatten().filter(|(i, _, _)| *i == 2).count();
+        let same = sums.values().all(|replicas| {
+            replicas.len() == 3
+                && replicas
+                    .iter()
+                    .all(|(_, a, c)| *a == replicas[0].1 && *c == replicas[0].2)
+        });
+        (on_2 > 0 && same).then_some(())
+    });
+}
+
 #[test]
 fn a_node_with_a_damaged_table_is_rebuilt_from_its_peers() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,66 +162,12 @@ fn a_node_with_a_damaged_table_is_rebuilt_from_its_peers() {
         );
     }
 
-    // Its old replicas are moved off (the metadata leader drains its id), then it
-    // is readmitted, and it gets replicas back: every shard has three again, node 2
-    // among them.
-    wait_until("node 2 readmitted", Duration::from_secs(120), || {
-        nodes[2]
-            .log()
-            .contains("readmitted after losing its data")
-            .then_some(())
-    });
-    assert!(
-        nodes[..2].iter().any(|n| n
-            .log()
-            .contains("node lost its data; moving its replicas off")),
-        "the metadata leader drained node 2's id first"
-    );
-    let status = wait_until("node 2 rebuilt", Duration::from_secs(240), || {
-        let (_, s) = nodes[0].http_get_json("/cluster/status");
-        let settled = s["shards_moving"] == 0
-            && s["shards"].as_array().is_some_and(|all| {
-                all.len() == shards
-                    && all
-                        .iter()
-                        .all(|sh| sh["replicas"].as_array().is_some_and(|r| r.len() == 3))
-            })
-            && s["nodes"]
-                .as_array()
-                .is_some_and(|ns| ns.iter().any(|n| n["id"] == 2 && n["state"] == "active"));
-        settled.then_some(s)
-    });
-    assert!(
-        status["shards"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|sh| sh["replicas"].as_array().unwrap().contains(&Value::from(2))),
-        "{status}"
-    );
-    nodes[2].wait_ready();
+    rebuilt(&mut nodes, shards);
     let metrics = nodes[2].metrics_text();
     assert!(
         metrics.contains("kelemetry_damaged_databases_moved_total 1"),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("kelemetry_awaiting_readmission 0"),
-        "{metrics}"
-    );
-
-    // Node 2's replicas hold what their peers hold, byte for byte.
-    wait_until("replicas identical", Duration::from_secs(60), || {
-        let sums = checksums(&nodes);
-        let on_2 = sums.values().flatten().filter(|(i, _, _)| *i == 2).count();
-        let same = sums.values().all(|replicas| {
-            replicas.len() == 3
-                && replicas
-                    .iter()
-                    .all(|(_, a, c)| *a == replicas[0].1 && *c == replicas[0].2)
-        });
-        (on_2 > 0 && same).then_some(())
-    });
 
     // Everything acknowledged before and during is there, also read through node 2,
     // and node 2 takes writes again.
@@ -173,4 +181,40 @@ fn a_node_with_a_damaged_table_is_rebuilt_from_its_peers() {
         });
     }
     assert_eq!(nodes[0].stored(&[("name", "after")]).len(), 1);
+}
+
+#[test]
+fn a_member_restarted_on_an_empty_data_directory_is_readmitted_before_it_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = 8;
+    let (mut nodes, addrs) = start_cluster(dir.path(), "8", &[]);
+    let (before, _) = deployment_lifecycle("default", "before", start_of_recent_window());
+    for b in &before {
+        assert_eq!(nodes[0].post_audit(CLUSTER, b).0, 200);
+    }
+    // The volume is lost: node 2 comes back under its id on an empty directory,
+    // joining through its peers (a fixed ring's --peers would start a new ring).
+    nodes[2].kill();
+    let n2 = dir.path().join("n2-new");
+    std::fs::create_dir_all(&n2).unwrap();
+    let join = format!("{},{}", addrs[0], addrs[1]);
+    let mut fresh = Node::start_no_wait(
+        &n2,
+        &[
+            "--shards",
+            "8",
+            "--node-id",
+            "2",
+            "--join",
+            &join,
+            "--peer-addr",
+            &addrs[2],
+        ],
+    );
+    fresh
+        .wait_listening(Duration::from_secs(60))
+        .expect("listening");
+    nodes[2] = fresh;
+    rebuilt(&mut nodes, shards);
+    assert_eq!(nodes[2].stored(&[("name", "before")]).len(), 1);
 }
