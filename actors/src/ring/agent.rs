@@ -128,7 +128,9 @@ async fn register(state: &mut AgentState) {
     }
     let meta = shards.ring();
     if meta.members.is_empty() {
-        if state.args.join.is_empty() {
+        // A node that leads the metadata group it just bootstrapped is in the ring
+        // its controller creates; it asks no one (itself included) to join.
+        if state.args.join.is_empty() || shards.meta().is_leader() {
             return;
         }
         let addr = &state.args.join[state.join_attempt % state.args.join.len()];

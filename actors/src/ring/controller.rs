@@ -60,7 +60,7 @@ impl Controller {
             return;
         }
         let meta = shards.ring();
-        if meta.members.is_empty() {
+        if meta.shards == 0 {
             self.init(shards).await;
             return;
         }

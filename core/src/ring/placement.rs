@@ -231,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn init_is_ignored_once_members_exist_and_rejoin_after_removal_is_joining() {
+    fn init_is_ignored_once_applied_and_rejoin_after_removal_is_joining() {
         let mut m = ring(3, 8);
         let snapshot = m.clone();
         m.apply(&RingCommand::Init {
@@ -248,6 +248,23 @@ mod tests {
         assert_eq!(m.members[&3].state, MemberState::Joining);
         m.apply(&RingCommand::Join(member(1)));
         assert_eq!(m.members[&1].state, MemberState::Active);
+    }
+
+    #[test]
+    fn init_after_an_early_join_still_creates_the_ring() {
+        // The bootstrapping node's own Join, or a peer's, may commit before Init.
+        let mut m = RingState::default();
+        m.apply(&RingCommand::Join(member(0)));
+        m.apply(&RingCommand::Join(member(1)));
+        m.apply(&RingCommand::Init {
+            shards: 8,
+            replicas: 3,
+            members: vec![member(0)],
+        });
+        assert_eq!((m.shards, m.replicas), (8, 3));
+        assert_eq!(m.members[&0].state, MemberState::Active);
+        assert_eq!(m.members[&1].state, MemberState::Joining);
+        assert!(m.target.values().all(|t| t == &vec![0]), "{:?}", m.target);
     }
 
     #[test]

@@ -37,7 +37,9 @@ impl RingState {
                 replicas,
                 members,
             } => {
-                if !self.members.is_empty() {
+                // Once only. A Join committed before it (a node that asked to join
+                // the ring its metadata leader was about to create) is kept.
+                if self.shards != 0 {
                     return;
                 }
                 self.shards = *shards;
