@@ -51,6 +51,10 @@ fn advertised(peer_advertise: &str, http: SocketAddr) -> String {
     format!("{host}:{}", http.port())
 }
 
+/// Reset streams a peer connection may have pending before h2 closes it (see the
+/// peer server in [`start`]).
+const PEER_PENDING_RESET_STREAMS: usize = 10_000;
+
 /// The peers a node asks for admission (and, after losing its data, readmission):
 /// its `--join` list, or the other `--peers` of a fixed ring.
 fn rejoin_addresses(join: &[String], settings: &kelemetry_raft::RaftSettings) -> Vec<String> {
@@ -155,7 +159,16 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
 
     // Peers must reach this node's Raft groups before any shard can elect a leader.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut peer_server = tonic::transport::Server::builder();
+    // Every Raft group shares one HTTP/2 connection per peer, and openraft drops an
+    // AppendEntries it gave up on (100 ms), which resets its stream. After a
+    // partition heals, dozens of groups do so at once; h2's guard against reset
+    // floods (20 pending resets) then closed the whole connection with GOAWAY
+    // (logged as "remotely-reset pending-accept streams reached limit"), failing
+    // every group's calls to that peer at once; the chaos runs hit it at most
+    // faults. Peers are other nodes, not the public, so the guard is relaxed on
+    // this port only.
+    let mut peer_server = tonic::transport::Server::builder()
+        .http2_max_pending_accept_reset_streams(Some(PEER_PENDING_RESET_STREAMS));
     if let Some(tls) = &settings.tls {
         peer_server = peer_server
             .tls_config(tls.server_config())

@@ -111,6 +111,9 @@ impl ShardSet {
             tracing::warn!(
                 "this node lost its data; it answers for no replica until the cluster readmits it"
             );
+        } else if fresh && settings.bootstrap && set.ring_exists(&settings.ring_probe).await {
+            tracing::warn!("the data directory is fresh but a ring already exists among the --join peers: this node lost its data and is readmitted instead of starting a new ring");
+            set.lost_data.mark(&set.engine)?;
         } else if fresh && settings.bootstrap {
             set.bootstrap().await?;
         } else if fresh {
@@ -129,6 +132,23 @@ impl ShardSet {
             }
         }
         Ok(set)
+    }
+
+    /// Whether any of `peers` answers a ping as a member of an existing ring (peers
+    /// that do not answer within a second count as no).
+    async fn ring_exists(&self, peers: &[String]) -> bool {
+        for addr in peers.iter().filter(|a| **a != self.settings.advertise_addr) {
+            let Ok(mut client) = self.channels.client(addr) else {
+                continue;
+            };
+            let ping = client.ping(kelemetry_proto::kelemetry::cluster::v1::PingRequest {});
+            if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_secs(1), ping).await {
+                if reply.into_inner().in_ring {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     async fn is_initialized(&self, g: &ShardRaft) -> Result<bool, ShardSetError> {

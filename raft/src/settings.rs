@@ -32,6 +32,11 @@ pub struct RaftSettings {
     /// when `None`. Lets firewall rules (or a fault-injecting proxy) tell nodes apart
     /// on a host where they share one network.
     pub peer_source_ip: Option<std::net::IpAddr>,
+    /// Peers asked, before this node bootstraps a fresh data directory on its own
+    /// judgement (a StatefulSet's first pod), whether a ring already exists: if one
+    /// does, the directory is a lost volume, and the node is readmitted instead of
+    /// starting a second ring.
+    pub ring_probe: Vec<String>,
 }
 
 impl RaftSettings {
@@ -46,6 +51,7 @@ impl RaftSettings {
             tls: None,
             replicas: 3,
             peer_source_ip: None,
+            ring_probe: Vec::new(),
         }
     }
 }

@@ -33,6 +33,7 @@ pub struct NodeProcess {
     dir: PathBuf,
     args: Vec<String>,
     log_filter: String,
+    envs: Vec<(String, String)>,
     child: Option<Child>,
     /// The bound addresses of the current run (empty before the first wait).
     pub addrs: Addresses,
@@ -50,9 +51,16 @@ impl NodeProcess {
             dir: dir.to_path_buf(),
             args: args.iter().map(|a| a.as_ref().to_string()).collect(),
             log_filter: "info".to_string(),
+            envs: Vec::new(),
             child: None,
             addrs: Addresses::default(),
         }
+    }
+
+    /// Sets an environment variable of the node's process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_string(), value.to_string()));
+        self
     }
 
     /// Sets the node's `RUST_LOG` (default `info`).
@@ -89,7 +97,8 @@ impl NodeProcess {
             .args(["--grpc-addr", "127.0.0.1:0"])
             .args(["--peer-addr", "127.0.0.1:0"])
             .args(&self.args)
-            .env("RUST_LOG", &self.log_filter);
+            .env("RUST_LOG", &self.log_filter)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
         c
     }
 

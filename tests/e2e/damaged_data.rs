@@ -55,26 +55,27 @@ fn checksums(nodes: &[Node]) -> BTreeMap<u64, Vec<(usize, Value, Value)>> {
     by_shard
 }
 
-/// Waits until node 2, which lost its data, has been drained, readmitted and given
-/// replicas again whose contents equal its peers'.
-fn rebuilt(nodes: &mut [Node], shards: usize) {
+/// Waits until node `who` (index and id), which lost its data, has been drained,
+/// readmitted and given replicas again whose contents equal its peers'.
+fn rebuilt(nodes: &mut [Node], shards: usize, who: usize) {
     // Its old replicas are moved off (the metadata leader drains its id), then it
-    // is readmitted, and it gets replicas back: every shard has three again, node 2
-    // among them.
-    wait_until("node 2 readmitted", Duration::from_secs(120), || {
-        nodes[2]
+    // is readmitted, and it gets replicas back: every shard has three again, this
+    // node among them, as a peer sees the ring.
+    wait_until("readmitted", Duration::from_secs(120), || {
+        nodes[who]
             .log()
             .contains("readmitted after losing its data")
             .then_some(())
     });
     assert!(
-        nodes[..2].iter().any(|n| n
-            .log()
-            .contains("node lost its data; moving its replicas off")),
-        "the metadata leader drained node 2's id first"
+        nodes.iter().enumerate().any(|(i, n)| i != who
+            && n.log()
+                .contains("node lost its data; moving its replicas off")),
+        "the metadata leader drained the node's id first"
     );
-    let status = wait_until("node 2 rebuilt", Duration::from_secs(240), || {
-        let (_, s) = nodes[0].http_get_json("/cluster/status");
+    let peer = (who + 1) % nodes.len();
+    let status = wait_until("rebuilt", Duration::from_secs(240), || {
+        let (_, s) = nodes[peer].http_get_json("/cluster/status");
         let settled = s["shards_moving"] == 0
             && s["shards"].as_array().is_some_and(|all| {
                 all.len() == shards
@@ -84,7 +85,7 @@ fn rebuilt(nodes: &mut [Node], shards: usize) {
             })
             && s["nodes"]
                 .as_array()
-                .is_some_and(|ns| ns.iter().any(|n| n["id"] == 2 && n["state"] == "active"));
+                .is_some_and(|ns| ns.len() == 3 && ns.iter().all(|n| n["state"] == "active"));
         settled.then_some(s)
     });
     assert!(
@@ -92,20 +93,27 @@ fn rebuilt(nodes: &mut [Node], shards: usize) {
             .as_array()
             .unwrap()
             .iter()
-            .any(|sh| sh["replicas"].as_array().unwrap().contains(&Value::from(2))),
+            .any(|sh| sh["replicas"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from(who))),
         "{status}"
     );
-    nodes[2].wait_ready();
-    let metrics = nodes[2].metrics_text();
+    nodes[who].wait_ready();
+    let metrics = nodes[who].metrics_text();
     assert!(
         metrics.contains("kelemetry_awaiting_readmission 0"),
         "{metrics}"
     );
 
-    // Node 2's replicas hold what their peers hold, byte for byte.
+    // Its replicas hold what their peers hold, byte for byte.
     wait_until("replicas identical", Duration::from_secs(60), || {
         let sums = checksums(nodes);
-        let on_2 = sums.values().flatten().filter(|(i, _, _)| *i == 2).count();
+        let on_2 = sums
+            .values()
+            .flatten()
+            .filter(|(i, _, _)| *i == who)
+            .count();
         let same = sums.values().all(|replicas| {
             replicas.len() == 3
                 && replicas
@@ -162,7 +170,7 @@ fn a_node_with_a_damaged_table_is_rebuilt_from_its_peers() {
         );
     }
 
-    rebuilt(&mut nodes, shards);
+    rebuilt(&mut nodes, shards, 2);
     let metrics = nodes[2].metrics_text();
     assert!(
         metrics.contains("kelemetry_damaged_databases_moved_total 1"),
@@ -215,6 +223,76 @@ fn a_member_restarted_on_an_empty_data_directory_is_readmitted_before_it_answers
         .wait_listening(Duration::from_secs(60))
         .expect("listening");
     nodes[2] = fresh;
-    rebuilt(&mut nodes, shards);
+    rebuilt(&mut nodes, shards, 2);
     assert_eq!(nodes[2].stored(&[("name", "before")]).len(), 1);
+}
+
+#[test]
+fn the_first_pod_on_an_empty_volume_rejoins_its_ring_instead_of_starting_another() {
+    // A ring formed as the chart forms it: the first pod (id 0 from its hostname,
+    // no --node-id) bootstraps a fresh ring; the others join through it.
+    let dir = tempfile::tempdir().unwrap();
+    let shards = 8;
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", kelemetry_testkit::ports::free_port()))
+        .collect();
+    let join = addrs.join(",");
+    let first_pod = |data: &Path| {
+        Node::start_with_env(
+            data,
+            &["--shards", "8", "--join", &join, "--peer-addr", &addrs[0]],
+            &[("HOSTNAME", "kelemetry-0")],
+        )
+    };
+    let mut nodes = vec![first_pod(&dir.path().join("n0"))];
+    nodes[0].wait_ready();
+    for i in 1..3 {
+        let id = i.to_string();
+        let data = dir.path().join(format!("n{i}"));
+        nodes.push(Node::start_no_wait(
+            &data,
+            &[
+                "--shards",
+                "8",
+                "--node-id",
+                &id,
+                "--join",
+                &addrs[0],
+                "--peer-addr",
+                &addrs[i],
+            ],
+        ));
+    }
+    for n in &mut nodes {
+        n.wait_ready();
+    }
+    wait_until("three replicas per shard", Duration::from_secs(120), || {
+        let (_, s) = nodes[1].http_get_json("/cluster/status");
+        let full = s["shards_moving"] == 0
+            && s["shards"].as_array().is_some_and(|all| {
+                all.iter()
+                    .all(|sh| sh["replicas"].as_array().is_some_and(|r| r.len() == 3))
+            });
+        full.then_some(())
+    });
+    let (before, _) = deployment_lifecycle("default", "before", start_of_recent_window());
+    for b in &before {
+        assert_eq!(nodes[1].post_audit(CLUSTER, b).0, 200);
+    }
+
+    // Its volume is lost. With a fresh directory it would bootstrap by its ordinal;
+    // it asks its --join peers first, finds their ring, and is readmitted to it.
+    nodes[0].kill();
+    nodes[0] = first_pod(&dir.path().join("n0-new"));
+    nodes[0]
+        .wait_listening(Duration::from_secs(60))
+        .expect("listening");
+    wait_until("the existing ring found", Duration::from_secs(30), || {
+        nodes[0]
+            .log()
+            .contains("a ring already exists among the --join peers")
+            .then_some(())
+    });
+    rebuilt(&mut nodes, shards, 0);
+    assert_eq!(nodes[0].stored(&[("name", "before")]).len(), 1);
 }

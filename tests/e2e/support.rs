@@ -43,7 +43,15 @@ impl Node {
     /// Starts a node without waiting for readiness (a ring member is ready only
     /// once its peers run too).
     pub fn start_no_wait(dir: &Path, extra: &[&str]) -> Node {
-        let mut process = NodeProcess::new(env!("CARGO_BIN_EXE_kelemetry"), dir, extra);
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    /// Starts a node with extra environment variables, without waiting.
+    pub fn start_with_env(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Node {
+        let mut process = envs.iter().fold(
+            NodeProcess::new(env!("CARGO_BIN_EXE_kelemetry"), dir, extra),
+            |p, (k, v)| p.env(k, v),
+        );
         process.spawn().expect("spawn kelemetry");
         Node {
             process,

@@ -412,6 +412,9 @@ impl ServeArgs {
             single.replicas = self.ring.replicas;
             let ordinal_zero = self.node.node_id.is_none() && node_id == 0;
             single.bootstrap = self.ring.join.is_empty() || self.ring.bootstrap || ordinal_zero;
+            if ordinal_zero && !self.ring.bootstrap {
+                single.ring_probe = self.ring.join.clone();
+            }
             return Ok(single);
         }
         if !self.ring.join.is_empty() {
@@ -437,6 +440,7 @@ impl ServeArgs {
             tls,
             replicas: self.ring.replicas,
             peer_source_ip: self.listen.peer_source_ip,
+            ring_probe: Vec::new(),
         })
     }
 

@@ -154,6 +154,7 @@ impl Peer for PeerService {
     async fn ping(&self, _req: Request<PingRequest>) -> Result<Response<PingReply>, Status> {
         Ok(Response::new(PingReply {
             node_id: self.shards.node_id(),
+            in_ring: !self.shards.ring().members.is_empty(),
         }))
     }
 }
