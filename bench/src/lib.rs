@@ -96,6 +96,9 @@ impl Clients {
                                 mine.push(n);
                                 acked.fetch_add(batch, Ordering::Relaxed);
                             }
+                            Ok(r) if r.status() != 429 && r.status() != 503 => {
+                                panic!("batch {n} refused for good: HTTP {}", r.status())
+                            }
                             Ok(_) => {
                                 refused.fetch_add(1, Ordering::Relaxed);
                                 pending = Some((n, body));
