@@ -171,7 +171,10 @@ impl Controller {
             g.membership().set_voters(want, true).await?;
         }
         let in_group: BTreeSet<NodeId> = g.voters().union(&g.learners()).copied().collect();
-        let gone: BTreeSet<NodeId> = meta
+        // Read afresh: the tick's snapshot is up to a ping round old, and a removed
+        // node readmitted since (Join, then added as a learner) must stay.
+        let gone: BTreeSet<NodeId> = shards
+            .ring()
             .ids_in(MemberState::Removed)
             .into_iter()
             .filter(|id| in_group.contains(id))
