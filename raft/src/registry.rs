@@ -134,21 +134,46 @@ impl ShardSet {
         Ok(set)
     }
 
-    /// Whether any of `peers` answers a ping as a member of an existing ring (peers
-    /// that do not answer within a second count as no).
+    /// Whether any of `peers` answers a ping as a member of an existing ring. Peers
+    /// are pinged in rounds until every one has answered (none in a ring: no) or
+    /// [`crate::settings::RING_PROBE_WINDOW`] has passed (counted as no).
     async fn ring_exists(&self, peers: &[String]) -> bool {
-        for addr in peers.iter().filter(|a| **a != self.settings.advertise_addr) {
-            let Ok(mut client) = self.channels.client(addr) else {
-                continue;
-            };
-            let ping = client.ping(kelemetry_proto::kelemetry::cluster::v1::PingRequest {});
-            if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_secs(1), ping).await {
-                if reply.into_inner().in_ring {
-                    return true;
+        let mut silent: Vec<&String> = peers
+            .iter()
+            .filter(|a| **a != self.settings.advertise_addr)
+            .collect();
+        let deadline = tokio::time::Instant::now() + crate::settings::RING_PROBE_WINDOW;
+        loop {
+            let mut still_silent = Vec::new();
+            for addr in silent {
+                match self.in_ring(addr).await {
+                    Some(true) => return true,
+                    Some(false) => {}
+                    None => still_silent.push(addr),
                 }
             }
+            silent = still_silent;
+            if silent.is_empty() {
+                return false;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(silent = ?silent, "--join peers did not answer whether a ring exists; bootstrapping a new one");
+                return false;
+            }
+            tracing::info!(silent = ?silent, "waiting for --join peers to say whether a ring exists before bootstrapping");
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        false
+    }
+
+    /// Whether the peer at `addr` holds ring metadata; `None` when it does not
+    /// answer within a second.
+    async fn in_ring(&self, addr: &str) -> Option<bool> {
+        let mut client = self.channels.client(addr).ok()?;
+        let ping = client.ping(kelemetry_proto::kelemetry::cluster::v1::PingRequest {});
+        match tokio::time::timeout(Duration::from_secs(1), ping).await {
+            Ok(Ok(reply)) => Some(reply.into_inner().in_ring),
+            _ => None,
+        }
     }
 
     async fn is_initialized(&self, g: &ShardRaft) -> Result<bool, ShardSetError> {

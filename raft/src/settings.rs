@@ -35,7 +35,8 @@ pub struct RaftSettings {
     /// Peers asked, before this node bootstraps a fresh data directory on its own
     /// judgement (a StatefulSet's first pod), whether a ring already exists: if one
     /// does, the directory is a lost volume, and the node is readmitted instead of
-    /// starting a second ring.
+    /// starting a second ring. The peers are asked in rounds until every one has
+    /// answered or [`RING_PROBE_WINDOW`] has passed.
     pub ring_probe: Vec<String>,
 }
 
@@ -55,6 +56,11 @@ impl RaftSettings {
         }
     }
 }
+
+/// How long a first pod on a fresh directory keeps asking its `--join` peers whether
+/// a ring exists while some of them do not answer (they may be restarting with it,
+/// as a StatefulSet's pods do together); then it bootstraps.
+pub const RING_PROBE_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long a leader may go without a quorum's acknowledgement before it is treated
 /// as isolated: a little more than the longest election timeout.

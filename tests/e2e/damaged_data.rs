@@ -229,8 +229,9 @@ fn a_member_restarted_on_an_empty_data_directory_is_readmitted_before_it_answers
 
 #[test]
 fn the_first_pod_on_an_empty_volume_rejoins_its_ring_instead_of_starting_another() {
-    // A ring formed as the chart forms it: the first pod (id 0 from its hostname,
-    // no --node-id) bootstraps a fresh ring; the others join through it.
+    // A ring formed as the chart forms it: the pods start together; the first (id
+    // 0 from its hostname, no --node-id) finds no ring among its peers and
+    // bootstraps one; the others join through it.
     let dir = tempfile::tempdir().unwrap();
     let shards = 8;
     let addrs: Vec<String> = (0..3)
@@ -245,7 +246,6 @@ fn the_first_pod_on_an_empty_volume_rejoins_its_ring_instead_of_starting_another
         )
     };
     let mut nodes = vec![first_pod(&dir.path().join("n0"))];
-    nodes[0].wait_ready();
     for i in 1..3 {
         let id = i.to_string();
         let data = dir.path().join(format!("n{i}"));
@@ -280,13 +280,32 @@ fn the_first_pod_on_an_empty_volume_rejoins_its_ring_instead_of_starting_another
         assert_eq!(nodes[1].post_audit(CLUSTER, b).0, 200);
     }
 
-    // Its volume is lost. With a fresh directory it would bootstrap by its ordinal;
-    // it asks its --join peers first, finds their ring, and is readmitted to it.
-    nodes[0].kill();
+    // The whole StatefulSet restarts, and the first pod's volume is lost. With a
+    // fresh directory it would bootstrap by its ordinal; it asks its --join peers
+    // first, and keeps asking while they are still down, finds their ring, and is
+    // readmitted to it.
+    for n in &mut nodes {
+        n.kill();
+    }
     nodes[0] = first_pod(&dir.path().join("n0-new"));
-    nodes[0]
-        .wait_listening(Duration::from_secs(60))
-        .expect("listening");
+    wait_until(
+        "the first pod asking again",
+        Duration::from_secs(30),
+        || {
+            nodes[0]
+                .log()
+                .contains("waiting for --join peers to say whether a ring exists")
+                .then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    for n in &mut nodes[1..] {
+        n.spawn().expect("restart a peer");
+    }
+    for n in &mut nodes {
+        n.wait_listening(Duration::from_secs(60))
+            .expect("listening");
+    }
     wait_until("the existing ring found", Duration::from_secs(30), || {
         nodes[0]
             .log()

@@ -57,18 +57,21 @@ pub async fn send_to(
     cmd: &RingCommand,
     forwarded: bool,
 ) -> Result<(), PeerError> {
-    send_request(shards, addr, cmd, forwarded, false).await
+    send_request(shards, addr, cmd, forwarded, false)
+        .await
+        .map(|_| ())
 }
 
 /// Sends `cmd` to the node at `addr`; `lost_data` marks the Join of a node that
-/// lost its data ([`crate::ring::readmission`]).
+/// lost its data ([`crate::ring::readmission`]). On success, whether the answer
+/// says the node is readmitted.
 pub(crate) async fn send_request(
     shards: &ShardSet,
     addr: &str,
     cmd: &RingCommand,
     forwarded: bool,
     lost_data: bool,
-) -> Result<(), PeerError> {
+) -> Result<bool, PeerError> {
     let body = postcard::to_stdvec(cmd)
         .map_err(|e| PeerError::Transport(format!("cannot encode the command: {e}")))?;
     let mut client = shards.channels().client(addr)?;
@@ -85,7 +88,7 @@ pub(crate) async fn send_request(
     .map_err(|s| PeerError::Transport(format!("{addr}: {}", s.message())))?
     .into_inner();
     if reply.error.is_empty() {
-        Ok(())
+        Ok(reply.readmitted)
     } else {
         Err(PeerError::Refused {
             peer: addr.to_string(),

@@ -77,7 +77,8 @@ pub async fn handle(shards: &ShardSet, me: &Member, forwarded: bool) -> Result<(
             .peer_addr(leader)
             .ok_or(PeerError::NoAddress(leader))?;
         let join = RingCommand::Join(me.clone());
-        return Ok(send_request(shards, &addr, &join, true, true).await?);
+        let readmitted = send_request(shards, &addr, &join, true, true).await?;
+        return confirmed(readmitted, &addr);
     }
     let id = me.id;
     let state = |state| RingCommand::SetState { id, state };
@@ -120,10 +121,26 @@ pub async fn handle(shards: &ShardSet, me: &Member, forwarded: bool) -> Result<(
 /// On the node that lost its data: asks the peer at `addr` whether it may join;
 /// on yes, records that it was readmitted.
 pub async fn ask(shards: &ShardSet, addr: &str, me: &Member) -> Result<(), RingError> {
-    send_request(shards, addr, &RingCommand::Join(me.clone()), false, true).await?;
+    let readmitted =
+        send_request(shards, addr, &RingCommand::Join(me.clone()), false, true).await?;
+    confirmed(readmitted, addr)?;
     shards
         .readmitted()
         .map_err(|e| RingError::NotYet(format!("cannot record the readmission: {e}")))
+}
+
+/// An answer without an error that does not say "readmitted" comes from a peer
+/// that predates readmission: it committed (or forwarded) the Join as an ordinary
+/// one, which readmits nothing.
+fn confirmed(readmitted: bool, addr: &str) -> Result<(), RingError> {
+    if readmitted {
+        Ok(())
+    } else {
+        Err(RingError::NotYet(format!(
+            "{addr} accepted the Join without readmitting this node (a version that \
+             predates readmission); waiting for an upgraded metadata leader"
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -106,6 +106,7 @@ impl Peer for PeerService {
         let req = req.into_inner();
         let cmd: RingCommand = postcard::from_bytes(&req.command)
             .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
+        let readmitted = req.lost_data && matches!(cmd, RingCommand::Join(_));
         let result = match (&cmd, req.lost_data) {
             (RingCommand::Join(me), true) => {
                 readmission::handle(&self.shards, me, req.forwarded).await
@@ -116,9 +117,13 @@ impl Peer for PeerService {
             (_, false) => proposer::handle(&self.shards, cmd, req.forwarded).await,
         };
         let reply = match result {
-            Ok(()) => MetaReply::default(),
+            Ok(()) => MetaReply {
+                readmitted,
+                ..Default::default()
+            },
             Err(error) => MetaReply {
                 error: error.to_string(),
+                ..Default::default()
             },
         };
         Ok(Response::new(reply))

@@ -1,0 +1,98 @@
+//! Readmission across versions, over loopback gRPC: a node that lost its data
+//! clears its mark only when the metadata leader says "readmitted", never on a
+//! bare success from a peer that predates readmission.
+
+use kelemetry_actors::ring::readmission;
+use kelemetry_core::ring::{Member, MemberState};
+use kelemetry_proto::kelemetry::cluster::v1 as pb;
+use kelemetry_proto::kelemetry::cluster::v1::peer_server::{Peer, PeerServer};
+use kelemetry_raft::{Engine, RaftSettings, ShardSet};
+use tonic::{Request, Response, Status};
+
+/// A metadata leader that answers every Meta request with success, saying
+/// "readmitted" or not as configured.
+struct MetaLeader {
+    says_readmitted: bool,
+}
+
+#[tonic::async_trait]
+impl Peer for MetaLeader {
+    async fn raft(&self, _: Request<pb::RaftMessage>) -> Result<Response<pb::RaftMessage>, Status> {
+        Err(Status::unimplemented("raft"))
+    }
+    async fn submit(
+        &self,
+        _: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitReply>, Status> {
+        Err(Status::unimplemented("submit"))
+    }
+    async fn read(&self, _: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
+        Err(Status::unimplemented("read"))
+    }
+    async fn meta(&self, _: Request<pb::MetaRequest>) -> Result<Response<pb::MetaReply>, Status> {
+        Ok(Response::new(pb::MetaReply {
+            error: String::new(),
+            readmitted: self.says_readmitted,
+        }))
+    }
+    async fn ping(&self, _: Request<pb::PingRequest>) -> Result<Response<pb::PingReply>, Status> {
+        Err(Status::unimplemented("ping"))
+    }
+    async fn campaign(
+        &self,
+        _: Request<pb::CampaignRequest>,
+    ) -> Result<Response<pb::CampaignReply>, Status> {
+        Err(Status::unimplemented("campaign"))
+    }
+}
+
+async fn serve(says_readmitted: bool) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(PeerServer::new(MetaLeader { says_readmitted }))
+            .serve_with_incoming(incoming),
+    );
+    addr
+}
+
+/// A node on a fresh directory that joins (does not bootstrap): marked as having
+/// lost its data.
+async fn lost_node(dir: &std::path::Path) -> (ShardSet, Member) {
+    let addr = "127.0.0.1:1".to_string();
+    let mut settings = RaftSettings::single(5, addr.clone(), 4);
+    settings.bootstrap = false;
+    let set = ShardSet::open(Engine::open(dir).unwrap(), &settings)
+        .await
+        .unwrap();
+    assert!(set.awaits_readmission());
+    let me = Member {
+        id: 5,
+        peer_addr: addr,
+        http_addr: "127.0.0.1:2".into(),
+        state: MemberState::Active,
+    };
+    (set, me)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_success_from_an_older_peer_does_not_readmit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (set, me) = lost_node(dir.path()).await;
+    let old = serve(false).await;
+    let err = readmission::ask(&set, &old, &me).await.unwrap_err();
+    assert!(err.to_string().contains("predates readmission"), "{err}");
+    assert!(set.awaits_readmission());
+    assert!(set.lost_data_refusal().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_readmission_clears_the_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let (set, me) = lost_node(dir.path()).await;
+    let leader = serve(true).await;
+    readmission::ask(&set, &leader, &me).await.unwrap();
+    assert!(!set.awaits_readmission());
+}
