@@ -3,8 +3,19 @@
 
 use anyhow::Context;
 use kelemetry_raft::{Engine, EngineError, EngineMemory};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// A file inside the database directory recording damage found while the node ran
+/// (a read that failed its checksum). It moves with the directory, so the damage
+/// is acted on at the next start even with `--verify-data-on-start=false`, and a
+/// crash while the database is moved aside cannot attach it to the new one.
+const DAMAGE_MARK: &str = "kelemetry-damage-found";
+
+/// The exit status of a node stopped by a storage failure (EX_IOERR), so its
+/// supervisor restarts it and the start-up path takes over.
+pub const EXIT_STORAGE_FAILED: i32 = 74;
 
 /// The database directory inside `--data-dir`.
 pub fn db_path(data_dir: &Path) -> PathBuf {
@@ -27,17 +38,20 @@ pub fn open(
     can_rebuild: bool,
 ) -> anyhow::Result<Engine> {
     let path = db_path(data_dir);
-    let damage = match open_checked(&path, memory, verify) {
-        Ok(engine) => return Ok(engine),
-        Err(e) if e.is_corruption() => e,
-        Err(e) => {
-            return Err(e).with_context(|| {
-                format!(
-                    "--data-dir {}: cannot open the database",
-                    data_dir.display()
-                )
-            })
-        }
+    let damage = match std::fs::read_to_string(path.join(DAMAGE_MARK)) {
+        Ok(found) => format!("found while the node ran: {}", found.trim()),
+        Err(_) => match open_checked(&path, memory, verify) {
+            Ok(engine) => return Ok(engine),
+            Err(e) if e.is_corruption() => e.to_string(),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "--data-dir {}: cannot open the database",
+                        data_dir.display()
+                    )
+                })
+            }
+        },
     };
     anyhow::ensure!(
         can_rebuild,
@@ -67,6 +81,39 @@ pub fn open(
     kelemetry_raft::lost_data::mark_lost(&engine)
         .context("cannot record that this node lost its data")?;
     Ok(engine)
+}
+
+/// Stops the process on the engine's first storage failure (see
+/// `kelemetry_raft::storage_fault`), on the thread that met it: damage is recorded
+/// in the database directory first, so the next start rebuilds it; the exit
+/// status is [`EXIT_STORAGE_FAILED`].
+pub fn stop_on_storage_failure(engine: &Engine, data_dir: &Path) {
+    let db = db_path(data_dir);
+    engine.fault().on_failure(Box::new(move |failure| {
+        if failure.corruption {
+            if let Err(e) = record_damage(&db, &failure.message) {
+                tracing::error!(error = %e, "cannot record the damage; --verify-data-on-start finds it at the next start");
+            }
+        }
+        let next = if failure.corruption {
+            "the next start moves the damaged database aside and rebuilds this node's replicas from its peers"
+        } else {
+            "the next start reopens the database once the disk takes writes again"
+        };
+        tracing::error!(error = %failure.message, exit_status = EXIT_STORAGE_FAILED, "stopping on a storage failure; {next}");
+        // SAFETY: `_exit` ends the process at once. Acknowledged writes are already
+        // synced; running exit handlers instead would tear down RocksDB under its
+        // own background threads.
+        unsafe { libc::_exit(EXIT_STORAGE_FAILED) }
+    }));
+}
+
+/// Writes the damage mark into the database directory `db`, synced.
+fn record_damage(db: &Path, message: &str) -> std::io::Result<()> {
+    let mut file = std::fs::File::create(db.join(DAMAGE_MARK))?;
+    file.write_all(message.as_bytes())?;
+    file.sync_all()?;
+    std::fs::File::open(db)?.sync_all()
 }
 
 /// Opens the database at `path` and, when `verify`, reads it whole; the engine is

@@ -126,6 +126,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         node.verify_data_on_start,
         !rejoin_via.is_empty(),
     )?;
+    crate::data_dir::stop_on_storage_failure(&engine, &node.data_dir);
     // Checked before any storage is opened, so a bad --otlp-* flag fails at once.
     let exporter = match args.export.settings() {
         Some(s) => {

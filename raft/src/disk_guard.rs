@@ -1,7 +1,7 @@
 //! Free space on the data directory's filesystem, watched. RocksDB that runs out of
 //! space mid-write stops taking writes until it is reopened, and an openraft log
-//! write that fails stops its group for good; so a node refuses new work well
-//! before that point. Below `--min-free-disk` it refuses writes (503), and its
+//! write that fails stops its group for good (the node then stops, see
+//! [`crate::storage_fault`]); so a node refuses new work well before that point. Below `--min-free-disk` it refuses writes (503), and its
 //! replicas refuse entries and snapshots from their leaders (which go on with the
 //! rest of the quorum and catch this replica up later); reads are served
 //! throughout. Once a tenth more than the minimum is free again, it takes writes

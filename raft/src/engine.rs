@@ -4,6 +4,7 @@
 //! binding (Debian's 7.8 through `rocksdb 0.20`, chosen for build time) can change here
 //! alone.
 
+use crate::storage_fault::{StorageFailure, StorageFault};
 use kelemetry_core::state::{KvRead, StateError};
 use rocksdb::{
     BlockBasedIndexType, BlockBasedOptions, Cache, DBRecoveryMode, Options, ReadOptions,
@@ -114,6 +115,7 @@ pub struct Engine {
     cache: Cache,
     memory: EngineMemory,
     snapshot_dir: Arc<PathBuf>,
+    fault: Arc<StorageFault>,
 }
 
 impl Engine {
@@ -165,6 +167,13 @@ impl Engine {
         // dropping every synced write after it (RocksDB's default, point-in-time).
         opts.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
         opts.set_paranoid_checks(true);
+        // RocksDB's own text log (LOG) lives on the data disk. On a disk full to
+        // the last byte, Debian's build aborts the process on the second write to
+        // a log file that already failed once, before a refused write reaches the
+        // node; kept to fatal messages (and the options header at open), the LOG is
+        // not written while the node runs. The node logs RocksDB's errors itself.
+        opts.set_log_level(rocksdb::LogLevel::Fatal);
+        opts.set_keep_log_file_num(4);
         let db = DB::open(&opts, path)?;
         let snapshot_dir = path.join("kelemetry-snapshots");
         std::fs::create_dir_all(&snapshot_dir)
@@ -174,6 +183,59 @@ impl Engine {
             cache,
             memory,
             snapshot_dir: Arc::new(snapshot_dir),
+            fault: Arc::default(),
+        })
+    }
+
+    /// Where the first failure the node cannot go on from is recorded: any refused
+    /// write, and any read that finds damaged files.
+    pub fn fault(&self) -> &Arc<StorageFault> {
+        &self.fault
+    }
+
+    /// Refuses any write once one failed: RocksDB's log writer takes no further
+    /// call after a failure (Debian's build asserts and aborts on one), and the
+    /// node is stopping by then.
+    fn refuse_after_failure(&self) -> Result<(), EngineError> {
+        match self.fault.failure() {
+            Some(failed) => Err(EngineError::other(format!(
+                "not writing after a storage failure: {}",
+                failed.message
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a write that failed on the disk (an I/O error, a full disk, damage):
+    /// RocksDB takes no more writes until reopened.
+    fn write_failed<T>(&self, result: Result<T, rocksdb::Error>) -> Result<T, EngineError> {
+        result.map_err(|e| {
+            let on_disk = matches!(
+                e.kind(),
+                rocksdb::ErrorKind::IOError | rocksdb::ErrorKind::Corruption
+            );
+            let e = EngineError::from(e);
+            if on_disk {
+                self.fault.record(StorageFailure {
+                    message: e.message.clone(),
+                    corruption: e.corruption,
+                });
+            }
+            e
+        })
+    }
+
+    /// Records a failed read when it found damaged files.
+    fn read_failed<T>(&self, result: Result<T, rocksdb::Error>) -> Result<T, EngineError> {
+        result.map_err(|e| {
+            let e = EngineError::from(e);
+            if e.corruption {
+                self.fault.record(StorageFailure {
+                    message: e.message.clone(),
+                    corruption: true,
+                });
+            }
+            e
         })
     }
 
@@ -196,11 +258,12 @@ impl Engine {
     /// Reads one key.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         crate::metrics::ENGINE_OPS.reads.inc();
-        Ok(self.db.get(key)?)
+        self.read_failed(self.db.get(key))
     }
 
     /// Applies `ops` atomically; with `sync` the call returns only after the WAL is on disk.
     pub fn write(&self, ops: impl IntoIterator<Item = Op>, sync: bool) -> Result<(), EngineError> {
+        self.refuse_after_failure()?;
         let mut batch = WriteBatch::default();
         for op in ops {
             match op {
@@ -212,7 +275,7 @@ impl Engine {
         crate::metrics::ENGINE_OPS.record_write(&batch);
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        Ok(self.db.write_opt(batch, &wo)?)
+        self.write_failed(self.db.write_opt(batch, &wo))
     }
 
     /// Visits keys in `[start, end)` in order until `visit` returns false.
@@ -236,7 +299,7 @@ impl Engine {
             }
             it.next();
         }
-        Ok(it.status()?)
+        self.read_failed(it.status())
     }
 
     /// The last key in `[start, end)`.
@@ -250,7 +313,7 @@ impl Engine {
             (Some(k), Some(v)) if it.valid() => Some((k.to_vec(), v.to_vec())),
             _ => None,
         };
-        it.status()?;
+        self.read_failed(it.status())?;
         Ok(found)
     }
 
@@ -287,7 +350,8 @@ impl Engine {
 
     /// Makes every write made so far durable by syncing the write-ahead log.
     pub fn sync_wal(&self) -> Result<(), EngineError> {
-        Ok(self.db.flush_wal(true)?)
+        self.refuse_after_failure()?;
+        self.write_failed(self.db.flush_wal(true))
     }
 
     /// Flushes memtables to SST files and stops RocksDB's background jobs (graceful

@@ -12,6 +12,7 @@
 //! - [`registry`]: every group of this node, replica lifecycle, bootstrap, shutdown;
 //!   [`routing`] and [`hints`]: where to send work for a shard this node does not
 //!   lead.
+//! - [`storage_fault`]: the first failure the engine cannot go on from.
 //! - [`metrics`]: what the engine does, counted for `/metrics`.
 //! - [`settings`] and [`error`]: configuration and typed errors.
 
@@ -38,6 +39,7 @@ pub mod routing;
 pub mod settings;
 pub mod snapshot_file;
 pub mod state_machine;
+pub mod storage_fault;
 pub mod types;
 pub mod wal_sync;
 

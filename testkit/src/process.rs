@@ -255,6 +255,23 @@ impl NodeProcess {
         }
     }
 
+    /// Waits up to `timeout` for the process to end by itself; `None` while it
+    /// still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let c = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(s)) = c.try_wait() {
+                self.child = None;
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// Freezes the process (SIGSTOP): it keeps its sockets but answers nothing, like
     /// a node stuck in a long pause.
     pub fn pause(&self) -> Result<(), TestkitError> {

@@ -45,6 +45,20 @@ impl SmallDisk {
         f.sync_all()
     }
 
+    /// Fills the filesystem with the ballast to the last byte.
+    pub fn fill_up(&self) -> std::io::Result<()> {
+        let mut f = std::fs::File::create(self.ballast())?;
+        let chunk = vec![0u8; 64 << 10];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Deletes the ballast.
     pub fn free(&self) -> std::io::Result<()> {
         match std::fs::remove_file(self.ballast()) {

@@ -191,6 +191,76 @@ fn a_node_with_a_damaged_table_is_rebuilt_from_its_peers() {
     assert_eq!(nodes[0].stored(&[("name", "after")]).len(), 1);
 }
 
+/// Flips 16 bytes in every 4 KiB of the first four fifths (the data blocks) of
+/// every table of `db`, so any read of an older record fails its checksum.
+fn damage_every_table(db: &Path) {
+    for table in std::fs::read_dir(db)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sst"))
+    {
+        let mut bytes = std::fs::read(&table).unwrap();
+        let end = bytes.len() * 4 / 5;
+        for at in (0..end.saturating_sub(16)).step_by(4096) {
+            for b in &mut bytes[at..at + 16] {
+                *b ^= 0xff;
+            }
+        }
+        std::fs::write(&table, bytes).unwrap();
+    }
+}
+
+#[test]
+fn damage_met_by_a_read_stops_the_node_and_its_next_start_rebuilds_it() {
+    // No start-up verification anywhere: what finds the damage is an ordinary read,
+    // and what acts on it at the next start is the mark the node left.
+    let dir = tempfile::tempdir().unwrap();
+    let shards = 8;
+    let (mut nodes, _) = start_cluster(dir.path(), "8", &["--verify-data-on-start", "false"]);
+    let (before, _) = deployment_lifecycle("default", "before", start_of_recent_window());
+    for b in &before {
+        assert_eq!(nodes[0].post_audit(CLUSTER, b).0, 200);
+    }
+    // Node 2's data goes into tables (a graceful stop flushes), the tables are
+    // damaged, and it starts on them.
+    assert!(nodes[2].terminate().success());
+    let db = dir.path().join("n2").join("db");
+    damage_every_table(&db);
+    nodes[2].spawn().expect("restart node 2");
+
+    // Its first reads of older records (opening its groups, or, if those are
+    // served from memory, the per-shard checksums over its replicas) meet the
+    // damage.
+    let status = nodes[2].wait_exit(Duration::from_secs(10)).or_else(|| {
+        nodes[2]
+            .wait_listening(Duration::from_secs(30))
+            .expect("listening");
+        let _ = nodes[2].try_http_get("/cluster/checksums");
+        nodes[2].wait_exit(Duration::from_secs(30))
+    });
+    let status = status.expect("the node stops on the damage it read");
+    let log = nodes[2].log();
+    assert_eq!(status.code(), Some(74), "{status}: {log}");
+    assert!(log.contains("stopping on a storage failure"), "{log}");
+    assert!(log.contains("Corruption"), "{log}");
+    assert!(db.join("kelemetry-damage-found").exists());
+
+    // Restarted (as its supervisor would), it moves the database aside because of
+    // the mark, and is rebuilt from its peers.
+    nodes[2].spawn().expect("restart node 2");
+    nodes[2]
+        .wait_listening(Duration::from_secs(60))
+        .expect("listening");
+    wait_until("the damage acted on", Duration::from_secs(30), || {
+        nodes[2]
+            .log()
+            .contains("found while the node ran")
+            .then_some(())
+    });
+    rebuilt(&mut nodes, shards, 2);
+    assert_eq!(nodes[2].stored(&[("name", "before")]).len(), 1);
+}
+
 #[test]
 fn a_member_restarted_on_an_empty_data_directory_is_readmitted_before_it_answers() {
     let dir = tempfile::tempdir().unwrap();

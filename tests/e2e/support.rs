@@ -162,9 +162,16 @@ impl Node {
 
     /// GET on the webhook server.
     pub fn http_get(&self, path: &str) -> (u16, String) {
-        self.client
-            .get(&Self::url(self.http(), path))
-            .expect("HTTP request")
+        self.try_http_get(path).expect("HTTP request")
+    }
+
+    /// GET on the webhook server, with the error when there is no answer (a node
+    /// that stops while answering).
+    pub fn try_http_get(
+        &self,
+        path: &str,
+    ) -> Result<(u16, String), kelemetry_testkit::TestkitError> {
+        self.client.get(&Self::url(self.http(), path))
     }
 
     /// The Prometheus exposition of the node.
