@@ -139,7 +139,8 @@ impl ShardSet {
                     tokio::spawn(async move {
                         let answered = match set.peer_client(node) {
                             Ok(mut c) => matches!(
-                                tokio::time::timeout(PING_TIMEOUT, c.ping(PingRequest {})).await,
+                                tokio::time::timeout(PING_TIMEOUT, c.ping(PingRequest::default()))
+                                    .await,
                                 Ok(Ok(_))
                             ),
                             Err(_) => false,

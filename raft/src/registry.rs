@@ -114,6 +114,9 @@ impl ShardSet {
         } else if fresh && settings.bootstrap && set.ring_exists(&settings.ring_probe).await {
             tracing::warn!("the data directory is fresh but a ring already exists among the --join peers: this node lost its data and is readmitted instead of starting a new ring");
             set.lost_data.mark(&set.engine)?;
+        } else if fresh && settings.bootstrap && set.ran_in_a_fixed_ring().await {
+            tracing::warn!("the data directory is fresh but a --peers peer's ring lists this node as having run: this node lost its data and is readmitted instead of initialising its groups again");
+            set.lost_data.mark(&set.engine)?;
         } else if fresh && settings.bootstrap {
             set.bootstrap().await?;
         } else if fresh {
@@ -165,13 +168,45 @@ impl ShardSet {
         }
     }
 
+    /// Whether any other `--peers` peer answers that its ring lists this node as a
+    /// member that has run (one round, every peer at once, a second each): a fresh
+    /// directory under that id is then a lost volume, not a new ring's member. A
+    /// node of a new ring that starts late is listed, but has never run.
+    async fn ran_in_a_fixed_ring(&self) -> bool {
+        let me = self.settings.node_id;
+        let mut asks = tokio::task::JoinSet::new();
+        for (_, addr) in self.settings.peers.iter().filter(|(id, _)| **id != me) {
+            let (set, addr) = (self.channels.clone(), addr.clone());
+            asks.spawn(async move { Self::ping(&set, &addr, Some(me)).await });
+        }
+        while let Some(answer) = asks.join_next().await {
+            if answer.ok().flatten().is_some_and(|r| r.asking_node_ran) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Whether the peer at `addr` holds ring metadata; `None` when it does not
     /// answer within a second.
     async fn in_ring(&self, addr: &str) -> Option<bool> {
-        let mut client = self.channels.client(addr).ok()?;
-        let ping = client.ping(kelemetry_proto::kelemetry::cluster::v1::PingRequest {});
+        Self::ping(&self.channels, addr, None)
+            .await
+            .map(|r| r.in_ring)
+    }
+
+    /// Pings the peer at `addr`, as `asking_node` when given; `None` when it does
+    /// not answer within a second.
+    async fn ping(
+        channels: &PeerChannels,
+        addr: &str,
+        asking_node: Option<NodeId>,
+    ) -> Option<kelemetry_proto::kelemetry::cluster::v1::PingReply> {
+        let mut client = channels.client(addr).ok()?;
+        let ping =
+            client.ping(kelemetry_proto::kelemetry::cluster::v1::PingRequest { asking_node });
         match tokio::time::timeout(Duration::from_secs(1), ping).await {
-            Ok(Ok(reply)) => Some(reply.into_inner().in_ring),
+            Ok(Ok(reply)) => Some(reply.into_inner()),
             _ => None,
         }
     }

@@ -261,8 +261,11 @@ fn damage_met_by_a_read_stops_the_node_and_its_next_start_rebuilds_it() {
     assert_eq!(nodes[2].stored(&[("name", "before")]).len(), 1);
 }
 
-#[test]
-fn a_member_restarted_on_an_empty_data_directory_is_readmitted_before_it_answers() {
+/// Node 2 of a 3-node ring loses its volume and comes back under its id on an
+/// empty directory, started with `ring_flag` (`--join` or `--peers`) over the
+/// addresses `ring_value` makes of the ring's peer addresses; it is drained,
+/// readmitted and rebuilt before it answers as a replica.
+fn lost_volume_is_readmitted(ring_flag: &str, ring_value: impl Fn(&[String]) -> String) {
     let dir = tempfile::tempdir().unwrap();
     let shards = 8;
     let (mut nodes, addrs) = start_cluster(dir.path(), "8", &[]);
@@ -270,12 +273,19 @@ fn a_member_restarted_on_an_empty_data_directory_is_readmitted_before_it_answers
     for b in &before {
         assert_eq!(nodes[0].post_audit(CLUSTER, b).0, 200);
     }
-    // The volume is lost: node 2 comes back under its id on an empty directory,
-    // joining through its peers (a fixed ring's --peers would start a new ring).
+    // Node 2 has run: the ring holds the addresses it registered.
+    wait_until("node 2 registered", Duration::from_secs(30), || {
+        let (_, s) = nodes[0].http_get_json("/cluster/status");
+        s["nodes"]
+            .as_array()?
+            .iter()
+            .any(|n| n["id"] == 2 && n["http_addr"].as_str().is_some_and(|a| !a.is_empty()))
+            .then_some(())
+    });
     nodes[2].kill();
     let n2 = dir.path().join("n2-new");
     std::fs::create_dir_all(&n2).unwrap();
-    let join = format!("{},{}", addrs[0], addrs[1]);
+    let ring = ring_value(&addrs);
     let mut fresh = Node::start_no_wait(
         &n2,
         &[
@@ -283,8 +293,8 @@ fn a_member_restarted_on_an_empty_data_directory_is_readmitted_before_it_answers
             "8",
             "--node-id",
             "2",
-            "--join",
-            &join,
+            ring_flag,
+            &ring,
             "--peer-addr",
             &addrs[2],
         ],
@@ -295,6 +305,25 @@ fn a_member_restarted_on_an_empty_data_directory_is_readmitted_before_it_answers
     nodes[2] = fresh;
     rebuilt(&mut nodes, shards, 2);
     assert_eq!(nodes[2].stored(&[("name", "before")]).len(), 1);
+}
+
+#[test]
+fn a_member_restarted_on_an_empty_data_directory_is_readmitted_before_it_answers() {
+    lost_volume_is_readmitted("--join", |addrs| format!("{},{}", addrs[0], addrs[1]));
+}
+
+#[test]
+fn a_fixed_ring_member_on_an_empty_data_directory_is_readmitted_instead_of_initialising_again() {
+    // Started as the ring was (--peers), a fresh directory would initialise the
+    // node's groups again; its peers' ring says it ran, so it is readmitted.
+    lost_volume_is_readmitted("--peers", |addrs| {
+        addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{i}={a}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
 }
 
 #[test]

@@ -229,7 +229,7 @@ impl Controller {
                 m.id,
                 tokio::spawn(async move {
                     let mut c = client.ok()?;
-                    tokio::time::timeout(PING_TIMEOUT, c.ping(PingRequest {}))
+                    tokio::time::timeout(PING_TIMEOUT, c.ping(PingRequest::default()))
                         .await
                         .ok()?
                         .ok()

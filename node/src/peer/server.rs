@@ -156,10 +156,17 @@ impl Peer for PeerService {
         Ok(Response::new(CampaignReply { error }))
     }
 
-    async fn ping(&self, _req: Request<PingRequest>) -> Result<Response<PingReply>, Status> {
+    async fn ping(&self, req: Request<PingRequest>) -> Result<Response<PingReply>, Status> {
+        let ring = self.shards.ring();
+        let ran = |id| {
+            ring.members
+                .get(&id)
+                .is_some_and(|m| !m.http_addr.is_empty())
+        };
         Ok(Response::new(PingReply {
             node_id: self.shards.node_id(),
-            in_ring: !self.shards.ring().members.is_empty(),
+            in_ring: !ring.members.is_empty(),
+            asking_node_ran: req.into_inner().asking_node.is_some_and(ran),
         }))
     }
 }
