@@ -67,11 +67,10 @@ pub(crate) fn get_json(agent: &ureq::Agent, base: &str, path: &str) -> anyhow::R
     serde_json::from_str(&body).with_context(|| format!("{url}: not JSON"))
 }
 
-/// Every shard's leader as the nodes holding it see them: the target's status,
-/// completed from the status of each member (a node knows leaders of its own
-/// replicas only).
-fn leaders(agent: &ureq::Agent, v: &Value) -> BTreeMap<u64, u64> {
-    let mut out = BTreeMap::new();
+/// The target's status `v` and the status of every other member it lists that
+/// answers: each node knows the leaders of its own replicas only, and a node
+/// taken out of the metadata group stops learning the ring's later changes.
+fn views(agent: &ureq::Agent, v: &Value) -> Vec<Value> {
     let mut views = vec![v.clone()];
     for n in v["nodes"].as_array().into_iter().flatten() {
         let addr = n["http_addr"].as_str().unwrap_or_default();
@@ -82,7 +81,13 @@ fn leaders(agent: &ureq::Agent, v: &Value) -> BTreeMap<u64, u64> {
             views.push(view);
         }
     }
-    for view in views {
+    views
+}
+
+/// Every shard's leader as the nodes holding it see them.
+fn leaders(agent: &ureq::Agent, v: &Value) -> BTreeMap<u64, u64> {
+    let mut out = BTreeMap::new();
+    for view in views(agent, v) {
         for s in view["shards"].as_array().into_iter().flatten() {
             if let (Some(shard), Some(leader)) = (s["shard"].as_u64(), s["leader"].as_u64()) {
                 out.entry(shard).or_insert(leader);
@@ -171,16 +176,29 @@ pub(crate) fn drain(
         return Ok(());
     }
     let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let v = get_json(&agent, target, "/cluster/status")?;
-        let member = v["nodes"]
+    let member_in = |view: &Value| {
+        view["nodes"]
             .as_array()
             .into_iter()
             .flatten()
             .find(|n| n["id"] == node)
             .cloned()
-            .unwrap_or_default();
-        let state = member["state"].as_str().unwrap_or("unknown");
+            .unwrap_or_default()
+    };
+    loop {
+        let v = get_json(&agent, target, "/cluster/status")?;
+        let member = member_in(&v);
+        // The drained node itself leaves the metadata group right after it is
+        // marked removed and may never hear of the mark: any member's word counts.
+        let removed_elsewhere = member["state"] != "removed"
+            && views(&agent, &v)
+                .iter()
+                .any(|view| member_in(view)["state"] == "removed");
+        let state = if removed_elsewhere {
+            "removed"
+        } else {
+            member["state"].as_str().unwrap_or("unknown")
+        };
         eprint!(
             "\rnode {node}: {state}, {} replicas left, {} shards moving   ",
             member["replicas"], v["shards_moving"]
