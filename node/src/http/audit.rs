@@ -4,13 +4,13 @@
 //! body is rejected whole with 400 naming the item and field; overload answers 429 or
 //! 503 with `Retry-After`, which the API server's webhook backend honours by retrying.
 
+use super::body_budget::{read_body, BodyRefusal};
 use super::errors::{field_error, retry_in, retry_later};
 use crate::app::AppState;
 use crate::metrics::{INGEST_EVENTS, WEBHOOK_REQUESTS};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kelemetry_actors::SubmitError;
@@ -26,7 +26,8 @@ use std::sync::Arc;
 pub async fn post_default(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
     let Some(cluster) = state.default_cluster.clone() else {
         return field_error(
@@ -35,7 +36,7 @@ pub async fn post_default(
             "POST /audit has no cluster: post to /audit/<cluster>, or start the node with --default-cluster",
         );
     };
-    ingest(state, cluster, peer, body).await
+    ingest(state, cluster, peer, &headers, body).await
 }
 
 /// `POST /audit/<cluster>`.
@@ -43,21 +44,23 @@ pub async fn post_cluster(
     State(state): State<Arc<AppState>>,
     Path(cluster): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
     if let Err(e) = validate_cluster_name(&cluster) {
         return field_error(StatusCode::BAD_REQUEST, "cluster", e.to_string());
     }
-    ingest(state, cluster, peer, body).await
+    ingest(state, cluster, peer, &headers, body).await
 }
 
 async fn ingest(
     state: Arc<AppState>,
     cluster: String,
     peer: SocketAddr,
-    body: Result<Bytes, BytesRejection>,
+    headers: &HeaderMap,
+    body: Body,
 ) -> Response {
-    let response = ingest_inner(&state, &cluster, peer, body).await;
+    let response = ingest_inner(&state, &cluster, peer, headers, body).await;
     WEBHOOK_REQUESTS
         .with_label_values(&[&cluster, response.status().as_str()])
         .inc();
@@ -68,40 +71,43 @@ async fn ingest_inner(
     state: &AppState,
     cluster: &str,
     peer: SocketAddr,
-    body: Result<Bytes, BytesRejection>,
+    headers: &HeaderMap,
+    body: Body,
 ) -> Response {
     if state.shutting_down.load(Ordering::SeqCst) {
         return retry_later(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down");
     }
-    let body = match body {
-        Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return field_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body",
-                format!(
-                    "body exceeds --max-body-bytes ({} bytes)",
-                    state.max_body_bytes
-                ),
-            )
-        }
-        Err(e) => return field_error(e.status(), "body", e.body_text()),
-    };
     let Ok(_permit) = state.webhook_permits.clone().try_acquire_owned() else {
         return retry_later(
             StatusCode::TOO_MANY_REQUESTS,
             "too many webhook requests in progress (--max-concurrent-requests)",
         );
     };
-    let Some(_share) = state.body_budget.admit(body.len()) else {
-        return retry_later(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "webhook bodies in progress on this node would exceed --max-inflight-body-bytes ({} bytes)",
-                state.body_budget.capacity()
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let (body, _share) =
+        match read_body(&state.body_budget, body, declared, state.max_body_bytes).await {
+            Ok(read) => read,
+            Err(BodyRefusal::TooLarge) => {
+                return field_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body",
+                    format!(
+                        "body exceeds --max-body-bytes ({} bytes)",
+                        state.max_body_bytes
+                    ),
+                )
+            }
+            Err(BodyRefusal::OverBudget) => return retry_later(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "webhook bodies in progress on this node would exceed --max-inflight-body-bytes ({} bytes)",
+                    state.body_budget.capacity()
+                ),
             ),
-        );
-    };
+            Err(BodyRefusal::Broken(e)) => return field_error(StatusCode::BAD_REQUEST, "body", e),
+        };
     let apiserver = peer.ip().to_string();
     let ctx = AuditContext {
         cluster,

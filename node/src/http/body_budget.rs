@@ -4,7 +4,14 @@
 //! they hold. A request keeps its body, and the commands parsed from it, until its
 //! events are committed, so without a byte bound a few hundred large batches could
 //! hold gigabytes. A request that does not fit gets 429 with `Retry-After` at once.
+//!
+//! The share is taken before the body is read ([`read_body`]): by its declared
+//! length, or frame by frame as a body without one arrives. A body that does not
+//! fit is read and dropped frame by frame, never held, so an overloaded node's
+//! memory does not grow with the requests it refuses.
 
+use axum::body::{Body, Bytes};
+use futures::StreamExt;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -20,6 +27,88 @@ pub struct BodyBudget {
 pub struct BodyShare {
     permit: Option<OwnedSemaphorePermit>,
     budget: BodyBudget,
+}
+
+impl BodyShare {
+    /// Widens the share to cover `len` bytes in all (at most the whole budget);
+    /// false when the difference is not free now.
+    pub fn grow(&mut self, len: usize) -> bool {
+        let want = self.budget.clamp(len);
+        let held = self.permit.as_ref().map_or(0, |p| p.num_permits() as u32);
+        if want <= held {
+            return true;
+        }
+        let Ok(more) = self
+            .budget
+            .bytes
+            .clone()
+            .try_acquire_many_owned(want - held)
+        else {
+            return false;
+        };
+        match &mut self.permit {
+            Some(p) => p.merge(more),
+            None => self.permit = Some(more),
+        }
+        self.budget.report();
+        true
+    }
+}
+
+/// Why a webhook body was not read.
+#[derive(Debug)]
+pub enum BodyRefusal {
+    /// Longer than the per-request limit (declared, or as it arrived).
+    TooLarge,
+    /// Its bytes are not free in the node-wide budget now.
+    OverBudget,
+    /// The connection failed while the body arrived.
+    Broken(String),
+}
+
+/// Reads a request body of at most `max` bytes within `budget`, taking the share
+/// before the bytes are held; `declared` is its Content-Length, if any.
+pub async fn read_body(
+    budget: &BodyBudget,
+    body: Body,
+    declared: Option<usize>,
+    max: usize,
+) -> Result<(Bytes, BodyShare), BodyRefusal> {
+    if declared.is_some_and(|n| n > max) {
+        return Err(BodyRefusal::TooLarge);
+    }
+    let mut stream = body.into_data_stream();
+    let Some(mut share) = budget.admit(declared.unwrap_or(0)) else {
+        discard(stream, max).await;
+        return Err(BodyRefusal::OverBudget);
+    };
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(frame) = stream.next().await {
+        let frame = frame.map_err(|e| BodyRefusal::Broken(e.to_string()))?;
+        let len = buf.len() + frame.len();
+        if len > max {
+            return Err(BodyRefusal::TooLarge);
+        }
+        if !share.grow(len) {
+            drop(share);
+            discard(stream, max - len).await;
+            return Err(BodyRefusal::OverBudget);
+        }
+        buf.extend_from_slice(&frame);
+    }
+    Ok((Bytes::from(buf), share))
+}
+
+/// Reads and drops up to `max` more bytes of a refused body, so the connection
+/// stays usable for the client's retry without the node holding the bytes.
+async fn discard(mut stream: axum::body::BodyDataStream, max: usize) {
+    let mut left = max;
+    while let Some(Ok(frame)) = stream.next().await {
+        match left.checked_sub(frame.len()) {
+            Some(l) => left = l,
+            None => return,
+        }
+    }
 }
 
 impl Drop for BodyShare {
@@ -43,15 +132,20 @@ impl BodyBudget {
     /// larger than the whole budget takes all of it, so it runs alone rather than
     /// never.
     pub fn admit(&self, len: usize) -> Option<BodyShare> {
-        let want = u32::try_from(len)
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.capacity);
+        let want = self.clamp(len);
         let permit = self.bytes.clone().try_acquire_many_owned(want).ok()?;
         self.report();
         Some(BodyShare {
             permit: Some(permit),
             budget: self.clone(),
         })
+    }
+
+    /// Permits for a body of `len` bytes: at least one, at most the whole budget.
+    fn clamp(&self, len: usize) -> u32 {
+        u32::try_from(len)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.capacity)
     }
 
     /// The bound, bytes.
@@ -91,6 +185,55 @@ mod tests {
         assert_eq!(budget.in_flight(), 40);
         assert!(budget.admit(60).is_some());
         drop(second);
+    }
+
+    #[test]
+    fn a_share_grows_while_the_budget_has_room() {
+        let budget = BodyBudget::new(100);
+        let mut share = budget.admit(0).expect("fits");
+        assert!(share.grow(70));
+        assert_eq!(budget.in_flight(), 70);
+        let other = budget.admit(20).expect("70 + 20 fit");
+        assert!(!share.grow(90), "90 + 20 exceed 100");
+        assert_eq!(budget.in_flight(), 90, "a failed grow takes nothing");
+        drop(other);
+        assert!(share.grow(1 << 30), "grows to the whole budget at most");
+        assert_eq!(budget.in_flight(), 100);
+        drop(share);
+        assert_eq!(budget.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_within_the_budget_or_not_held() {
+        let budget = BodyBudget::new(1_000);
+        let body = || Body::from(vec![b'x'; 600]);
+        let (bytes, held) = read_body(&budget, body(), Some(600), 10_000)
+            .await
+            .expect("fits");
+        assert_eq!(bytes.len(), 600);
+        assert!(matches!(
+            read_body(&budget, body(), Some(600), 10_000).await,
+            Err(BodyRefusal::OverBudget)
+        ));
+        // Without a declared length the share grows as the bytes arrive.
+        assert!(matches!(
+            read_body(&budget, body(), None, 10_000).await,
+            Err(BodyRefusal::OverBudget)
+        ));
+        assert_eq!(budget.in_flight(), 600, "refused bodies hold nothing");
+        drop(held);
+        let (bytes, _held) = read_body(&budget, body(), None, 10_000)
+            .await
+            .expect("fits");
+        assert_eq!(bytes.len(), 600);
+        assert!(matches!(
+            read_body(&budget, body(), Some(600), 500).await,
+            Err(BodyRefusal::TooLarge)
+        ));
+        assert!(matches!(
+            read_body(&budget, body(), None, 500).await,
+            Err(BodyRefusal::TooLarge)
+        ));
     }
 
     #[test]
