@@ -21,8 +21,13 @@ pub fn run(cmd: &ClusterCommand) -> anyhow::Result<()> {
 }
 
 pub(crate) fn agent() -> ureq::Agent {
+    agent_within(Duration::from_secs(10))
+}
+
+/// An admin client whose every call ends within `timeout`.
+fn agent_within(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
+        .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .build()
         .into()
@@ -70,24 +75,40 @@ pub(crate) fn get_json(agent: &ureq::Agent, base: &str, path: &str) -> anyhow::R
 /// The target's status `v` and the status of every other member it lists that
 /// answers: each node knows the leaders of its own replicas only, and a node
 /// taken out of the metadata group stops learning the ring's later changes.
-fn views(agent: &ureq::Agent, v: &Value) -> Vec<Value> {
+/// A member is asked at its webhook address, and first on the target's own port
+/// at the member's host: in a StatefulSet every pod serves the same ports, so a
+/// target on the plain metrics port (the preStop hook's) reaches members whose
+/// webhook port speaks TLS.
+fn views(agent: &ureq::Agent, target: &str, v: &Value) -> Vec<Value> {
+    let target_port = target
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|host_port| host_port.rsplit_once(':'))
+        .map(|(_, port)| port.to_string());
     let mut views = vec![v.clone()];
     for n in v["nodes"].as_array().into_iter().flatten() {
         let addr = n["http_addr"].as_str().unwrap_or_default();
         if addr.is_empty() || n["state"] == "removed" || n["id"] == v["node"] {
             continue;
         }
-        if let Ok(view) = get_json(agent, &format!("http://{addr}"), "/cluster/status") {
-            views.push(view);
-        }
+        let same_port = target_port
+            .as_ref()
+            .and_then(|port| Some(format!("{}:{port}", addr.rsplit_once(':')?.0)));
+        let view = same_port
+            .into_iter()
+            .chain([addr.to_string()])
+            .filter_map(|a| get_json(agent, &format!("http://{a}"), "/cluster/status").ok())
+            // On one host, the target's port at the member's host is the target.
+            .find(|view| view["node"] == n["id"]);
+        views.extend(view);
     }
     views
 }
 
 /// Every shard's leader as the nodes holding it see them.
-fn leaders(agent: &ureq::Agent, v: &Value) -> BTreeMap<u64, u64> {
+fn leaders(agent: &ureq::Agent, target: &str, v: &Value) -> BTreeMap<u64, u64> {
     let mut out = BTreeMap::new();
-    for view in views(agent, v) {
+    for view in views(agent, target, v) {
         for s in view["shards"].as_array().into_iter().flatten() {
             if let (Some(shard), Some(leader)) = (s["shard"].as_u64(), s["leader"].as_u64()) {
                 out.entry(shard).or_insert(leader);
@@ -124,7 +145,7 @@ fn status(target: &str) -> anyhow::Result<()> {
             d["nodes"]
         );
     }
-    let leaders = leaders(&agent, &v);
+    let leaders = leaders(&agent, target, &v);
     let shards = v["shards"].as_array().cloned().unwrap_or_default();
     let mut per_leader: BTreeMap<String, usize> = BTreeMap::new();
     println!(
@@ -185,13 +206,17 @@ pub(crate) fn drain(
             .cloned()
             .unwrap_or_default()
     };
+    // Other members are asked briefly: one that is down must not hold up the wait.
+    let peers = agent_within(Duration::from_secs(2));
     loop {
         let v = get_json(&agent, target, "/cluster/status")?;
         let member = member_in(&v);
-        // The drained node itself leaves the metadata group right after it is
-        // marked removed and may never hear of the mark: any member's word counts.
-        let removed_elsewhere = member["state"] != "removed"
-            && views(&agent, &v)
+        // A drained node that left the metadata group before it heard of its own
+        // removal (it had 10 s to) never hears of it: near the end, any member's
+        // word counts.
+        let near_the_end = member["state"] == "draining" && member["replicas"] == 0;
+        let removed_elsewhere = near_the_end
+            && views(&peers, target, &v)
                 .iter()
                 .any(|view| member_in(view)["state"] == "removed");
         let state = if removed_elsewhere {

@@ -13,6 +13,9 @@ use std::time::Instant;
 /// crash while the database is moved aside cannot attach it to the new one.
 const DAMAGE_MARK: &str = "kelemetry-damage-found";
 
+/// How long a stopping node waits for its damage mark to be written.
+const MARK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The exit status of a node stopped by a storage failure (EX_IOERR), so its
 /// supervisor restarts it and the start-up path takes over.
 pub const EXIT_STORAGE_FAILED: i32 = 74;
@@ -38,8 +41,14 @@ pub fn open(
     can_rebuild: bool,
 ) -> anyhow::Result<Engine> {
     let path = db_path(data_dir);
-    let damage = match std::fs::read_to_string(path.join(DAMAGE_MARK)) {
-        Ok(found) => format!("found while the node ran: {}", found.trim()),
+    let damage = match std::fs::read(path.join(DAMAGE_MARK)) {
+        Ok(found) => format!(
+            "found while the node ran: {}",
+            String::from_utf8_lossy(&found).trim()
+        ),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            format!("a damage mark that cannot be read ({e})")
+        }
         Err(_) => match open_checked(&path, memory, verify) {
             Ok(engine) => return Ok(engine),
             Err(e) if e.is_corruption() => e.to_string(),
@@ -91,8 +100,17 @@ pub fn stop_on_storage_failure(engine: &Engine, data_dir: &Path) {
     let db = db_path(data_dir);
     engine.fault().on_failure(Box::new(move |failure| {
         if failure.corruption {
-            if let Err(e) = record_damage(&db, &failure.message) {
-                tracing::error!(error = %e, "cannot record the damage; --verify-data-on-start finds it at the next start");
+            // On its own thread with a bounded wait: a dying disk can block an
+            // fsync for good, and the node must stop regardless.
+            let (db, message) = (db.clone(), failure.message.clone());
+            let (done, written) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = done.send(record_damage(&db, &message));
+            });
+            match written.recv_timeout(MARK_WAIT) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot record the damage; only --verify-data-on-start can find it at the next start"),
+                Err(_) => tracing::error!("recording the damage did not finish in time; only --verify-data-on-start can find it at the next start"),
             }
         }
         let next = if failure.corruption {

@@ -225,14 +225,16 @@ impl Engine {
         })
     }
 
-    /// Records a failed read when it found damaged files.
+    /// Records a read that failed on the disk: damaged files, or an I/O error
+    /// (an apply that cannot read stops its Raft group for good).
     fn read_failed<T>(&self, result: Result<T, rocksdb::Error>) -> Result<T, EngineError> {
         result.map_err(|e| {
+            let on_disk = e.kind() == rocksdb::ErrorKind::IOError;
             let e = EngineError::from(e);
-            if e.corruption {
+            if e.corruption || on_disk {
                 self.fault.record(StorageFailure {
                     message: e.message.clone(),
-                    corruption: true,
+                    corruption: e.corruption,
                 });
             }
             e

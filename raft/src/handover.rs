@@ -69,15 +69,18 @@ impl ShardRaft {
     /// Whether this leader has replicated its whole log to `node`, so leadership can
     /// move there without the new leader lacking an entry.
     pub fn has_caught_up(&self, node: NodeId) -> bool {
+        let last = self.raft.metrics().borrow().last_log_index;
+        last.is_none_or(|last| self.has_replicated(node, last))
+    }
+
+    /// Whether this leader knows `node` holds its log up to `index`.
+    pub fn has_replicated(&self, node: NodeId, index: u64) -> bool {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
-        let Some(last) = m.last_log_index else {
-            return true;
-        };
         m.replication
             .as_ref()
             .and_then(|r| r.get(&node))
-            .is_some_and(|matched| matched.is_some_and(|m| m.index >= last))
+            .is_some_and(|matched| matched.is_some_and(|m| m.index >= index))
     }
 
     /// Keeps this replica from starting elections for `hold`: a leader handing

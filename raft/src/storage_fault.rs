@@ -42,9 +42,13 @@ impl std::fmt::Debug for StorageFault {
 
 impl StorageFault {
     /// Sets what runs, on the failing thread, when the first failure is recorded
-    /// (once; later calls are ignored).
+    /// (once; later calls are ignored); at once when one already is.
     pub fn on_failure(&self, handler: FailureHandler) {
-        let _ = self.handler.set(handler);
+        if self.handler.set(handler).is_ok() {
+            if let (Some(failure), Some(handler)) = (self.first.get(), self.handler.get()) {
+                handler(failure);
+            }
+        }
     }
 
     /// Records `failure` unless an earlier one is recorded, and runs the handler.
@@ -69,6 +73,21 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    #[test]
+    fn a_handler_set_after_a_failure_runs_at_once() {
+        let fault = StorageFault::default();
+        fault.record(StorageFailure {
+            message: "Input/output error".into(),
+            corruption: false,
+        });
+        let handled = Arc::new(AtomicUsize::new(0));
+        let count = handled.clone();
+        fault.on_failure(Box::new(move |_| {
+            count.fetch_add(1, Ordering::SeqCst);
+        }));
+        assert_eq!(handled.load(Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn the_first_failure_is_kept_and_handled_once() {

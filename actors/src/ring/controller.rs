@@ -35,13 +35,19 @@ pub struct ControlSettings {
 }
 
 /// The controller's memory: when each member last answered a ping (kept only while
-/// this node leads the metadata group; a new leader starts counting afresh), and
-/// the pacing of this node's metadata lead handovers.
+/// this node leads the metadata group; a new leader starts counting afresh), since
+/// when each removed member has waited to leave the metadata group, and the pacing
+/// of this node's metadata lead handovers.
 pub struct Controller {
     settings: ControlSettings,
     last_seen: HashMap<NodeId, Instant>,
+    leaving_since: HashMap<NodeId, (Instant, u64)>,
     pacing: HandoverPacing,
 }
+
+/// How long a removed member may take to receive its own removal before it is
+/// taken out of the metadata group anyway (it may be down).
+const LEAVE_GRACE: Duration = Duration::from_secs(10);
 
 impl Controller {
     /// A controller with no liveness history.
@@ -49,6 +55,7 @@ impl Controller {
         Self {
             settings,
             last_seen: HashMap::new(),
+            leaving_since: HashMap::new(),
             pacing: HandoverPacing::new(HANDOVER_COOLDOWN),
         }
     }
@@ -151,7 +158,11 @@ impl Controller {
         }
     }
 
-    async fn metadata_voters(&self, shards: &ShardSet, meta: &RingState) -> Result<(), RingError> {
+    async fn metadata_voters(
+        &mut self,
+        shards: &ShardSet,
+        meta: &RingState,
+    ) -> Result<(), RingError> {
         let g = shards.meta();
         if g.membership().finish_joint_config(true).await? {
             tracing::info!("finished a metadata voter change its previous leader left joint");
@@ -173,11 +184,22 @@ impl Controller {
         let in_group: BTreeSet<NodeId> = g.voters().union(&g.learners()).copied().collect();
         // Read afresh: the tick's snapshot is up to a ping round old, and a removed
         // node readmitted since (Join, then added as a learner) must stay.
-        let gone: BTreeSet<NodeId> = shards
-            .ring()
-            .ids_in(MemberState::Removed)
+        // A removed member leaves once it holds the log up to its own removal
+        // (applied here before this reads it): cut off before that, it never
+        // learns it was removed, and whoever waits on its view (its preStop hook)
+        // waits in vain. One that does not get there within LEAVE_GRACE (it may be
+        // down) leaves anyway.
+        let now = Instant::now();
+        let applied = g.applied_index().unwrap_or(0);
+        let removed = shards.ring().ids_in(MemberState::Removed);
+        self.leaving_since.retain(|id, _| removed.contains(id));
+        let gone: BTreeSet<NodeId> = removed
             .into_iter()
             .filter(|id| in_group.contains(id))
+            .filter(|id| {
+                let (since, removal) = *self.leaving_since.entry(*id).or_insert((now, applied));
+                g.has_replicated(*id, removal) || now.duration_since(since) >= LEAVE_GRACE
+            })
             .collect();
         if !gone.is_empty() {
             tracing::info!(nodes = ?gone, "removing removed members from the metadata group");

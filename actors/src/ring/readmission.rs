@@ -5,8 +5,10 @@
 //! group or placed on any shard, the id is drained like a dead node (its replicas
 //! are rebuilt on other nodes, or the shard goes on with fewer) and the answer is
 //! "not yet". Once it holds nothing, a member that is not already removed is
-//! marked removed; once the metadata group no longer lists it (the controller
-//! takes removed members out), the answer is yes and the node joins like a new one.
+//! marked removed; a removed id still in the metadata group is taken out of it
+//! here (the controller waits for a removed member to learn of its removal first,
+//! which this node, refusing every Raft message, never does); once the group no
+//! longer lists it, the answer is yes and the node joins like a new one.
 
 use super::proposer::{propose_here, send_request};
 use super::RingError;
@@ -22,6 +24,8 @@ pub enum Step {
     Readmit,
     /// Its id holds no replica but is still a member: mark it removed first.
     Remove,
+    /// Its id is removed but still in the metadata group: take it out.
+    LeaveMetadataGroup,
     /// Its id still holds replicas and is not draining yet: drain it.
     Drain,
     /// Its replicas are being moved off, or it is removed and about to leave the
@@ -51,6 +55,7 @@ pub fn next_step(
     };
     match ring.members.get(&id).map(|m| m.state) {
         None | Some(MemberState::Removed) if !in_metadata_group => Step::Readmit,
+        None | Some(MemberState::Removed) if held == 0 => Step::LeaveMetadataGroup,
         None | Some(MemberState::Removed) => wait,
         Some(_) if held == 0 && !voter => Step::Remove,
         Some(MemberState::Draining) => wait,
@@ -92,6 +97,16 @@ pub async fn handle(shards: &ShardSet, me: &Member, forwarded: bool) -> Result<(
             propose_here(shards, state(MemberState::Removed)).await?;
             Err(RingError::NotYet(format!(
                 "node {id} lost its data; it is removed and leaves the metadata group next"
+            )))
+        }
+        Step::LeaveMetadataGroup => {
+            tracing::info!(
+                node = id,
+                "node lost its data and is removed; taking it out of the metadata group"
+            );
+            meta.membership().remove_nodes(BTreeSet::from([id])).await?;
+            Err(RingError::NotYet(format!(
+                "node {id} lost its data; it left the metadata group and joins next"
             )))
         }
         Step::Drain => {
@@ -208,10 +223,7 @@ mod tests {
         }
         assert_eq!(
             next_step(&ring(MemberState::Removed, false), &voters, &set(&[1]), 1),
-            Step::Wait {
-                held: 0,
-                in_metadata_group: true
-            }
+            Step::LeaveMetadataGroup
         );
         assert_eq!(
             next_step(&ring(MemberState::Removed, false), &voters, &none, 1),

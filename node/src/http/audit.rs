@@ -22,6 +22,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// How long a request's body may take to arrive once it holds a request permit and
+/// its share of the byte budget (a slow sender must not hold them for long).
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// `POST /audit`: the cluster comes from `--default-cluster`.
 pub async fn post_default(
     State(state): State<Arc<AppState>>,
@@ -86,8 +90,19 @@ async fn ingest_inner(
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let read = read_body(&state.body_budget, body, declared, state.max_body_bytes);
+    let Ok(read) = tokio::time::timeout(BODY_DEADLINE, read).await else {
+        return field_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "body",
+            format!(
+                "the body did not arrive within {} s",
+                BODY_DEADLINE.as_secs()
+            ),
+        );
+    };
     let (body, _share) =
-        match read_body(&state.body_budget, body, declared, state.max_body_bytes).await {
+        match read {
             Ok(read) => read,
             Err(BodyRefusal::TooLarge) => {
                 return field_error(
