@@ -61,6 +61,10 @@ struct Opts {
     /// Run the workload without injecting faults (a throughput baseline).
     #[arg(long)]
     no_faults: bool,
+    /// Keep the nodes' data and logs after a passing run too (a failing run always
+    /// keeps them), to look into a slow recovery.
+    #[arg(long)]
+    keep_data: bool,
     /// Every this many faults, scale out or in instead of killing (0: never).
     #[arg(long, default_value_t = 4)]
     scale_every: u32,
@@ -116,7 +120,7 @@ fn main() -> anyhow::Result<()> {
     let opts = Opts::parse();
     let dir = tempfile::tempdir()?;
     let outcome = run(&opts, dir.path());
-    if !matches!(outcome, Ok(true)) {
+    if opts.keep_data || !matches!(outcome, Ok(true)) {
         // Nodes are stopped (their handles dropped); their data and logs stay.
         eprintln!("node data and logs kept in {}", dir.keep().display());
     }
