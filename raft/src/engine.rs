@@ -187,8 +187,8 @@ impl Engine {
         })
     }
 
-    /// Where the first failure the node cannot go on from is recorded: any refused
-    /// write, and any read that finds damaged files.
+    /// Where the first failure the node cannot go on from is recorded: any read or
+    /// write that fails on the disk.
     pub fn fault(&self) -> &Arc<StorageFault> {
         &self.fault
     }
@@ -206,9 +206,11 @@ impl Engine {
         }
     }
 
-    /// Records a write that failed on the disk (an I/O error, a full disk, damage):
-    /// RocksDB takes no more writes until reopened.
-    fn write_failed<T>(&self, result: Result<T, rocksdb::Error>) -> Result<T, EngineError> {
+    /// Records a read or write that failed on the disk (an I/O error, a full disk,
+    /// damaged files): RocksDB takes no more writes until reopened, an apply that
+    /// cannot read stops its Raft group for good, and damaged data cannot be
+    /// trusted.
+    fn failed_on_disk<T>(&self, result: Result<T, rocksdb::Error>) -> Result<T, EngineError> {
         result.map_err(|e| {
             let on_disk = matches!(
                 e.kind(),
@@ -216,22 +218,6 @@ impl Engine {
             );
             let e = EngineError::from(e);
             if on_disk {
-                self.fault.record(StorageFailure {
-                    message: e.message.clone(),
-                    corruption: e.corruption,
-                });
-            }
-            e
-        })
-    }
-
-    /// Records a read that failed on the disk: damaged files, or an I/O error
-    /// (an apply that cannot read stops its Raft group for good).
-    fn read_failed<T>(&self, result: Result<T, rocksdb::Error>) -> Result<T, EngineError> {
-        result.map_err(|e| {
-            let on_disk = e.kind() == rocksdb::ErrorKind::IOError;
-            let e = EngineError::from(e);
-            if e.corruption || on_disk {
                 self.fault.record(StorageFailure {
                     message: e.message.clone(),
                     corruption: e.corruption,
@@ -260,7 +246,7 @@ impl Engine {
     /// Reads one key.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         crate::metrics::ENGINE_OPS.reads.inc();
-        self.read_failed(self.db.get(key))
+        self.failed_on_disk(self.db.get(key))
     }
 
     /// Applies `ops` atomically; with `sync` the call returns only after the WAL is on disk.
@@ -277,7 +263,7 @@ impl Engine {
         crate::metrics::ENGINE_OPS.record_write(&batch);
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        self.write_failed(self.db.write_opt(batch, &wo))
+        self.failed_on_disk(self.db.write_opt(batch, &wo))
     }
 
     /// Visits keys in `[start, end)` in order until `visit` returns false.
@@ -301,7 +287,7 @@ impl Engine {
             }
             it.next();
         }
-        self.read_failed(it.status())
+        self.failed_on_disk(it.status())
     }
 
     /// The last key in `[start, end)`.
@@ -315,7 +301,7 @@ impl Engine {
             (Some(k), Some(v)) if it.valid() => Some((k.to_vec(), v.to_vec())),
             _ => None,
         };
-        self.read_failed(it.status())?;
+        self.failed_on_disk(it.status())?;
         Ok(found)
     }
 
@@ -353,7 +339,7 @@ impl Engine {
     /// Makes every write made so far durable by syncing the write-ahead log.
     pub fn sync_wal(&self) -> Result<(), EngineError> {
         self.refuse_after_failure()?;
-        self.write_failed(self.db.flush_wal(true))
+        self.failed_on_disk(self.db.flush_wal(true))
     }
 
     /// Flushes memtables to SST files and stops RocksDB's background jobs (graceful

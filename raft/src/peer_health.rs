@@ -24,15 +24,12 @@ use crate::group::ShardRaft;
 use crate::registry::ShardSet;
 use crate::types::NodeId;
 use kelemetry_core::ring::MemberState;
-use kelemetry_proto::kelemetry::cluster::v1::PingRequest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often every member is pinged.
 const PING_EVERY: Duration = Duration::from_millis(500);
-/// How long one ping may take.
-const PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// A peer that answered no ping for this long is unreachable.
 pub const UNREACHABLE_AFTER: Duration = Duration::from_secs(2);
 
@@ -137,13 +134,9 @@ impl ShardSet {
                 for node in members.into_iter().filter(|n| *n != me) {
                     let set = set.clone();
                     tokio::spawn(async move {
-                        let answered = match set.peer_client(node) {
-                            Ok(mut c) => matches!(
-                                tokio::time::timeout(PING_TIMEOUT, c.ping(PingRequest::default()))
-                                    .await,
-                                Ok(Ok(_))
-                            ),
-                            Err(_) => false,
+                        let answered = match set.peer_addr(node) {
+                            Some(addr) => set.channels().ping(&addr, None).await.is_some(),
+                            None => false,
                         };
                         set.health.note(node, answered);
                     });

@@ -176,8 +176,8 @@ impl ShardSet {
         let me = self.settings.node_id;
         let mut asks = tokio::task::JoinSet::new();
         for (_, addr) in self.settings.peers.iter().filter(|(id, _)| **id != me) {
-            let (set, addr) = (self.channels.clone(), addr.clone());
-            asks.spawn(async move { Self::ping(&set, &addr, Some(me)).await });
+            let (channels, addr) = (self.channels.clone(), addr.clone());
+            asks.spawn(async move { channels.ping(&addr, Some(me)).await });
         }
         while let Some(answer) = asks.join_next().await {
             if answer.ok().flatten().is_some_and(|r| r.asking_node_ran) {
@@ -188,27 +188,9 @@ impl ShardSet {
     }
 
     /// Whether the peer at `addr` holds ring metadata; `None` when it does not
-    /// answer within a second.
+    /// answer.
     async fn in_ring(&self, addr: &str) -> Option<bool> {
-        Self::ping(&self.channels, addr, None)
-            .await
-            .map(|r| r.in_ring)
-    }
-
-    /// Pings the peer at `addr`, as `asking_node` when given; `None` when it does
-    /// not answer within a second.
-    async fn ping(
-        channels: &PeerChannels,
-        addr: &str,
-        asking_node: Option<NodeId>,
-    ) -> Option<kelemetry_proto::kelemetry::cluster::v1::PingReply> {
-        let mut client = channels.client(addr).ok()?;
-        let ping =
-            client.ping(kelemetry_proto::kelemetry::cluster::v1::PingRequest { asking_node });
-        match tokio::time::timeout(Duration::from_secs(1), ping).await {
-            Ok(Ok(reply)) => Some(reply.into_inner()),
-            _ => None,
-        }
+        self.channels.ping(addr, None).await.map(|r| r.in_ring)
     }
 
     async fn is_initialized(&self, g: &ShardRaft) -> Result<bool, ShardSetError> {

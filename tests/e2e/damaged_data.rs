@@ -40,6 +40,22 @@ fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Optio
     }
 }
 
+/// Waits until `node`'s log holds `line`.
+fn wait_for_log(node: &Node, line: &str, timeout: Duration) {
+    wait_until(&format!("the log line {line:?}"), timeout, || {
+        node.log().contains(line).then_some(())
+    });
+}
+
+/// Starts `node` again on its directory and waits until it listens and its log
+/// holds `line`.
+fn restart_until_logged(node: &mut Node, line: &str) {
+    node.spawn().expect("restart the node");
+    node.wait_listening(Duration::from_secs(60))
+        .expect("listening");
+    wait_for_log(node, line, Duration::from_secs(30));
+}
+
 /// Every replica of every shard, by node, with its applied index and checksum.
 fn checksums(nodes: &[Node]) -> BTreeMap<u64, Vec<(usize, Value, Value)>> {
     let mut by_shard: BTreeMap<u64, Vec<(usize, Value, Value)>> = BTreeMap::new();
@@ -61,12 +77,11 @@ fn rebuilt(nodes: &mut [Node], shards: usize, who: usize) {
     // Its old replicas are moved off (the metadata leader drains its id), then it
     // is readmitted, and it gets replicas back: every shard has three again, this
     // node among them, as a peer sees the ring.
-    wait_until("readmitted", Duration::from_secs(120), || {
-        nodes[who]
-            .log()
-            .contains("readmitted after losing its data")
-            .then_some(())
-    });
+    wait_for_log(
+        &nodes[who],
+        "readmitted after losing its data",
+        Duration::from_secs(120),
+    );
     assert!(
         nodes.iter().enumerate().any(|(i, n)| i != who
             && n.log()
@@ -138,16 +153,7 @@ fn a_node_with_a_damaged_table_is_rebuilt_from_its_peers() {
     let n2 = dir.path().join("n2");
     let table = damage_largest_table(&n2.join("db"));
 
-    nodes[2].spawn().expect("spawn the damaged node");
-    nodes[2]
-        .wait_listening(Duration::from_secs(60))
-        .expect("listening");
-    wait_until("the damage reported", Duration::from_secs(30), || {
-        nodes[2]
-            .log()
-            .contains("the database is damaged")
-            .then_some(())
-    });
+    restart_until_logged(&mut nodes[2], "the database is damaged");
     let log = nodes[2].log();
     assert!(
         log.contains("Corruption"),
@@ -247,16 +253,7 @@ fn damage_met_by_a_read_stops_the_node_and_its_next_start_rebuilds_it() {
 
     // Restarted (as its supervisor would), it moves the database aside because of
     // the mark, and is rebuilt from its peers.
-    nodes[2].spawn().expect("restart node 2");
-    nodes[2]
-        .wait_listening(Duration::from_secs(60))
-        .expect("listening");
-    wait_until("the damage acted on", Duration::from_secs(30), || {
-        nodes[2]
-            .log()
-            .contains("found while the node ran")
-            .then_some(())
-    });
+    restart_until_logged(&mut nodes[2], "found while the node ran");
     rebuilt(&mut nodes, shards, 2);
     assert_eq!(nodes[2].stored(&[("name", "before")]).len(), 1);
 }
@@ -387,15 +384,10 @@ fn the_first_pod_on_an_empty_volume_rejoins_its_ring_instead_of_starting_another
         n.kill();
     }
     nodes[0] = first_pod(&dir.path().join("n0-new"));
-    wait_until(
-        "the first pod asking again",
+    wait_for_log(
+        &nodes[0],
+        "waiting for --join peers to say whether a ring exists",
         Duration::from_secs(30),
-        || {
-            nodes[0]
-                .log()
-                .contains("waiting for --join peers to say whether a ring exists")
-                .then_some(())
-        },
     );
     std::thread::sleep(Duration::from_secs(2));
     for n in &mut nodes[1..] {
@@ -405,12 +397,11 @@ fn the_first_pod_on_an_empty_volume_rejoins_its_ring_instead_of_starting_another
         n.wait_listening(Duration::from_secs(60))
             .expect("listening");
     }
-    wait_until("the existing ring found", Duration::from_secs(30), || {
-        nodes[0]
-            .log()
-            .contains("a ring already exists among the --join peers")
-            .then_some(())
-    });
+    wait_for_log(
+        &nodes[0],
+        "a ring already exists among the --join peers",
+        Duration::from_secs(30),
+    );
     rebuilt(&mut nodes, shards, 0);
     assert_eq!(nodes[0].stored(&[("name", "before")]).len(), 1);
 }

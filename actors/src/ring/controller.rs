@@ -8,7 +8,6 @@ use super::pacing::HandoverPacing;
 use super::proposer::propose_here;
 use super::RingError;
 use kelemetry_core::ring::{Member, MemberState, NodeId, RingCommand, RingState};
-use kelemetry_proto::kelemetry::cluster::v1::PingRequest;
 use kelemetry_raft::{PeerError, ShardSet, META_SHARD};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -19,9 +18,6 @@ const HANDOVER_COOLDOWN: Duration = Duration::from_secs(5);
 
 /// A member that answered no ping for this long leaves the watch-duty roster.
 const ROSTER_GRACE: Duration = Duration::from_secs(2);
-
-/// How long a liveness ping may take.
-const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Tunables of the controller.
 #[derive(Clone, Debug)]
@@ -246,16 +242,10 @@ impl Controller {
             if m.state != MemberState::Active || m.id == me {
                 continue;
             }
-            let client = shards.channels().client(&m.peer_addr);
+            let (channels, addr) = (shards.channels().clone(), m.peer_addr.clone());
             pings.push((
                 m.id,
-                tokio::spawn(async move {
-                    let mut c = client.ok()?;
-                    tokio::time::timeout(PING_TIMEOUT, c.ping(PingRequest::default()))
-                        .await
-                        .ok()?
-                        .ok()
-                }),
+                tokio::spawn(async move { channels.ping(&addr, None).await }),
             ));
         }
         for (id, ping) in pings {

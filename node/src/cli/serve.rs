@@ -134,8 +134,7 @@ pub struct NodeArgs {
     /// refuse new entries from their leaders, so the disk never fills under RocksDB
     /// (if it does anyway, the node stops with exit status 74, and restarts open the
     /// database again once space is freed); writes resume by themselves once a tenth
-    /// more is free.
-    /// 0 turns the guard off.
+    /// more is free. 0 turns the guard off.
     #[arg(long, env = "KELEMETRY_MIN_FREE_DISK_MIB", default_value_t = 256)]
     pub min_free_disk_mib: u64,
     /// Read the whole database once at start-up with checksums checked, so a damaged

@@ -2,7 +2,9 @@
 //! by every Raft group and by command forwarding, with mutual TLS when configured.
 
 use crate::error::PeerError;
+use crate::types::NodeId;
 use kelemetry_proto::kelemetry::cluster::v1::peer_client::PeerClient;
+use kelemetry_proto::kelemetry::cluster::v1::{PingReply, PingRequest};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tonic::transport::{Channel, Endpoint};
@@ -41,6 +43,10 @@ impl PeerTls {
     }
 }
 
+/// How long a ping (liveness, or a starting node's questions) may take before the
+/// peer counts as not answering.
+pub const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One lazily connected gRPC channel per peer address, shared by every Raft group and
 /// by command forwarding; mutual TLS when configured.
 #[derive(Clone, Default)]
@@ -58,6 +64,17 @@ impl PeerChannels {
             channels: Arc::default(),
             tls: tls.map(Arc::new),
             source_ip,
+        }
+    }
+
+    /// Pings the peer at `addr`, as `asking_node` when given; `None` when it cannot
+    /// be reached or does not answer within [`PING_TIMEOUT`].
+    pub async fn ping(&self, addr: &str, asking_node: Option<NodeId>) -> Option<PingReply> {
+        let mut client = self.client(addr).ok()?;
+        let ping = client.ping(PingRequest { asking_node });
+        match tokio::time::timeout(PING_TIMEOUT, ping).await {
+            Ok(Ok(reply)) => Some(reply.into_inner()),
+            _ => None,
         }
     }
 
