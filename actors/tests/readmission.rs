@@ -59,7 +59,8 @@ async fn serve(says_readmitted: bool) -> String {
 }
 
 /// A node on a fresh directory that joins (does not bootstrap): marked as having
-/// lost its data.
+/// lost its data. Each test shuts it down before returning: RocksDB's background
+/// threads still running at process exit abort the test binary.
 async fn lost_node(dir: &std::path::Path) -> (ShardSet, Member) {
     let addr = "127.0.0.1:1".to_string();
     let mut settings = RaftSettings::single(5, addr.clone(), 4);
@@ -86,6 +87,7 @@ async fn a_bare_success_from_an_older_peer_does_not_readmit() {
     assert!(err.to_string().contains("predates readmission"), "{err}");
     assert!(set.awaits_readmission());
     assert!(set.lost_data_refusal().is_some());
+    set.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,4 +97,5 @@ async fn a_confirmed_readmission_clears_the_mark() {
     let leader = serve(true).await;
     readmission::ask(&set, &leader, &me).await.unwrap();
     assert!(!set.awaits_readmission());
+    set.shutdown().await.unwrap();
 }
