@@ -2,11 +2,12 @@
 # Installs what building Kelemetry needs on a Debian machine with Rust:
 # RocksDB (linked from Debian's librocksdb-dev), libclang for its bindgen, and protoc
 # for the gRPC code generated from proto/, openssl (tests make peer TLS certificates),
-# and Chromium (the Jaeger UI test drives it headless).
+# Chromium (the Jaeger UI test drives it headless), and make (jemalloc is built from
+# source with its configure script).
 # Safe to run repeatedly: it installs only what is missing.
 set -euo pipefail
 
-packages=(librocksdb-dev libclang1-14 libclang-common-14-dev protobuf-compiler openssl chromium)
+packages=(make librocksdb-dev libclang1-14 libclang-common-14-dev protobuf-compiler openssl chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

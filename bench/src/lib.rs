@@ -86,11 +86,19 @@ impl Clients {
                             (n, pod_churn_batch(n, batch, t0).to_string())
                         });
                         let sent = Instant::now();
-                        match agent
+                        // The answer's body is read whole, as the API server's
+                        // client does, so the connection goes back to the pool;
+                        // one dropped unread is closed, and every refusal would
+                        // then open a new connection.
+                        let answer = agent
                             .post(&url)
                             .header("Content-Type", "application/json")
                             .send(body.as_bytes())
-                        {
+                            .and_then(|mut r| {
+                                r.body_mut().read_to_vec()?;
+                                Ok(r)
+                            });
+                        match answer {
                             Ok(r) if r.status() == 200 => {
                                 local.push(sent.elapsed());
                                 mine.push(n);

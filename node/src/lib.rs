@@ -14,11 +14,13 @@
 //! - [`watchers`]: Kubernetes watchers (Events and objects) and their duties.
 //! - [`tls`]: TLS of the client-facing listeners; [`auth`]: who may use the
 //!   webhook, query and admin surfaces (token files).
-//! - [`metrics`], [`logging`]: observability.
+//! - [`serve_loop`]: the HTTP servers' connection loop; [`metrics`], [`logging`]:
+//!   observability; [`allocator`]: the process's allocator.
 
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod allocator;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -31,6 +33,7 @@ pub mod metrics;
 pub mod peer;
 pub mod prestop;
 pub mod query;
+pub mod serve_loop;
 pub mod server;
 pub mod tls;
 pub mod watchers;

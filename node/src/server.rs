@@ -6,7 +6,6 @@ use crate::cli::ServeArgs;
 use crate::peer::{PeerForwarder, PeerService};
 use crate::query::QueryService;
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use kelemetry_actors::export::client::OtlpClient;
 use kelemetry_actors::ring::{AgentArgs, AgentMsg, ControlSettings};
 use kelemetry_actors::{Pipeline, PipelineSettings};
@@ -398,30 +397,14 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {addr} ({name} server)"))?;
     let bound = listener.local_addr()?;
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
     let task = match tls {
-        None => tokio::spawn(async move {
-            let result = axum::serve(listener, service)
-                .with_graceful_shutdown(stopped)
-                .await;
-            if let Err(e) = result {
-                tracing::error!(server = name, error = %e, "server failed");
-            }
-        }),
+        None => tokio::spawn(crate::serve_loop::serve(listener, app, stopped)),
         Some(config) => {
-            // `tap_io` gives the listener axum's connect-info for its address type.
-            let listener = crate::tls::TlsListener::new(listener, config)?.tap_io(|_| {});
-            tokio::spawn(async move {
-                let result = axum::serve(listener, service)
-                    .with_graceful_shutdown(stopped)
-                    .await;
-                if let Err(e) = result {
-                    tracing::error!(server = name, error = %e, "server failed");
-                }
-            })
+            let listener = crate::tls::TlsListener::new(listener, config)?;
+            tokio::spawn(crate::serve_loop::serve(listener, app, stopped))
         }
     };
     Ok((bound, task))

@@ -88,7 +88,7 @@ pub struct EngineMemory {
 impl Default for EngineMemory {
     fn default() -> Self {
         Self {
-            block_cache_bytes: 64 << 20,
+            block_cache_bytes: 32 << 20,
             write_buffer_bytes: 32 << 20,
             cache_index_and_filter_blocks: true,
         }

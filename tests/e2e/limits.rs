@@ -229,3 +229,64 @@ fn webhook_bodies_in_progress_are_bounded_in_bytes() {
         "{metrics}"
     );
 }
+
+/// Writes one `POST /audit/c` with `body` on `conn` and reads the status line and
+/// headers of its answer; the status code, or the I/O error the client met.
+fn post_on(conn: &mut std::net::TcpStream, body: &[u8]) -> std::io::Result<u16> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    write!(
+        conn,
+        "POST /audit/c HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )?;
+    conn.write_all(body)?;
+    let mut reader = BufReader::new(conn);
+    let mut status = String::new();
+    reader.read_line(&mut status)?;
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    reader.read_exact(&mut vec![0; length])?;
+    Ok(status.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0))
+}
+
+#[test]
+fn a_request_refused_for_want_of_a_permit_gets_its_429_on_a_connection_that_stays_open() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        dir.path(),
+        &["--shards", "1", "--max-concurrent-requests", "1"],
+    );
+    // The only permit is held by a request whose body is still on its way.
+    let mut slow = std::net::TcpStream::connect(node.http()).unwrap();
+    write!(
+        slow,
+        "POST /audit/c HTTP/1.1\r\nHost: node\r\nContent-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // A large request arriving meanwhile is refused; its body is read and dropped,
+    // so the client gets the 429 and may retry on the same connection.
+    let big = vec![b' '; 4 << 20];
+    let mut conn = std::net::TcpStream::connect(node.http()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    for attempt in 0..3 {
+        let status = post_on(&mut conn, &big).unwrap_or_else(|e| {
+            panic!("attempt {attempt}: the refused request's connection failed: {e}")
+        });
+        assert_eq!(status, 429, "attempt {attempt}");
+    }
+    drop(slow);
+    let batch = pod_churn_batch(7, 3, start_of_recent_window()).to_string();
+    assert_eq!(post_on(&mut conn, batch.as_bytes()).unwrap(), 200);
+}

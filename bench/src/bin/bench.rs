@@ -14,9 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The node binary's allocator, so the in-process node measures what `kelemetry` runs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The node binary's allocator, so the in-process node measures what `kelemetry` runs.
+kelemetry::node_allocator!();
 
 /// Benchmark options.
 #[derive(Parser, Debug)]

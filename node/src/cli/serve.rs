@@ -114,8 +114,9 @@ pub struct NodeArgs {
     /// port 0: `{"http": "127.0.0.1:41234", "query": ..., "metrics": ...}`).
     #[arg(long, env = "KELEMETRY_ADDR_FILE")]
     pub addr_file: Option<PathBuf>,
-    /// RocksDB block cache, MiB.
-    #[arg(long, env = "KELEMETRY_ROCKSDB_BLOCK_CACHE_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..))]
+    /// RocksDB block cache, MiB. Reads of the write path hit it little; query-heavy
+    /// nodes over a large store gain from more.
+    #[arg(long, env = "KELEMETRY_ROCKSDB_BLOCK_CACHE_MIB", default_value_t = 32, value_parser = clap::value_parser!(u32).range(8..))]
     pub rocksdb_block_cache_mib: u32,
     /// RocksDB memtable size, MiB (at most two: one filling, one being flushed).
     #[arg(long, env = "KELEMETRY_ROCKSDB_WRITE_BUFFER_MIB", default_value_t = 32, value_parser = clap::value_parser!(u32).range(4..))]
@@ -273,7 +274,7 @@ pub struct IngestArgs {
     /// Bytes of webhook bodies this node processes at once (each held, with the
     /// commands parsed from it, until its events are committed); a request that does
     /// not fit gets 429 with `Retry-After`. A body larger than this runs alone.
-    #[arg(long, env = "KELEMETRY_MAX_INFLIGHT_BODY_BYTES", default_value_t = 16 << 20, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "KELEMETRY_MAX_INFLIGHT_BODY_BYTES", default_value_t = 8 << 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_inflight_body_bytes: u32,
     /// Audit events per second one cluster may send (bursts of two seconds' worth);
     /// more get 429 with `Retry-After`. Unlimited when unset.

@@ -4,7 +4,7 @@
 //! body is rejected whole with 400 naming the item and field; overload answers 429 or
 //! 503 with `Retry-After`, which the API server's webhook backend honours by retrying.
 
-use super::body_budget::{read_body, BodyRefusal};
+use super::body_budget::{discard_body, read_body, BodyRefusal};
 use super::errors::{field_error, retry_in, retry_later};
 use crate::app::AppState;
 use crate::metrics::{INGEST_EVENTS, WEBHOOK_REQUESTS};
@@ -82,6 +82,7 @@ async fn ingest_inner(
         return retry_later(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down");
     }
     let Ok(_permit) = state.webhook_permits.clone().try_acquire_owned() else {
+        let _ = tokio::time::timeout(BODY_DEADLINE, discard_body(body, state.max_body_bytes)).await;
         return retry_later(
             StatusCode::TOO_MANY_REQUESTS,
             "too many webhook requests in progress (--max-concurrent-requests)",

@@ -99,6 +99,14 @@ pub async fn read_body(
     Ok((Bytes::from(buf), share))
 }
 
+/// Reads and drops up to `max` bytes of a body refused before it was read (no
+/// request permit free), for the same reason as [`discard`]: a response sent while
+/// the client is still writing makes the server close the connection, and the client
+/// then sees its request reset instead of the 429 it could retry on.
+pub async fn discard_body(body: Body, max: usize) {
+    discard(body.into_data_stream(), max).await;
+}
+
 /// Reads and drops up to `max` more bytes of a refused body, so the connection
 /// stays usable for the client's retry without the node holding the bytes.
 async fn discard(mut stream: axum::body::BodyDataStream, max: usize) {
