@@ -115,6 +115,7 @@ pub struct Engine {
     cache: Cache,
     memory: EngineMemory,
     snapshot_dir: Arc<PathBuf>,
+    snapshot_floor: Arc<std::sync::atomic::AtomicU64>,
     fault: Arc<StorageFault>,
 }
 
@@ -123,6 +124,20 @@ impl Engine {
     /// database's, which RocksDB leaves alone.
     pub fn snapshot_dir(&self) -> &Path {
         &self.snapshot_dir
+    }
+
+    /// Free bytes a snapshot file being built must leave on the disk: the free-space
+    /// guard's minimum, so a replica's snapshot never takes the room kept for the
+    /// store's own writes.
+    pub fn snapshot_floor(&self) -> u64 {
+        self.snapshot_floor
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets [`Engine::snapshot_floor`].
+    pub fn set_snapshot_floor(&self, bytes: u64) {
+        self.snapshot_floor
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Opens (creating if needed) the database in `path` with the default memory bounds.
@@ -183,6 +198,7 @@ impl Engine {
             cache,
             memory,
             snapshot_dir: Arc::new(snapshot_dir),
+            snapshot_floor: Arc::default(),
             fault: Arc::default(),
         })
     }

@@ -356,6 +356,7 @@ impl ShardSet {
 
     /// Sets the free-space guard that writes and replicated entries obey (once).
     pub fn guard_disk(&self, guard: Arc<DiskGuard>) {
+        self.engine.set_snapshot_floor(guard.min_free_bytes());
         let _ = self.disk.set(guard);
     }
 

@@ -23,6 +23,8 @@ const BUFFER: usize = 1 << 20;
 pub const INSTALL_BATCH_BYTES: usize = 4 << 20;
 /// A progress line every this many bytes.
 const PROGRESS_EVERY: u64 = 256 << 20;
+/// The writer asks whether the disk still has room every this many bytes.
+const ROOM_CHECK_EVERY: u64 = 16 << 20;
 
 /// Snapshot bytes written (`op="built"`) and installed (`op="installed"`).
 pub static SNAPSHOT_BYTES: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -72,6 +74,7 @@ pub fn write(
     view: &PrefixView,
     file: File,
     shard: u32,
+    room: &dyn Fn() -> bool,
 ) -> Result<(File, Contents), SnapshotFileError> {
     let mut out = BufWriter::with_capacity(BUFFER, file);
     let mut hash = Xxh3::new();
@@ -86,6 +89,7 @@ pub fn write(
     };
     let mut failed = None;
     let mut next_progress = PROGRESS_EVERY;
+    let mut next_room_check = ROOM_CHECK_EVERY;
     view.scan(&[], &[0xff; 8], &mut |k, v| {
         let step = put(&len(k), &mut out)
             .and_then(|()| put(k, &mut out))
@@ -97,6 +101,16 @@ pub fn write(
         }
         contents.records += 1;
         contents.bytes += 8 + (k.len() + v.len()) as u64;
+        if contents.bytes >= next_room_check {
+            next_room_check += ROOM_CHECK_EVERY;
+            if !room() {
+                failed = Some(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "the disk's free space fell to the store's reserve",
+                ));
+                return false;
+            }
+        }
         if contents.bytes >= next_progress {
             next_progress += PROGRESS_EVERY;
             tracing::info!(
@@ -246,7 +260,7 @@ mod tests {
             .create_new(true)
             .open(dir.path().join("snap"))
             .unwrap();
-        let (mut file, written) = write(&view, file, 0).unwrap();
+        let (mut file, written) = write(&view, file, 0, &|| true).unwrap();
         assert_eq!(written.records, 30_000);
         assert_eq!(written.bytes, file.metadata().unwrap().len());
         let mut batches = 0;
@@ -270,6 +284,31 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_stops_with_storage_full_once_the_disk_has_no_room() {
+        // 60,000 records of about 310 bytes: about 18 MiB, so the room is asked once.
+        let (dir, view) = store(60_000);
+        let file = File::create(dir.path().join("snap")).unwrap();
+        let asked = std::cell::Cell::new(0);
+        let no_room = || {
+            asked.set(asked.get() + 1);
+            false
+        };
+        match write(&view, file, 0, &no_room) {
+            Err(SnapshotFileError::Io(e)) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}")
+            }
+            other => panic!(
+                "expected a storage-full error, got {:?}",
+                other.map(|r| r.1)
+            ),
+        }
+        assert_eq!(asked.get(), 1);
+        let file = File::create(dir.path().join("snap2")).unwrap();
+        let (_, written) = write(&view, file, 0, &|| true).unwrap();
+        assert_eq!(written.records, 60_000);
+    }
+
+    #[test]
     fn a_truncated_or_altered_file_is_refused() {
         let (dir, view) = store(100);
         let path = dir.path().join("snap");
@@ -279,7 +318,7 @@ mod tests {
             .create_new(true)
             .open(&path)
             .unwrap();
-        let (file, written) = write(&view, file, 0).unwrap();
+        let (file, written) = write(&view, file, 0, &|| true).unwrap();
         drop(file);
         let whole = std::fs::read(&path).unwrap();
         let nothing = &mut |_: Records| Ok(());

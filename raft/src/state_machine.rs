@@ -80,26 +80,77 @@ impl ShardStateMachine {
             self.group,
             self.ctx.shard,
         );
-        let file = tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let file = unlinked_file(&dir, &format!("{group}.send"))?;
-            let (file, contents) = snapshot_file::write(&view, file, shard)?;
-            tracing::info!(
-                shard,
-                records = contents.records,
-                mib = contents.bytes >> 20,
-                took_ms = started.elapsed().as_millis() as u64,
-                "snapshot built for a replica"
-            );
-            Ok::<_, SnapshotFileError>(file)
-        })
-        .await
-        .map_err(sm_err)?
-        .map_err(sm_err)?;
+        let floor = self.engine.snapshot_floor();
+        let file = build_when_it_fits(view, dir, format!("{group}.send"), shard, floor)
+            .await
+            .map_err(sm_err)?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(tokio::fs::File::from_std(file)),
         })
+    }
+}
+
+/// How often a snapshot that did not fit on the disk looks for space again.
+const SPACE_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+/// How much more space than the failed attempt found a retry waits for.
+const SPACE_GROWTH: u64 = 64 << 20;
+
+/// Writes the shard's snapshot to an unlinked file in `dir`, leaving at least `floor`
+/// bytes free. A snapshot that does not fit is dropped (its space returns at once)
+/// and tried again once more space is free: openraft 0.9 stops a group for good when
+/// building a snapshot fails, so the build waits instead (logged), holding up only
+/// this shard's applies and no storage thread.
+async fn build_when_it_fits(
+    view: PrefixView,
+    dir: PathBuf,
+    name: String,
+    shard: u32,
+    floor: u64,
+) -> Result<std::fs::File, SnapshotFileError> {
+    let free = |dir: &Path| crate::disk_guard::free_space(dir).unwrap_or(u64::MAX);
+    loop {
+        let free_at_start = free(&dir);
+        let attempt = {
+            let (view, dir, name) = (view.clone(), dir.clone(), name.clone());
+            tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
+                let room = || floor == 0 || free(&dir) >= floor;
+                let built = snapshot_file::write(&view, unlinked_file(&dir, &name)?, shard, &room);
+                built.map(|(file, contents)| (file, contents, started.elapsed()))
+            })
+            .await
+            .map_err(|e| SnapshotFileError::Engine(e.to_string()))?
+        };
+        match attempt {
+            Ok((file, contents, took)) => {
+                tracing::info!(
+                    shard,
+                    records = contents.records,
+                    mib = contents.bytes >> 20,
+                    took_ms = took.as_millis() as u64,
+                    "snapshot built for a replica"
+                );
+                return Ok(file);
+            }
+            Err(SnapshotFileError::Io(e)) if e.kind() == std::io::ErrorKind::StorageFull => {
+                tracing::error!(
+                    shard,
+                    free_mib = free_at_start >> 20,
+                    reserve_mib = floor >> 20,
+                    "no room on the disk for a replica's snapshot of this shard; its applies wait until more space is free"
+                );
+                while free(&dir) < free_at_start.saturating_add(SPACE_GROWTH) {
+                    tokio::time::sleep(SPACE_RECHECK).await;
+                }
+                tracing::info!(
+                    shard,
+                    free_mib = free(&dir) >> 20,
+                    "more space is free: building the snapshot again"
+                );
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
