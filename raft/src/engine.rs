@@ -168,6 +168,19 @@ impl Engine {
         opts.increase_parallelism(2);
         opts.set_max_background_jobs(2);
         opts.set_block_based_table_factory(&table);
+        // Most bytes written are Raft log entries and fresh state that the first
+        // compactions rewrite or drop; compressing them with snappy at every level
+        // was 8% of the CPU of a node holding 4 million events. The top two levels
+        // stay uncompressed, and LZ4 (cheaper than snappy) compresses the rest.
+        opts.set_compression_per_level(&[
+            rocksdb::DBCompressionType::None,
+            rocksdb::DBCompressionType::None,
+            rocksdb::DBCompressionType::Lz4,
+            rocksdb::DBCompressionType::Lz4,
+            rocksdb::DBCompressionType::Lz4,
+            rocksdb::DBCompressionType::Lz4,
+            rocksdb::DBCompressionType::Lz4,
+        ]);
         opts.set_write_buffer_size(memory.write_buffer_bytes);
         opts.set_max_write_buffer_number(2);
         opts.set_db_write_buffer_size(memory.write_buffer_bytes * 2);
