@@ -17,6 +17,14 @@ struct MetaLeader {
 
 #[tonic::async_trait]
 impl Peer for MetaLeader {
+    type RaftStreamStream = kelemetry_raft::RaftAnswers;
+
+    async fn raft_stream(
+        &self,
+        _: Request<tonic::Streaming<pb::RaftFrame>>,
+    ) -> Result<Response<Self::RaftStreamStream>, Status> {
+        Err(Status::unimplemented("raft stream"))
+    }
     async fn raft(&self, _: Request<pb::RaftMessage>) -> Result<Response<pb::RaftMessage>, Status> {
         Err(Status::unimplemented("raft"))
     }

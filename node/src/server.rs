@@ -168,13 +168,19 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
     // faults. Peers are other nodes, not the public, so the guard is relaxed on
     // this port only.
     let mut peer_server = tonic::transport::Server::builder()
-        .http2_max_pending_accept_reset_streams(Some(PEER_PENDING_RESET_STREAMS));
+        .http2_max_pending_accept_reset_streams(Some(PEER_PENDING_RESET_STREAMS))
+        .initial_stream_window_size(kelemetry_raft::PEER_STREAM_WINDOW)
+        .initial_connection_window_size(kelemetry_raft::PEER_CONNECTION_WINDOW);
     if let Some(tls) = &settings.tls {
         peer_server = peer_server
             .tls_config(tls.server_config())
             .context("--peer-tls-cert/--peer-tls-key: unusable certificate or key")?;
     }
-    let peer_router = peer_server.add_service(PeerService::new(shards.clone(), pipeline.router()));
+    let peer_router = peer_server.add_service(PeerService::new(
+        shards.clone(),
+        pipeline.router(),
+        stop_rx.clone(),
+    ));
     let (peer_addr, peer) =
         serve_grpc("peer", listen.peer_addr, peer_router, stop_rx.clone()).await?;
     let watched = shards.clone();

@@ -46,7 +46,10 @@ pub mod wal_sync;
 pub use engine::{Engine, EngineError, EngineMemory, EngineMemoryUse};
 pub use error::{GroupError, InboundError, PeerError, ShardSetError};
 pub use group::{ShardRaft, META_SHARD};
-pub use network::{PeerChannels, PeerTls};
+pub use network::{
+    serve_raft_stream, PeerChannels, PeerTls, RaftAnswers, PEER_CONNECTION_WINDOW,
+    PEER_STREAM_WINDOW,
+};
 pub use registry::ShardSet;
 pub use settings::{RaftSettings, QUORUM_STALE_MS};
 pub use types::{GroupRequest, NodeId};

@@ -54,3 +54,33 @@ pub static UNREACHABLE_LEADER_REFUSALS: LazyLock<IntCounter> = LazyLock::new(|| 
     )
     .expect("metric names are unique")
 });
+
+/// How Raft messages leave this node, for `kelemetry_raft_messages_sent_total` and
+/// `kelemetry_raft_streams_opened_total`.
+pub struct RaftTransport {
+    /// Messages sent as frames on a peer's Raft stream.
+    pub stream_messages: IntCounter,
+    /// Messages sent as unary RPCs (snapshots, and peers without the stream).
+    pub unary_messages: IntCounter,
+    /// Raft streams opened (one per peer, again after each one ends).
+    pub streams_opened: IntCounter,
+}
+
+/// The Raft transport's counters.
+pub static RAFT_TRANSPORT: LazyLock<RaftTransport> = LazyLock::new(|| {
+    let sent = register_int_counter_vec!(
+        "kelemetry_raft_messages_sent_total",
+        "Raft messages sent to peers, by path: frames on the shared per-peer stream, or unary RPCs (snapshots, and peers that predate the stream).",
+        &["path"]
+    )
+    .expect("metric names are unique");
+    RaftTransport {
+        stream_messages: sent.with_label_values(&["stream"]),
+        unary_messages: sent.with_label_values(&["unary"]),
+        streams_opened: register_int_counter!(
+            "kelemetry_raft_streams_opened_total",
+            "Raft streams opened to peers: one per peer, and one more each time a stream ends (a peer restarted, a connection broke)."
+        )
+        .expect("metric names are unique"),
+    }
+});

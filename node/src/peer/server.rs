@@ -10,29 +10,54 @@ use kelemetry_core::state::ShardRead;
 use kelemetry_core::Command;
 use kelemetry_proto::kelemetry::cluster::v1::peer_server::{Peer, PeerServer};
 use kelemetry_proto::kelemetry::cluster::v1::{
-    CampaignReply, CampaignRequest, MetaReply, MetaRequest, PingReply, PingRequest, RaftKind,
-    RaftMessage, ReadReply, ReadRequest, SubmitReply, SubmitRequest,
+    CampaignReply, CampaignRequest, MetaReply, MetaRequest, PingReply, PingRequest, RaftFrame,
+    RaftKind, RaftMessage, ReadReply, ReadRequest, SubmitReply, SubmitRequest,
 };
-use kelemetry_raft::ShardSet;
+use kelemetry_raft::{serve_raft_stream, RaftAnswers, ShardSet};
 use std::sync::Arc;
-use tonic::{Request, Response, Status};
+use tokio::sync::watch;
+use tonic::{Request, Response, Status, Streaming};
 
 /// The peer service over this node's groups and its shard actors.
 #[derive(Clone)]
 pub struct PeerService {
     shards: Arc<ShardSet>,
     router: IngestRouter,
+    stop: watch::Receiver<bool>,
 }
 
 impl PeerService {
-    /// The service of a node whose write path (`router`) has started.
-    pub fn new(shards: Arc<ShardSet>, router: IngestRouter) -> PeerServer<Self> {
-        PeerServer::new(Self { shards, router }).max_decoding_message_size(256 << 20)
+    /// The service of a node whose write path (`router`) has started; its Raft
+    /// streams end when `stop` turns true.
+    pub fn new(
+        shards: Arc<ShardSet>,
+        router: IngestRouter,
+        stop: watch::Receiver<bool>,
+    ) -> PeerServer<Self> {
+        PeerServer::new(Self {
+            shards,
+            router,
+            stop,
+        })
+        .max_decoding_message_size(256 << 20)
     }
 }
 
 #[tonic::async_trait]
 impl Peer for PeerService {
+    type RaftStreamStream = RaftAnswers;
+
+    async fn raft_stream(
+        &self,
+        req: Request<Streaming<RaftFrame>>,
+    ) -> Result<Response<RaftAnswers>, Status> {
+        Ok(Response::new(serve_raft_stream(
+            self.shards.clone(),
+            req.into_inner(),
+            self.stop.clone(),
+        )))
+    }
+
     async fn raft(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let msg = req.into_inner();
         let kind = RaftKind::try_from(msg.kind)

@@ -1,12 +1,14 @@
 //! Connections to peers: one lazily connected gRPC channel per peer address, shared
 //! by every Raft group and by command forwarding, with mutual TLS when configured.
 
+use super::stream::{RaftStream, StreamEnd, UNARY_FALLBACK};
 use crate::error::PeerError;
 use crate::types::NodeId;
 use kelemetry_proto::kelemetry::cluster::v1::peer_client::PeerClient;
 use kelemetry_proto::kelemetry::cluster::v1::{PingReply, PingRequest};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
 /// PEM material for mutual TLS between peers: every node presents its certificate
@@ -47,11 +49,27 @@ impl PeerTls {
 /// peer counts as not answering.
 pub const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// HTTP/2 flow-control windows of peer connections, both directions: every group's
+/// replication shares one connection (and its Raft stream), which h2's default
+/// 64 KiB windows would hold to a trickle.
+pub const PEER_STREAM_WINDOW: u32 = 8 << 20;
+/// See [`PEER_STREAM_WINDOW`].
+pub const PEER_CONNECTION_WINDOW: u32 = 16 << 20;
+
+/// How Raft messages reach one peer.
+enum StreamSlot {
+    /// On this stream, while it lasts.
+    Open(Arc<RaftStream>),
+    /// As unary RPCs, since the peer answered at this instant that it has no stream.
+    Unary(Instant),
+}
+
 /// One lazily connected gRPC channel per peer address, shared by every Raft group and
 /// by command forwarding; mutual TLS when configured.
 #[derive(Clone, Default)]
 pub struct PeerChannels {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    streams: Arc<Mutex<HashMap<String, StreamSlot>>>,
     tls: Option<Arc<PeerTls>>,
     source_ip: Option<std::net::IpAddr>,
 }
@@ -62,6 +80,7 @@ impl PeerChannels {
     pub fn new(tls: Option<PeerTls>, source_ip: Option<std::net::IpAddr>) -> Self {
         Self {
             channels: Arc::default(),
+            streams: Arc::default(),
             tls: tls.map(Arc::new),
             source_ip,
         }
@@ -91,6 +110,8 @@ impl PeerChannels {
                 message: e.to_string(),
             })?
             .connect_timeout(std::time::Duration::from_secs(2))
+            .initial_stream_window_size(PEER_STREAM_WINDOW)
+            .initial_connection_window_size(PEER_CONNECTION_WINDOW)
             .local_address(self.source_ip)
             .tcp_nodelay(true);
         if let Some(tls) = &self.tls {
@@ -106,5 +127,30 @@ impl PeerChannels {
         let channel = endpoint.connect_lazy();
         map.insert(addr.to_string(), channel.clone());
         Ok(PeerClient::new(channel))
+    }
+}
+
+impl PeerChannels {
+    /// The Raft stream to the peer at `addr`, opened if there is none; `None` while
+    /// the peer is sent unary RPCs because it has no stream.
+    pub(crate) fn raft_stream(&self, addr: &str) -> Result<Option<Arc<RaftStream>>, PeerError> {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        match streams.get(addr) {
+            Some(StreamSlot::Open(s)) if !s.is_closed() => return Ok(Some(s.clone())),
+            Some(StreamSlot::Unary(since)) if since.elapsed() < UNARY_FALLBACK => return Ok(None),
+            _ => {}
+        }
+        let client = self.client(addr)?;
+        let slots = Arc::downgrade(&self.streams);
+        let peer = addr.to_string();
+        let stream = RaftStream::open(client, move |end| {
+            if let (StreamEnd::Unsupported, Some(slots)) = (end, slots.upgrade()) {
+                tracing::info!(peer = %peer, "peer has no Raft stream (an older version); sending it unary RPCs");
+                let mut slots = slots.lock().unwrap_or_else(|p| p.into_inner());
+                slots.insert(peer, StreamSlot::Unary(Instant::now()));
+            }
+        });
+        streams.insert(addr.to_string(), StreamSlot::Open(stream.clone()));
+        Ok(Some(stream))
     }
 }

@@ -1,12 +1,14 @@
 //! The sending side of Raft: openraft's network factory for one group, sending its
-//! messages as postcard-encoded openraft types tagged with the group id over the
-//! shared peer channels.
+//! messages as postcard-encoded openraft types tagged with the group id, as frames on
+//! the peer's shared Raft stream (snapshots as RPCs of their own).
 
 use super::channels::PeerChannels;
+use super::stream::StreamCallError;
 use crate::error::PeerError;
 use crate::keys::GroupId;
+use crate::metrics::RAFT_TRANSPORT;
 use crate::types::{NodeId, TypeConfig};
-use kelemetry_proto::kelemetry::cluster::v1::{peer_client::PeerClient, RaftKind, RaftMessage};
+use kelemetry_proto::kelemetry::cluster::v1::{RaftKind, RaftMessage};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -17,7 +19,6 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 use serde::{de::DeserializeOwned, Serialize};
-use tonic::transport::Channel;
 
 /// Network factory of one group.
 #[derive(Clone)]
@@ -37,7 +38,8 @@ impl PeerNetwork {
 pub struct PeerConnection {
     group: GroupId,
     target: NodeId,
-    client: Result<PeerClient<Channel>, PeerError>,
+    addr: String,
+    channels: PeerChannels,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -47,7 +49,8 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
         PeerConnection {
             group: self.group,
             target,
-            client: self.channels.client(&node.addr),
+            addr: node.addr.clone(),
+            channels: self.channels.clone(),
         }
     }
 }
@@ -69,38 +72,56 @@ impl PeerConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let client = self
-            .client
-            .as_mut()
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&*e)))?;
         let payload = postcard::to_stdvec(req).map_err(|e| {
             RPCError::Network(NetworkError::new(&PeerError::Transport(e.to_string())))
         })?;
-        let msg = RaftMessage {
-            group: self.group,
-            kind: kind as i32,
-            payload,
-        };
         let ttl = option.hard_ttl();
-        let reply = match tokio::time::timeout(ttl, client.raft(msg)).await {
-            Ok(Ok(r)) => r.into_inner(),
-            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
-                return Err(RPCError::Unreachable(Unreachable::new(
-                    &PeerError::Transport(status.to_string()),
-                )))
-            }
-            Ok(Err(status)) => {
-                return Err(RPCError::Network(NetworkError::new(&PeerError::Transport(
-                    status.to_string(),
-                ))))
-            }
-            Err(_) => {
-                return Err(RPCError::Network(NetworkError::new(&PeerError::Transport(
-                    format!("no reply from node {} within {ttl:?}", self.target),
-                ))))
+        let unreachable = |e: &PeerError| RPCError::Unreachable(Unreachable::new(e));
+        let network = |m: String| RPCError::Network(NetworkError::new(&PeerError::Transport(m)));
+        let no_reply = || network(format!("no reply from node {} within {ttl:?}", self.target));
+        // Snapshots keep an RPC of their own: their chunks are large and answered
+        // only once installed, and would hold every group's frames behind them.
+        let stream = match kind {
+            RaftKind::InstallSnapshot => None,
+            _ => self
+                .channels
+                .raft_stream(&self.addr)
+                .map_err(|e| unreachable(&e))?,
+        };
+        let reply = match stream {
+            Some(stream) => match stream.call(self.group, kind, payload, ttl).await {
+                Ok(reply) => reply,
+                Err(StreamCallError::Closed) => {
+                    return Err(unreachable(&PeerError::Transport(format!(
+                        "the Raft stream to node {} ended",
+                        self.target
+                    ))))
+                }
+                Err(StreamCallError::Timeout) => return Err(no_reply()),
+                Err(StreamCallError::Remote(message)) => return Err(network(message)),
+            },
+            None => {
+                RAFT_TRANSPORT.unary_messages.inc();
+                let mut client = self
+                    .channels
+                    .client(&self.addr)
+                    .map_err(|e| unreachable(&e))?;
+                let msg = RaftMessage {
+                    group: self.group,
+                    kind: kind as i32,
+                    payload,
+                };
+                match tokio::time::timeout(ttl, client.raft(msg)).await {
+                    Ok(Ok(r)) => r.into_inner().payload,
+                    Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
+                        return Err(unreachable(&PeerError::Transport(status.to_string())))
+                    }
+                    Ok(Err(status)) => return Err(network(status.to_string())),
+                    Err(_) => return Err(no_reply()),
+                }
             }
         };
-        let result: Result<Resp, E> = postcard::from_bytes(&reply.payload).map_err(|e| {
+        let result: Result<Resp, E> = postcard::from_bytes(&reply).map_err(|e| {
             RPCError::Network(NetworkError::new(&PeerError::Transport(format!(
                 "undecodable reply: {e}"
             ))))

@@ -1,11 +1,59 @@
 //! The receiving side of Raft: an inbound peer message decoded and handed to its
 //! group, opening the replica if this node has none yet (that is how a node added as
-//! a learner receives its first entries or snapshot).
+//! a learner receives its first entries or snapshot). Messages come one per RPC or
+//! as frames on a peer's Raft stream.
 
 use crate::error::InboundError;
 use crate::keys::{self, GroupId};
 use crate::registry::ShardSet;
-use kelemetry_proto::kelemetry::cluster::v1::RaftKind;
+use kelemetry_proto::kelemetry::cluster::v1::{RaftFrame, RaftKind};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Frames of one inbound Raft stream being handled at once; reading pauses (and
+/// HTTP/2 flow control holds the sender back) beyond that. A peer has at most one
+/// AppendEntries in flight per group, so this is far above what a healthy peer sends.
+const STREAM_FRAMES_IN_FLIGHT: usize = 4096;
+
+/// Answers queued for sending back on one inbound Raft stream.
+const STREAM_ANSWER_QUEUE: usize = 1024;
+
+/// The answers of an inbound Raft stream, as the peer service returns them.
+pub type RaftAnswers = ReceiverStream<Result<RaftFrame, tonic::Status>>;
+
+/// Serves one inbound Raft stream: every frame is handed to its group at once, and
+/// its answer goes back as soon as the group gives it, in whatever order. The answers
+/// end when the peer closes the stream or `stop` turns true (so a node shutting down
+/// is not held by its peers' streams).
+pub fn serve_raft_stream(
+    shards: Arc<ShardSet>,
+    mut frames: tonic::Streaming<RaftFrame>,
+    mut stop: watch::Receiver<bool>,
+) -> RaftAnswers {
+    let (answers, rx) = mpsc::channel(STREAM_ANSWER_QUEUE);
+    let in_flight = Arc::new(Semaphore::new(STREAM_FRAMES_IN_FLIGHT));
+    tokio::spawn(async move {
+        loop {
+            let frame = tokio::select! {
+                f = frames.message() => f,
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            let Ok(Some(frame)) = frame else { break };
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break;
+            };
+            let shards = shards.clone();
+            let answers = answers.clone();
+            tokio::spawn(async move {
+                let answer = shards.handle_frame(frame).await;
+                let _ = answers.send(Ok(answer)).await;
+                drop(permit);
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
 
 impl ShardSet {
     /// Handles a Raft message from a peer and returns the encoded result. A message
@@ -58,6 +106,27 @@ impl ShardSet {
                 self.refuse_if_disk_low()?;
                 enc(&raft.install_snapshot(dec(payload)?).await)
             }
+        }
+    }
+
+    async fn handle_frame(&self, frame: RaftFrame) -> RaftFrame {
+        let result = match RaftKind::try_from(frame.kind) {
+            Ok(kind) => self
+                .handle_raft(frame.group, kind, &frame.payload)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(_) => Err(format!("unknown raft message kind {}", frame.kind)),
+        };
+        let (payload, error) = match result {
+            Ok(payload) => (payload, String::new()),
+            Err(error) => (Vec::new(), error),
+        };
+        RaftFrame {
+            id: frame.id,
+            group: frame.group,
+            kind: frame.kind,
+            payload,
+            error,
         }
     }
 
