@@ -5,7 +5,8 @@
 //! - [`types`]: the type configuration, declared once for every group.
 //! - [`engine`]: the storage engine (the only module that touches RocksDB), and
 //!   [`keys`] for the key layout inside it; [`wal_sync`] groups WAL syncs.
-//! - [`log_store`] and [`state_machine`]: openraft's storage traits over the engine.
+//! - [`log_store`] and [`state_machine`]: openraft's storage traits over the engine;
+//!   [`recent_entries`]: the newest log entries in memory, for replication reads.
 //! - [`network`]: the Raft network, client side and server side, over the peer RPC.
 //! - [`group`]: the handle of one group (propose, leadership, reads);
 //!   [`membership`]: its membership changes; [`handover`]: moving its leadership.
@@ -29,6 +30,7 @@ pub mod handover;
 pub mod hints;
 pub mod keys;
 pub mod log_store;
+pub mod recent_entries;
 pub mod lost_data;
 pub mod membership;
 pub mod metrics;

@@ -1,7 +1,10 @@
-//! openraft log storage for one group, in the shared RocksDB.
+//! openraft log storage for one group, in the shared RocksDB, with its newest
+//! entries also in memory for replication reads.
 
 use crate::engine::{Engine, EngineError, Op};
+use crate::metrics::RECENT_ENTRY_READS;
 use crate::keys::{self, GroupId};
+use crate::recent_entries::RecentEntries;
 use crate::types::{NodeId, TypeConfig};
 use crate::wal_sync::WalSyncer;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -16,6 +19,7 @@ pub struct LogStore {
     engine: Engine,
     group: GroupId,
     syncer: WalSyncer,
+    recent: RecentEntries,
 }
 
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
@@ -43,6 +47,7 @@ impl LogStore {
             engine,
             group,
             syncer,
+            recent: RecentEntries::default(),
         }
     }
 
@@ -80,11 +85,17 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&s) => s + 1,
             Bound::Unbounded => 0,
         };
-        let end = match range.end_bound() {
-            Bound::Included(&e) => keys::log(self.group, e.saturating_add(1)),
-            Bound::Excluded(&e) => keys::log(self.group, e),
-            Bound::Unbounded => keys::log(self.group, u64::MAX),
+        let end_index = match range.end_bound() {
+            Bound::Included(&e) => e.saturating_add(1),
+            Bound::Excluded(&e) => e,
+            Bound::Unbounded => u64::MAX,
         };
+        if let Some(entries) = self.recent.get(start, end_index, dec) {
+            RECENT_ENTRY_READS.hits.inc();
+            return entries;
+        }
+        RECENT_ENTRY_READS.misses.inc();
+        let end = keys::log(self.group, end_index);
         let mut out = Vec::new();
         let mut err = None;
         self.engine
@@ -167,18 +178,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let ops: Vec<Op> = entries
+        let encoded: Vec<(u64, Vec<u8>)> = entries
             .into_iter()
-            .map(|e| Op::Put(keys::log(self.group, e.log_id.index), enc(&e)))
+            .map(|e| (e.log_id.index, enc(&e)))
+            .collect();
+        let ops: Vec<Op> = encoded
+            .iter()
+            .map(|(index, bytes)| Op::Put(keys::log(self.group, *index), bytes.clone()))
             .collect();
         // Readable now (memtable), durable when the shared WAL sync completes.
         self.engine.write(ops, false).map_err(write_err)?;
+        self.recent.appended(encoded);
         self.syncer
             .after_next_sync(Box::new(move |result| callback.log_io_completed(result)));
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.recent.truncated(log_id.index);
         self.write_sync(vec![Op::DeleteRange(
             keys::log(self.group, log_id.index),
             keys::log(self.group, u64::MAX),
@@ -188,6 +205,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.recent.purged(log_id.index);
         self.write_sync(vec![
             Op::Put(keys::purged(self.group), enc(&log_id)),
             Op::DeleteRange(

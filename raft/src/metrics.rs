@@ -84,3 +84,26 @@ pub static RAFT_TRANSPORT: LazyLock<RaftTransport> = LazyLock::new(|| {
         .expect("metric names are unique"),
     }
 });
+
+/// Where log reads for replication were served from, for
+/// `kelemetry_raft_log_reads_total`.
+pub struct RecentEntryReads {
+    /// From the in-memory run of recent entries.
+    pub hits: IntCounter,
+    /// From RocksDB.
+    pub misses: IntCounter,
+}
+
+/// The log readers' counters.
+pub static RECENT_ENTRY_READS: LazyLock<RecentEntryReads> = LazyLock::new(|| {
+    let v = register_int_counter_vec!(
+        "kelemetry_raft_log_reads_total",
+        "Raft log reads (a leader reading entries to send to followers), by source: recent entries kept in memory, or RocksDB.",
+        &["source"]
+    )
+    .expect("metric names are unique");
+    RecentEntryReads {
+        hits: v.with_label_values(&["memory"]),
+        misses: v.with_label_values(&["rocksdb"]),
+    }
+});
