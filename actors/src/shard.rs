@@ -168,9 +168,22 @@ impl Actor for ShardActor {
     }
 }
 
-/// Starts proposals while there is queued work and room in flight.
+/// Batches forwarded to a shard's leader at once by a node that does not lead it. The
+/// leader batches them again into its proposals, so one forward waiting for the
+/// previous one's commit would only add that commit to every forwarded event's wait.
+const FORWARDS_IN_FLIGHT: usize = 4;
+
+/// Starts proposals (or forwards) while there is queued work and room in flight.
 fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
-    while state.in_flight < state.limits.max_in_flight && !state.queue.is_empty() {
+    while !state.queue.is_empty() {
+        let route = route(&state.shards, state.shard);
+        let room = match route {
+            Route::Forward(_) => FORWARDS_IN_FLIGHT.max(state.limits.max_in_flight),
+            _ => state.limits.max_in_flight,
+        };
+        if state.in_flight >= room {
+            break;
+        }
         let mut batch = Vec::new();
         let mut commands = Vec::new();
         while let Some(w) = state.queue.front() {
@@ -194,13 +207,13 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
             export_backlog: state.limits.export_backlog,
             commands,
         };
-        let (shards, shard) = (state.shards.clone(), state.shard);
+        let shard = state.shard;
         let commit_timeout = state.limits.commit_timeout;
         let me = myself.clone();
         let on_outbox = state.on_outbox.clone();
         let forwarder = state.forwarder.clone();
         tokio::spawn(async move {
-            let raft = match route(&shards, shard) {
+            let raft = match route {
                 Route::Propose(raft) => raft,
                 Route::Forward(leader) => {
                     match forwarder {

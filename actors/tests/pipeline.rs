@@ -221,3 +221,77 @@ async fn retention_deletes_windows_older_than_the_retention() {
     pipeline.stop().await;
     shards.shutdown().await.unwrap();
 }
+
+/// How many forwards ran at once, at most.
+#[derive(Default)]
+struct ForwardCount {
+    running: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+/// A leader that takes 400 ms to commit each forwarded batch.
+struct SlowLeader(Arc<ForwardCount>);
+
+impl kelemetry_actors::Forwarder for SlowLeader {
+    fn forward(
+        &self,
+        _leader: u64,
+        _shard: u32,
+        commands: Vec<Command>,
+    ) -> kelemetry_actors::ForwardFuture {
+        use std::sync::atomic::Ordering::SeqCst;
+        let count = self.0.clone();
+        Box::pin(async move {
+            let now = count.running.fetch_add(1, SeqCst) + 1;
+            count.most.fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            count.running.fetch_sub(1, SeqCst);
+            Ok(vec![CommandOutcome::Applied; commands.len()])
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_does_not_lead_a_shard_forwards_up_to_four_batches_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = shard_set(dir.path(), 2).await;
+    // Shard 1 is led elsewhere: this node has no replica and knows node 7 leads it.
+    shards.remove_group(1).await.unwrap();
+    shards.note_leader(1, 7);
+    let count = Arc::new(ForwardCount::default());
+    let settings = PipelineSettings {
+        max_in_flight: 1,
+        ..Default::default()
+    };
+    let pipeline = Pipeline::start(
+        shards.clone(),
+        &settings,
+        Some(Arc::new(SlowLeader(count.clone()))),
+    )
+    .await
+    .unwrap();
+    let router = pipeline.router();
+    let mut tasks = Vec::new();
+    for (i, key) in (0..)
+        .map(|i| pod(&format!("f{i}")))
+        .filter(|k| shard_of(k, 2) == 1)
+        .take(8)
+        .enumerate()
+    {
+        let router = router.clone();
+        tasks.push(tokio::spawn(async move {
+            router
+                .submit(vec![create(key, &format!("f{i}"), None)])
+                .await
+        }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), vec![CommandOutcome::Applied]);
+    }
+    // One at a time would keep each batch waiting for the previous one's commit;
+    // more than four would let one node pile its batches on a leader.
+    assert_eq!(count.most.load(std::sync::atomic::Ordering::SeqCst), 4);
+    pipeline.stop().await;
+    shards.shutdown().await.unwrap();
+}

@@ -2,8 +2,8 @@
 //! entries also in memory for replication reads.
 
 use crate::engine::{Engine, EngineError, Op};
-use crate::metrics::RECENT_ENTRY_READS;
 use crate::keys::{self, GroupId};
+use crate::metrics::RECENT_ENTRY_READS;
 use crate::recent_entries::RecentEntries;
 use crate::types::{NodeId, TypeConfig};
 use crate::wal_sync::WalSyncer;
