@@ -21,4 +21,4 @@ mod waits;
 pub use error::SubmitError;
 pub use pipeline::{Pipeline, PipelineSettings};
 pub use router::IngestRouter;
-pub use shard::{ForwardFuture, Forwarder};
+pub use shard::{BatchFate, ForwardFuture, ForwardManyFuture, Forwarder};

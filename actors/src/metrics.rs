@@ -1,8 +1,8 @@
 //! Prometheus metrics of the write path (registered in the default registry).
 
 use prometheus::{
-    register_histogram, register_int_counter_vec, register_int_gauge_vec, Histogram, IntCounterVec,
-    IntGaugeVec,
+    register_histogram, register_int_counter, register_int_counter_vec, register_int_gauge_vec,
+    Histogram, IntCounter, IntCounterVec, IntGaugeVec,
 };
 use std::sync::LazyLock;
 
@@ -129,6 +129,16 @@ pub static EXPORT_LAG: LazyLock<Histogram> = LazyLock::new(|| {
         "kelemetry_export_lag_seconds",
         "Time from an event span's end until the OTLP endpoint accepted it.",
         vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]
+    )
+    .expect("metric names are unique")
+});
+
+/// Shard batches of requests sent to their leader node together with the request's
+/// other batches for that node.
+pub static FORWARDED_TOGETHER: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "kelemetry_forwarded_together_batches_total",
+        "Shard batches of webhook requests sent to the node that leads their shard in one exchange with the request's other batches for that node."
     )
     .expect("metric names are unique")
 });

@@ -111,6 +111,8 @@ impl Pipeline {
         }
         let router = IngestRouter::new(
             shard_actors.iter().map(|(a, _)| a.clone()).collect(),
+            shards.clone(),
+            forwarder,
             settings.submit_timeout,
         );
         let outbox = Actor::spawn(

@@ -4,13 +4,20 @@
 //! count), so the router holds no state beyond the actor references and is a plain
 //! cloneable value rather than an actor: an actor would serialise every request
 //! through one mailbox for nothing.
+//!
+//! The shards of a request that another node leads go to that node together, one
+//! exchange per leader node instead of one per shard; a batch the leader does not
+//! take (it no longer leads the shard) goes through its shard's actor, which finds
+//! the leader.
 
 use crate::error::SubmitError;
-use crate::shard::ShardMsg;
+use crate::shard::{route, BatchFate, Forwarder, Route, ShardMsg};
 use kelemetry_core::ids::shard_of;
 use kelemetry_core::{Command, CommandOutcome};
+use kelemetry_raft::ShardSet;
 use ractor::concurrency::{oneshot, OneshotReceiver};
 use ractor::{ActorRef, RpcReplyPort};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,15 +25,27 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct IngestRouter {
     shards: Arc<Vec<ActorRef<ShardMsg>>>,
+    set: Arc<ShardSet>,
+    forwarder: Option<Arc<dyn Forwarder>>,
     timeout: Duration,
 }
 
 type Reply = Result<Vec<CommandOutcome>, SubmitError>;
 
+/// A shard's part of a request: where its commands sit in the request, and them.
+type Part = (u32, Vec<usize>, Vec<Command>);
+
 impl IngestRouter {
-    pub(crate) fn new(shards: Vec<ActorRef<ShardMsg>>, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        shards: Vec<ActorRef<ShardMsg>>,
+        set: Arc<ShardSet>,
+        forwarder: Option<Arc<dyn Forwarder>>,
+        timeout: Duration,
+    ) -> Self {
         Self {
             shards: Arc::new(shards),
+            set,
+            forwarder,
             timeout,
         }
     }
@@ -56,15 +75,45 @@ impl IngestRouter {
             g.1.push(c);
         }
         let mut waits = Vec::new();
+        let mut remote: BTreeMap<u64, Vec<Part>> = BTreeMap::new();
         for (shard, (positions, cmds)) in groups.into_iter().enumerate() {
             if cmds.is_empty() {
                 continue;
             }
-            let rx = self.send(shard as u32, cmds, true)?;
-            waits.push((shard as u32, positions, rx));
+            let shard = shard as u32;
+            match route(&self.set, shard) {
+                Route::Forward(leader) if self.forwarder.is_some() => {
+                    remote
+                        .entry(leader)
+                        .or_default()
+                        .push((shard, positions, cmds));
+                }
+                _ => waits.push((shard, positions, self.send(shard, cmds, true)?)),
+            }
         }
         let mut outcomes = vec![CommandOutcome::Duplicate; total];
         let mut first_error = None;
+        let forwarded = futures::future::join_all(
+            remote
+                .into_iter()
+                .map(|(leader, parts)| self.forward_together(leader, parts)),
+        )
+        .await;
+        for (shard, positions, fate) in forwarded.into_iter().flatten() {
+            match fate {
+                BatchFate::Answered(Ok(outs)) => {
+                    for (p, o) in positions.into_iter().zip(outs) {
+                        outcomes[p] = o;
+                    }
+                }
+                BatchFate::Answered(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                BatchFate::Returned(cmds) => {
+                    waits.push((shard, positions, self.send(shard, cmds, true)?))
+                }
+            }
+        }
         for (shard, positions, rx) in waits {
             match self.wait(shard, rx).await {
                 Ok(outs) => {
@@ -78,6 +127,30 @@ impl IngestRouter {
             }
         }
         first_error.map_or(Ok(outcomes), Err)
+    }
+
+    /// Sends the parts of a request that node `leader` leads to it in one exchange.
+    async fn forward_together(
+        &self,
+        leader: u64,
+        parts: Vec<Part>,
+    ) -> Vec<(u32, Vec<usize>, BatchFate)> {
+        let Some(forwarder) = &self.forwarder else {
+            return Vec::new();
+        };
+        let mut places = Vec::with_capacity(parts.len());
+        let mut batches = Vec::with_capacity(parts.len());
+        for (shard, positions, cmds) in parts {
+            places.push((shard, positions));
+            batches.push((shard, cmds));
+        }
+        crate::metrics::FORWARDED_TOGETHER.inc_by(batches.len() as u64);
+        let fates = forwarder.forward_many(leader, batches).await;
+        places
+            .into_iter()
+            .zip(fates)
+            .map(|((shard, positions), fate)| (shard, positions, fate))
+            .collect()
     }
 
     /// Commits commands on one given shard (forwarded to its leader if needed).

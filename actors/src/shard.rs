@@ -57,10 +57,36 @@ pub type ForwardFuture = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<Vec<CommandOutcome>, SubmitError>> + Send>,
 >;
 
+/// The fate of one shard's batch sent to a leader together with other shards'.
+pub enum BatchFate {
+    /// The leader answered for it: committed, or refused for a reason that sending it
+    /// elsewhere would not fix.
+    Answered(Result<Vec<CommandOutcome>, SubmitError>),
+    /// Not taken (the receiver does not lead the shard, or cannot take batches
+    /// together): the commands come back to go through the shard's actor.
+    Returned(Vec<Command>),
+}
+
+/// What forwarding several shards' batches to one leader yields: one fate per batch,
+/// in order.
+pub type ForwardManyFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Vec<BatchFate>> + Send>>;
+
 /// Sends a shard's commands to the node that leads it (peer RPC, provided by the node).
 pub trait Forwarder: Send + Sync {
     /// Commits `commands` on `shard` at node `leader`.
     fn forward(&self, leader: u64, shard: u32, commands: Vec<Command>) -> ForwardFuture;
+
+    /// Commits several shards' batches at node `leader`, which leads them all, in one
+    /// exchange. By default every batch is returned, to go through its shard's actor.
+    fn forward_many(&self, _leader: u64, batches: Vec<(u32, Vec<Command>)>) -> ForwardManyFuture {
+        Box::pin(async move {
+            batches
+                .into_iter()
+                .map(|(_, commands)| BatchFate::Returned(commands))
+                .collect()
+        })
+    }
 }
 
 /// Start-up arguments.
@@ -292,7 +318,7 @@ fn flush(myself: &ActorRef<ShardMsg>, state: &mut ShardState) {
 }
 
 /// Where a batch goes.
-enum Route {
+pub(crate) enum Route {
     /// This node leads the shard.
     Propose(ShardRaft),
     /// Another node leads it (or may know who does).
@@ -301,7 +327,7 @@ enum Route {
     Refuse(SubmitError),
 }
 
-fn route(shards: &ShardSet, shard: u32) -> Route {
+pub(crate) fn route(shards: &ShardSet, shard: u32) -> Route {
     let local = shards.local(shard);
     if let Some(raft) = local.as_ref().filter(|r| r.is_leader()) {
         return Route::Propose(raft.clone());

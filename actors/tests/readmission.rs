@@ -34,6 +34,12 @@ impl Peer for MetaLeader {
     ) -> Result<Response<pb::SubmitReply>, Status> {
         Err(Status::unimplemented("submit"))
     }
+    async fn submit_many(
+        &self,
+        _: Request<pb::SubmitManyRequest>,
+    ) -> Result<Response<pb::SubmitManyReply>, Status> {
+        Err(Status::unimplemented("submit many"))
+    }
     async fn read(&self, _: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
         Err(Status::unimplemented("read"))
     }

@@ -154,7 +154,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<RunningNode> {
         exporter,
         ..PipelineSettings::default()
     };
-    let forwarder: Arc<dyn kelemetry_actors::Forwarder> = Arc::new(PeerForwarder(shards.clone()));
+    let forwarder: Arc<dyn kelemetry_actors::Forwarder> =
+        Arc::new(PeerForwarder::new(shards.clone()));
     let pipeline = Pipeline::start(shards.clone(), &pipeline_settings, Some(forwarder)).await?;
 
     // Peers must reach this node's Raft groups before any shard can elect a leader.

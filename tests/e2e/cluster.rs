@@ -160,6 +160,19 @@ fn killing_a_shard_leader_mid_stream_loses_nothing_acknowledged() {
         acked_after_kill > 0,
         "writes continued after the leader died"
     );
+    // A request's batches for shards another node leads went to that node together.
+    let together: u64 = nodes
+        .iter()
+        .flatten()
+        .flat_map(|n| {
+            n.metrics_text()
+                .lines()
+                .filter_map(|l| l.strip_prefix("kelemetry_forwarded_together_batches_total "))
+                .filter_map(|v| v.trim().parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum();
+    assert!(together > 0, "no batch went to its leader node together");
 
     // A new leader for shard 0 on a survivor, and it accepted writes.
     let survivor = nodes.iter().flatten().next().unwrap();

@@ -1,23 +1,177 @@
 //! Forwarding command batches to the leader of their shard over the peer RPC, for
 //! shards this node does not lead.
 
-use kelemetry_actors::{ForwardFuture, Forwarder, SubmitError};
+use kelemetry_actors::{BatchFate, ForwardFuture, ForwardManyFuture, Forwarder, SubmitError};
 use kelemetry_core::{Command, CommandOutcome};
-use kelemetry_proto::kelemetry::cluster::v1::SubmitRequest;
+use kelemetry_proto::kelemetry::cluster::v1::{SubmitManyRequest, SubmitReply, SubmitRequest};
 use kelemetry_raft::ShardSet;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How long a forwarded batch may take: the leader's own commit timeout plus
 /// network slack.
 const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
 
+/// How long a peer that does not know `SubmitMany` (an older version, during a
+/// rolling upgrade) is sent its batches one shard at a time.
+const SUBMIT_MANY_FALLBACK: Duration = Duration::from_secs(60);
+
 /// Forwards batches to shard leaders over the shared peer channels, following one
 /// redirect when the receiver names another leader.
-pub struct PeerForwarder(pub Arc<ShardSet>);
+pub struct PeerForwarder {
+    shards: Arc<ShardSet>,
+    /// Peers that answered `SubmitMany` with "unimplemented", and when.
+    one_by_one: Arc<Mutex<HashMap<u64, Instant>>>,
+}
+
+impl PeerForwarder {
+    /// Forwards for this node's `shards`.
+    pub fn new(shards: Arc<ShardSet>) -> Self {
+        Self {
+            shards,
+            one_by_one: Arc::default(),
+        }
+    }
+}
+
+/// Every batch refused as unavailable with `message`.
+fn all_unavailable(batches: Vec<(u32, Vec<Command>)>, message: &str) -> Vec<BatchFate> {
+    batches
+        .into_iter()
+        .map(|(shard, _)| {
+            BatchFate::Answered(Err(SubmitError::Unavailable {
+                shard,
+                message: message.to_string(),
+            }))
+        })
+        .collect()
+}
+
+/// What the leader's answer for one shard's batch means.
+fn fate(
+    shards: &ShardSet,
+    leader: u64,
+    shard: u32,
+    cmds: Vec<Command>,
+    r: SubmitReply,
+) -> BatchFate {
+    if r.not_leader {
+        match r.leader {
+            Some(next) if next != leader => shards.note_leader(shard, next),
+            _ => shards.forget_leader(shard),
+        }
+        return BatchFate::Returned(cmds);
+    }
+    if r.overloaded {
+        return BatchFate::Answered(Err(SubmitError::Overloaded { shard, queued: 0 }));
+    }
+    if !r.error.is_empty() {
+        return BatchFate::Answered(Err(SubmitError::Unavailable {
+            shard,
+            message: format!("node {leader}: {}", r.error),
+        }));
+    }
+    shards.note_leader(shard, leader);
+    BatchFate::Answered(
+        postcard::from_bytes::<Vec<CommandOutcome>>(&r.outcomes).map_err(|e| {
+            SubmitError::Unavailable {
+                shard,
+                message: e.to_string(),
+            }
+        }),
+    )
+}
 
 impl Forwarder for PeerForwarder {
+    fn forward_many(&self, leader: u64, batches: Vec<(u32, Vec<Command>)>) -> ForwardManyFuture {
+        let shards = self.shards.clone();
+        let one_by_one = self.one_by_one.clone();
+        Box::pin(async move {
+            let since = one_by_one
+                .lock()
+                .map(|m| m.get(&leader).copied())
+                .ok()
+                .flatten();
+            if since.is_some_and(|t| t.elapsed() < SUBMIT_MANY_FALLBACK) {
+                return batches
+                    .into_iter()
+                    .map(|(_, cmds)| BatchFate::Returned(cmds))
+                    .collect();
+            }
+            if shards.peer_unreachable(leader) {
+                for (shard, _) in &batches {
+                    shards.forget_leader(*shard);
+                }
+                let message = format!(
+                    "node {leader} leads the shard but has answered no ping for {:?}",
+                    kelemetry_raft::peer_health::UNREACHABLE_AFTER
+                );
+                return all_unavailable(batches, &message);
+            }
+            let mut requests = Vec::with_capacity(batches.len());
+            for (shard, cmds) in &batches {
+                match postcard::to_stdvec(cmds) {
+                    Ok(commands) => requests.push(SubmitRequest {
+                        shard: *shard,
+                        commands,
+                    }),
+                    Err(e) => return all_unavailable(batches, &e.to_string()),
+                }
+            }
+            let mut client = match shards.peer_client(leader) {
+                Ok(c) => c,
+                Err(e) => return all_unavailable(batches, &e.to_string()),
+            };
+            let call = client.submit_many(SubmitManyRequest { shards: requests });
+            let answered = tokio::select! {
+                a = tokio::time::timeout(FORWARD_TIMEOUT, call) => a.ok(),
+                () = shards.until_unreachable(leader) => None,
+            };
+            let replies = match answered {
+                None => {
+                    let message = format!(
+                        "node {leader} did not answer within {FORWARD_TIMEOUT:?} or stopped answering pings"
+                    );
+                    return all_unavailable(batches, &message);
+                }
+                Some(Err(status)) if status.code() == tonic::Code::Unimplemented => {
+                    tracing::info!(node = leader, "peer has no SubmitMany (an older version); forwarding its batches shard by shard");
+                    if let Ok(mut m) = one_by_one.lock() {
+                        m.insert(leader, Instant::now());
+                    }
+                    return batches
+                        .into_iter()
+                        .map(|(_, cmds)| BatchFate::Returned(cmds))
+                        .collect();
+                }
+                Some(Err(status)) => {
+                    for (shard, _) in &batches {
+                        shards.forget_leader(*shard);
+                    }
+                    let message = format!("forwarding to node {leader}: {}", status.message());
+                    return all_unavailable(batches, &message);
+                }
+                Some(Ok(reply)) => reply.into_inner().shards,
+            };
+            if replies.len() != batches.len() {
+                let message = format!(
+                    "node {leader} answered for {} of {} shards",
+                    replies.len(),
+                    batches.len()
+                );
+                return all_unavailable(batches, &message);
+            }
+            batches
+                .into_iter()
+                .zip(replies)
+                .map(|((shard, cmds), r)| fate(&shards, leader, shard, cmds, r))
+                .collect()
+        })
+    }
+
     fn forward(&self, leader: u64, shard: u32, commands: Vec<Command>) -> ForwardFuture {
-        let shards = self.0.clone();
+        let shards = self.shards.clone();
         Box::pin(async move {
             let unavailable = |message: String| SubmitError::Unavailable { shard, message };
             let body = postcard::to_stdvec(&commands).map_err(|e| unavailable(e.to_string()))?;

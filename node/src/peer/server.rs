@@ -11,7 +11,8 @@ use kelemetry_core::Command;
 use kelemetry_proto::kelemetry::cluster::v1::peer_server::{Peer, PeerServer};
 use kelemetry_proto::kelemetry::cluster::v1::{
     CampaignReply, CampaignRequest, MetaReply, MetaRequest, PingReply, PingRequest, RaftFrame,
-    RaftKind, RaftMessage, ReadReply, ReadRequest, SubmitReply, SubmitRequest,
+    RaftKind, RaftMessage, ReadReply, ReadRequest, SubmitManyReply, SubmitManyRequest, SubmitReply,
+    SubmitRequest,
 };
 use kelemetry_raft::{serve_raft_stream, RaftAnswers, ShardSet};
 use std::sync::Arc;
@@ -75,27 +76,19 @@ impl Peer for PeerService {
     }
 
     async fn submit(&self, req: Request<SubmitRequest>) -> Result<Response<SubmitReply>, Status> {
-        let req = req.into_inner();
-        let commands: Vec<Command> = postcard::from_bytes(&req.commands)
-            .map_err(|e| Status::invalid_argument(format!("undecodable commands: {e}")))?;
-        let reply = match self.router.submit_local(req.shard, commands).await {
-            Ok(outcomes) => SubmitReply {
-                outcomes: postcard::to_stdvec(&outcomes)
-                    .map_err(|e| Status::internal(e.to_string()))?,
-                ..Default::default()
-            },
-            Err(e) => SubmitReply {
-                not_leader: matches!(e, SubmitError::NotLeader { .. }),
-                overloaded: matches!(e, SubmitError::Overloaded { .. }),
-                leader: match e {
-                    SubmitError::NotLeader { leader, .. } => leader,
-                    _ => None,
-                },
-                error: e.to_string(),
-                ..Default::default()
-            },
-        };
-        Ok(Response::new(reply))
+        self.submit_one(req.into_inner()).await.map(Response::new)
+    }
+
+    async fn submit_many(
+        &self,
+        req: Request<SubmitManyRequest>,
+    ) -> Result<Response<SubmitManyReply>, Status> {
+        let batches = req.into_inner().shards;
+        let answers =
+            futures::future::join_all(batches.into_iter().map(|b| self.submit_one(b))).await;
+        Ok(Response::new(SubmitManyReply {
+            shards: answers.into_iter().collect::<Result<_, _>>()?,
+        }))
     }
 
     async fn read(&self, req: Request<ReadRequest>) -> Result<Response<ReadReply>, Status> {
@@ -193,5 +186,31 @@ impl Peer for PeerService {
             in_ring: !ring.members.is_empty(),
             asking_node_ran: req.into_inner().asking_node.is_some_and(ran),
         }))
+    }
+}
+
+impl PeerService {
+    /// Commits one forwarded batch on a shard this node leads (never forwarded again).
+    async fn submit_one(&self, req: SubmitRequest) -> Result<SubmitReply, Status> {
+        let commands: Vec<Command> = postcard::from_bytes(&req.commands)
+            .map_err(|e| Status::invalid_argument(format!("undecodable commands: {e}")))?;
+        let reply = match self.router.submit_local(req.shard, commands).await {
+            Ok(outcomes) => SubmitReply {
+                outcomes: postcard::to_stdvec(&outcomes)
+                    .map_err(|e| Status::internal(e.to_string()))?,
+                ..Default::default()
+            },
+            Err(e) => SubmitReply {
+                not_leader: matches!(e, SubmitError::NotLeader { .. }),
+                overloaded: matches!(e, SubmitError::Overloaded { .. }),
+                leader: match e {
+                    SubmitError::NotLeader { leader, .. } => leader,
+                    _ => None,
+                },
+                error: e.to_string(),
+                ..Default::default()
+            },
+        };
+        Ok(reply)
     }
 }

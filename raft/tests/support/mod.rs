@@ -8,7 +8,8 @@ use kelemetry_core::{Command, CommandOutcome, ObjectKey, Proposal};
 use kelemetry_proto::kelemetry::cluster::v1::peer_server::{Peer, PeerServer};
 use kelemetry_proto::kelemetry::cluster::v1::{
     CampaignReply, CampaignRequest, MetaReply, MetaRequest, PingReply, PingRequest, RaftFrame,
-    RaftKind, RaftMessage, ReadReply, ReadRequest, SubmitReply, SubmitRequest,
+    RaftKind, RaftMessage, ReadReply, ReadRequest, SubmitManyReply, SubmitManyRequest, SubmitReply,
+    SubmitRequest,
 };
 use kelemetry_raft::{serve_raft_stream, Engine, RaftAnswers, RaftSettings, ShardSet};
 use std::collections::BTreeMap;
@@ -76,6 +77,13 @@ impl Peer for RaftOnlyPeer {
 
     async fn submit(&self, _: Request<SubmitRequest>) -> Result<Response<SubmitReply>, Status> {
         Err(Status::unimplemented("submit"))
+    }
+
+    async fn submit_many(
+        &self,
+        _: Request<SubmitManyRequest>,
+    ) -> Result<Response<SubmitManyReply>, Status> {
+        Err(Status::unimplemented("submit many"))
     }
 
     async fn read(&self, _: Request<ReadRequest>) -> Result<Response<ReadReply>, Status> {
