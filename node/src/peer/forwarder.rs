@@ -229,3 +229,99 @@ impl Forwarder for PeerForwarder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kelemetry_proto::kelemetry::cluster::v1 as pb;
+    use kelemetry_proto::kelemetry::cluster::v1::peer_server::{Peer, PeerServer};
+    use kelemetry_raft::{Engine, RaftAnswers, RaftSettings};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tonic::{Request, Response, Status};
+
+    /// A peer of an older version: it knows no `SubmitMany`, and counts the calls.
+    struct OlderPeer(Arc<AtomicUsize>);
+
+    #[tonic::async_trait]
+    impl Peer for OlderPeer {
+        type RaftStreamStream = RaftAnswers;
+
+        async fn raft_stream(
+            &self,
+            _: Request<tonic::Streaming<pb::RaftFrame>>,
+        ) -> Result<Response<RaftAnswers>, Status> {
+            Err(Status::unimplemented("raft stream"))
+        }
+        async fn raft(
+            &self,
+            _: Request<pb::RaftMessage>,
+        ) -> Result<Response<pb::RaftMessage>, Status> {
+            Err(Status::unimplemented("raft"))
+        }
+        async fn submit(&self, _: Request<SubmitRequest>) -> Result<Response<SubmitReply>, Status> {
+            Err(Status::unimplemented("submit"))
+        }
+        async fn submit_many(
+            &self,
+            _: Request<SubmitManyRequest>,
+        ) -> Result<Response<pb::SubmitManyReply>, Status> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(Status::unimplemented("submit many"))
+        }
+        async fn read(
+            &self,
+            _: Request<pb::ReadRequest>,
+        ) -> Result<Response<pb::ReadReply>, Status> {
+            Err(Status::unimplemented("read"))
+        }
+        async fn meta(
+            &self,
+            _: Request<pb::MetaRequest>,
+        ) -> Result<Response<pb::MetaReply>, Status> {
+            Err(Status::unimplemented("meta"))
+        }
+        async fn ping(
+            &self,
+            _: Request<pb::PingRequest>,
+        ) -> Result<Response<pb::PingReply>, Status> {
+            Err(Status::unimplemented("ping"))
+        }
+        async fn campaign(
+            &self,
+            _: Request<pb::CampaignRequest>,
+        ) -> Result<Response<pb::CampaignReply>, Status> {
+            Err(Status::unimplemented("campaign"))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_for_a_peer_without_submit_many_come_back_to_go_shard_by_shard() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let calls = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(PeerServer::new(OlderPeer(calls.clone())))
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = RaftSettings::single(1, "127.0.0.1:1".into(), 4);
+        settings.peers.insert(2, addr);
+        settings.bootstrap = false;
+        let set = Arc::new(
+            ShardSet::open(Engine::open(dir.path()).unwrap(), &settings)
+                .await
+                .unwrap(),
+        );
+        let forwarder = PeerForwarder::new(set.clone());
+        let batches = || vec![(0, Vec::<Command>::new()), (3, Vec::new())];
+        for _ in 0..2 {
+            let fates = forwarder.forward_many(2, batches()).await;
+            assert_eq!(fates.len(), 2);
+            assert!(fates.iter().all(|f| matches!(f, BatchFate::Returned(_))));
+        }
+        // Asked once; the second request went shard by shard without asking again.
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        set.shutdown().await.unwrap();
+    }
+}
