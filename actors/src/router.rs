@@ -81,8 +81,8 @@ impl IngestRouter {
                 continue;
             }
             let shard = shard as u32;
-            match route(&self.set, shard) {
-                Route::Forward(leader) if self.forwarder.is_some() => {
+            match (route(&self.set, shard), &self.forwarder) {
+                (Route::Forward(leader), Some(_)) => {
                     remote
                         .entry(leader)
                         .or_default()
@@ -91,31 +91,33 @@ impl IngestRouter {
                 _ => waits.push((shard, positions, self.send(shard, cmds, true)?)),
             }
         }
-        let mut outcomes = vec![CommandOutcome::Duplicate; total];
-        let mut first_error = None;
-        let forwarded = futures::future::join_all(
-            remote
-                .into_iter()
-                .map(|(leader, parts)| self.forward_together(leader, parts)),
-        )
-        .await;
+        let forwarded = match self.forwarder.as_deref() {
+            Some(forwarder) => {
+                futures::future::join_all(
+                    remote
+                        .into_iter()
+                        .map(|(leader, parts)| forward_together(forwarder, leader, parts)),
+                )
+                .await
+            }
+            None => Vec::new(),
+        };
+        let mut answers: Vec<(Vec<usize>, Reply)> = Vec::new();
         for (shard, positions, fate) in forwarded.into_iter().flatten() {
             match fate {
-                BatchFate::Answered(Ok(outs)) => {
-                    for (p, o) in positions.into_iter().zip(outs) {
-                        outcomes[p] = o;
-                    }
-                }
-                BatchFate::Answered(Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
+                BatchFate::Answered(reply) => answers.push((positions, reply)),
                 BatchFate::Returned(cmds) => {
                     waits.push((shard, positions, self.send(shard, cmds, true)?))
                 }
             }
         }
         for (shard, positions, rx) in waits {
-            match self.wait(shard, rx).await {
+            answers.push((positions, self.wait(shard, rx).await));
+        }
+        let mut outcomes = vec![CommandOutcome::Duplicate; total];
+        let mut first_error = None;
+        for (positions, reply) in answers {
+            match reply {
                 Ok(outs) => {
                     for (p, o) in positions.into_iter().zip(outs) {
                         outcomes[p] = o;
@@ -127,30 +129,6 @@ impl IngestRouter {
             }
         }
         first_error.map_or(Ok(outcomes), Err)
-    }
-
-    /// Sends the parts of a request that node `leader` leads to it in one exchange.
-    async fn forward_together(
-        &self,
-        leader: u64,
-        parts: Vec<Part>,
-    ) -> Vec<(u32, Vec<usize>, BatchFate)> {
-        let Some(forwarder) = &self.forwarder else {
-            return Vec::new();
-        };
-        let mut places = Vec::with_capacity(parts.len());
-        let mut batches = Vec::with_capacity(parts.len());
-        for (shard, positions, cmds) in parts {
-            places.push((shard, positions));
-            batches.push((shard, cmds));
-        }
-        crate::metrics::FORWARDED_TOGETHER.inc_by(batches.len() as u64);
-        let fates = forwarder.forward_many(leader, batches).await;
-        places
-            .into_iter()
-            .zip(fates)
-            .map(|((shard, positions), fate)| (shard, positions, fate))
-            .collect()
     }
 
     /// Commits commands on one given shard (forwarded to its leader if needed).
@@ -203,4 +181,25 @@ impl IngestRouter {
             Err(_) => Err(SubmitError::Timeout { shard }),
         }
     }
+}
+
+/// Sends the parts of a request that node `leader` leads to it in one exchange.
+async fn forward_together(
+    forwarder: &dyn Forwarder,
+    leader: u64,
+    parts: Vec<Part>,
+) -> Vec<(u32, Vec<usize>, BatchFate)> {
+    let mut places = Vec::with_capacity(parts.len());
+    let mut batches = Vec::with_capacity(parts.len());
+    for (shard, positions, cmds) in parts {
+        places.push((shard, positions));
+        batches.push((shard, cmds));
+    }
+    crate::metrics::FORWARDED_TOGETHER.inc_by(batches.len() as u64);
+    let fates = forwarder.forward_many(leader, batches).await;
+    places
+        .into_iter()
+        .zip(fates)
+        .map(|((shard, positions), fate)| (shard, positions, fate))
+        .collect()
 }

@@ -34,6 +34,17 @@ impl Run {
             }
         }
     }
+
+    fn pop_front(&mut self) {
+        if let Some((_, e)) = self.entries.pop_front() {
+            self.bytes -= e.len();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
 }
 
 impl RecentEntries {
@@ -48,22 +59,19 @@ impl RecentEntries {
         let mut run = self.lock();
         for (index, bytes) in entries {
             run.pop_back_from(index);
-            if run.entries.back().is_some_and(|(i, _)| *i + 1 != index) {
-                run.entries.clear();
-                run.bytes = 0;
+            let gap = run.entries.back().is_some_and(|(i, _)| *i + 1 != index);
+            // An entry too big to keep is left out, and the run restarts after it.
+            let too_big = bytes.len() > RECENT_ENTRY_BYTES;
+            if gap || too_big {
+                run.clear();
             }
-            if bytes.len() > RECENT_ENTRY_BYTES {
-                // Too big to keep: the run restarts after it.
-                run.entries.clear();
-                run.bytes = 0;
+            if too_big {
                 continue;
             }
             run.bytes += bytes.len();
             run.entries.push_back((index, bytes));
             while run.bytes > RECENT_ENTRY_BYTES {
-                if let Some((_, e)) = run.entries.pop_front() {
-                    run.bytes -= e.len();
-                }
+                run.pop_front();
             }
         }
     }
@@ -77,9 +85,7 @@ impl RecentEntries {
     pub fn purged(&self, index: u64) {
         let mut run = self.lock();
         while run.entries.front().is_some_and(|(i, _)| *i <= index) {
-            if let Some((_, e)) = run.entries.pop_front() {
-                run.bytes -= e.len();
-            }
+            run.pop_front();
         }
     }
 

@@ -1,36 +1,18 @@
 //! Shard groups on real RocksDB files: commit, restart, and the shard-count guard.
 
-use kelemetry_core::audit::AuditRecord;
+mod support;
+
 use kelemetry_core::ids::shard_of;
 use kelemetry_core::state::{find_traces, TraceQuery};
-use kelemetry_core::{Command, CommandOutcome, ObjectKey, Proposal};
+use kelemetry_core::{CommandOutcome, Proposal};
 use kelemetry_raft::{Engine, RaftSettings, ShardSet, ShardSetError};
 use std::time::Duration;
+use support::create;
 
 const TTL: i64 = 1_800_000_000;
 
 fn settings(shards: u32) -> RaftSettings {
     RaftSettings::single(1, "127.0.0.1:7070".into(), shards)
-}
-
-fn create(name: &str, t: i64) -> Command {
-    Command::Audit(AuditRecord {
-        key: ObjectKey::new("c", "", "pods", "ns", name),
-        version: "v1".into(),
-        audit_id: format!("id-{name}"),
-        stage: "ResponseComplete".into(),
-        verb: "create".into(),
-        subresource: String::new(),
-        title: "u create".into(),
-        start_us: t,
-        end_us: t,
-        tags: vec![],
-        request_rv: String::new(),
-        response_code: 201,
-        error_logs: vec![],
-        response_object: None,
-        diff_wait_us: 0,
-    })
 }
 
 /// Opens the set; the previous set's Raft tasks and WAL syncer release the database

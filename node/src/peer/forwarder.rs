@@ -48,7 +48,35 @@ fn all_unavailable(batches: Vec<(u32, Vec<Command>)>, message: &str) -> Vec<Batc
         .collect()
 }
 
-/// What the leader's answer for one shard's batch means.
+/// Every batch back to its shard's actor.
+fn all_returned(batches: Vec<(u32, Vec<Command>)>) -> Vec<BatchFate> {
+    batches
+        .into_iter()
+        .map(|(_, cmds)| BatchFate::Returned(cmds))
+        .collect()
+}
+
+/// What node `leader`'s answer for `shard` means when it is not a redirect: the
+/// outcomes (and `leader` noted as the shard's leader), or why there are none.
+fn settled(
+    shards: &ShardSet,
+    leader: u64,
+    shard: u32,
+    r: &SubmitReply,
+) -> Result<Vec<CommandOutcome>, SubmitError> {
+    let unavailable = |message: String| SubmitError::Unavailable { shard, message };
+    if r.overloaded {
+        return Err(SubmitError::Overloaded { shard, queued: 0 });
+    }
+    if !r.error.is_empty() {
+        return Err(unavailable(format!("node {leader}: {}", r.error)));
+    }
+    shards.note_leader(shard, leader);
+    postcard::from_bytes::<Vec<CommandOutcome>>(&r.outcomes).map_err(|e| unavailable(e.to_string()))
+}
+
+/// What the leader's answer for one shard's batch sent with others means: a
+/// redirect returns the batch (after noting whom the leader named).
 fn fate(
     shards: &ShardSet,
     leader: u64,
@@ -63,24 +91,7 @@ fn fate(
         }
         return BatchFate::Returned(cmds);
     }
-    if r.overloaded {
-        return BatchFate::Answered(Err(SubmitError::Overloaded { shard, queued: 0 }));
-    }
-    if !r.error.is_empty() {
-        return BatchFate::Answered(Err(SubmitError::Unavailable {
-            shard,
-            message: format!("node {leader}: {}", r.error),
-        }));
-    }
-    shards.note_leader(shard, leader);
-    BatchFate::Answered(
-        postcard::from_bytes::<Vec<CommandOutcome>>(&r.outcomes).map_err(|e| {
-            SubmitError::Unavailable {
-                shard,
-                message: e.to_string(),
-            }
-        }),
-    )
+    BatchFate::Answered(settled(shards, leader, shard, &r))
 }
 
 impl Forwarder for PeerForwarder {
@@ -94,10 +105,7 @@ impl Forwarder for PeerForwarder {
                 .ok()
                 .flatten();
             if since.is_some_and(|t| t.elapsed() < SUBMIT_MANY_FALLBACK) {
-                return batches
-                    .into_iter()
-                    .map(|(_, cmds)| BatchFate::Returned(cmds))
-                    .collect();
+                return all_returned(batches);
             }
             if shards.peer_unreachable(leader) {
                 for (shard, _) in &batches {
@@ -140,10 +148,7 @@ impl Forwarder for PeerForwarder {
                     if let Ok(mut m) = one_by_one.lock() {
                         m.insert(leader, Instant::now());
                     }
-                    return batches
-                        .into_iter()
-                        .map(|(_, cmds)| BatchFate::Returned(cmds))
-                        .collect();
+                    return all_returned(batches);
                 }
                 Some(Err(status)) => {
                     for (shard, _) in &batches {
@@ -206,9 +211,6 @@ impl Forwarder for PeerForwarder {
                         unavailable(format!("forwarding to node {target}: {}", s.message()))
                     })?
                     .into_inner();
-                if reply.overloaded {
-                    return Err(SubmitError::Overloaded { shard, queued: 0 });
-                }
                 match (reply.not_leader, reply.leader) {
                     (true, Some(next)) if next != target && attempt == 0 => {
                         shards.note_leader(shard, next);
@@ -218,12 +220,7 @@ impl Forwarder for PeerForwarder {
                     (true, _) => shards.forget_leader(shard),
                     _ => {}
                 }
-                if !reply.error.is_empty() {
-                    return Err(unavailable(format!("node {target}: {}", reply.error)));
-                }
-                shards.note_leader(shard, target);
-                return postcard::from_bytes::<Vec<CommandOutcome>>(&reply.outcomes)
-                    .map_err(|e| unavailable(e.to_string()));
+                return settled(&shards, target, shard, &reply);
             }
             Err(unavailable(format!("node {target} redirected again")))
         })

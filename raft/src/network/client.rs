@@ -3,7 +3,7 @@
 //! the peer's shared Raft stream (snapshots as RPCs of their own).
 
 use super::channels::PeerChannels;
-use super::stream::StreamCallError;
+use super::stream::{RaftStream, StreamCallError};
 use crate::error::PeerError;
 use crate::keys::GroupId;
 use crate::metrics::RAFT_TRANSPORT;
@@ -40,6 +40,9 @@ pub struct PeerConnection {
     target: NodeId,
     addr: String,
     channels: PeerChannels,
+    /// The peer's Raft stream as last found, so a message takes no shared lock
+    /// while the stream lasts.
+    stream: Option<std::sync::Arc<RaftStream>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -51,6 +54,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             target,
             addr: node.addr.clone(),
             channels: self.channels.clone(),
+            stream: None,
         }
     }
 }
@@ -83,10 +87,16 @@ impl PeerConnection {
         // only once installed, and would hold every group's frames behind them.
         let stream = match kind {
             RaftKind::InstallSnapshot => None,
-            _ => self
-                .channels
-                .raft_stream(&self.addr)
-                .map_err(|e| unreachable(&e))?,
+            _ => match self.stream.as_ref().filter(|s| !s.is_closed()) {
+                Some(s) => Some(s.clone()),
+                None => {
+                    self.stream = self
+                        .channels
+                        .raft_stream(&self.addr)
+                        .map_err(|e| unreachable(&e))?;
+                    self.stream.clone()
+                }
+            },
         };
         let reply = match stream {
             Some(stream) => match stream.call(self.group, kind, payload, ttl).await {

@@ -2,6 +2,11 @@
 //! peer service that serves Raft only: unary messages always, the Raft stream when
 //! asked to (a node without it stands for an older version).
 
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of the support"
+)]
+
 use kelemetry_core::audit::AuditRecord;
 use kelemetry_core::ids::shard_of;
 use kelemetry_core::{Command, CommandOutcome, ObjectKey, Proposal};
@@ -164,7 +169,7 @@ pub async fn two_nodes(second_has_stream: bool) -> [TestNode; 2] {
 }
 
 /// An audit event creating pod `name` at `t`.
-fn create(name: &str, t: i64) -> Command {
+pub fn create(name: &str, t: i64) -> Command {
     Command::Audit(AuditRecord {
         key: ObjectKey::new("c", "", "pods", "ns", name),
         version: "v1".into(),
