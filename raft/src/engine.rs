@@ -7,8 +7,8 @@
 use crate::storage_fault::{StorageFailure, StorageFault};
 use kelemetry_core::state::{KvRead, StateError};
 use rocksdb::{
-    BlockBasedIndexType, BlockBasedOptions, Cache, DBRecoveryMode, Options, ReadOptions,
-    WriteBatch, WriteOptions, DB,
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor,
+    DBRecoveryMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,7 +69,17 @@ pub enum Op {
     Delete(Vec<u8>),
     /// Remove every key in `[start, end)`.
     DeleteRange(Vec<u8>, Vec<u8>),
+    /// Set a key of the Raft log space.
+    PutLog(Vec<u8>, Vec<u8>),
+    /// Remove every key in `[start, end)` of the Raft log space.
+    DeleteLogRange(Vec<u8>, Vec<u8>),
 }
+
+/// The column family of the Raft logs. Log entries are written once and purged a few
+/// thousand entries later; in a column family of their own they are flushed and
+/// compacted apart from the state, which the log's churn no longer drags through every
+/// compaction (the cost that grew with the data), and they are never compressed.
+const LOG_FAMILY: &str = "raft-log";
 
 /// The memory RocksDB may use: one block cache of a fixed capacity, and memtables of a
 /// fixed total. With `cache_index_and_filter_blocks` (the default) the tables' index
@@ -165,6 +175,7 @@ impl Engine {
         }
         let mut opts = Options::default();
         opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
         opts.increase_parallelism(2);
         opts.set_max_background_jobs(2);
         opts.set_block_based_table_factory(&table);
@@ -202,7 +213,15 @@ impl Engine {
         // not written while the node runs. The node logs RocksDB's errors itself.
         opts.set_log_level(rocksdb::LogLevel::Fatal);
         opts.set_keep_log_file_num(4);
-        let db = DB::open(&opts, path)?;
+        let log_opts = log_family_options(&opts, &cache);
+        let db = DB::open_cf_descriptors(
+            &opts,
+            path,
+            [
+                ColumnFamilyDescriptor::new(rocksdb::DEFAULT_COLUMN_FAMILY_NAME, opts.clone()),
+                ColumnFamilyDescriptor::new(LOG_FAMILY, log_opts),
+            ],
+        )?;
         let snapshot_dir = path.join("kelemetry-snapshots");
         std::fs::create_dir_all(&snapshot_dir)
             .map_err(|e| EngineError::other(format!("{}: {e}", snapshot_dir.display())))?;
@@ -261,10 +280,22 @@ impl Engine {
         self.memory
     }
 
+    fn log_family(&self) -> &ColumnFamily {
+        self.db
+            .cf_handle(LOG_FAMILY)
+            .expect("the log column family is created at open")
+    }
+
     /// What RocksDB holds in memory now.
     pub fn memory_use(&self) -> EngineMemoryUse {
-        let property =
-            |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0) as usize;
+        let property = |name: &str| {
+            let state = self.db.property_int_value(name).ok().flatten();
+            let log = (self.db)
+                .property_int_value_cf(self.log_family(), name)
+                .ok()
+                .flatten();
+            (state.unwrap_or(0) + log.unwrap_or(0)) as usize
+        };
         EngineMemoryUse {
             block_cache_bytes: self.cache.get_usage(),
             memtable_bytes: property("rocksdb.size-all-mem-tables"),
@@ -287,6 +318,8 @@ impl Engine {
                 Op::Put(k, v) => batch.put(k, v),
                 Op::Delete(k) => batch.delete(k),
                 Op::DeleteRange(s, e) => batch.delete_range(s, e),
+                Op::PutLog(k, v) => batch.put_cf(self.log_family(), k, v),
+                Op::DeleteLogRange(s, e) => batch.delete_range_cf(self.log_family(), s, e),
             }
         }
         crate::metrics::ENGINE_OPS.record_write(&batch);
@@ -302,10 +335,33 @@ impl Engine {
         end: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
+        self.scan_in(None, start, end, visit)
+    }
+
+    /// [`Engine::scan`] of the Raft log space.
+    pub fn scan_log(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        self.scan_in(Some(self.log_family()), start, end, visit)
+    }
+
+    fn scan_in(
+        &self,
+        family: Option<&ColumnFamily>,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(end.to_vec());
         crate::metrics::ENGINE_OPS.scans.inc();
-        let mut it = self.db.raw_iterator_opt(ro);
+        let mut it = match family {
+            Some(f) => self.db.raw_iterator_cf_opt(f, ro),
+            None => self.db.raw_iterator_opt(ro),
+        };
         it.seek(start);
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
@@ -319,12 +375,12 @@ impl Engine {
         self.failed_on_disk(it.status())
     }
 
-    /// The last key in `[start, end)`.
-    pub fn last_key(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, EngineError> {
+    /// The last key in `[start, end)` of the Raft log space.
+    pub fn last_log_key(&self, start: &[u8], end: &[u8]) -> Result<Option<KvPair>, EngineError> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(start.to_vec());
         ro.set_iterate_upper_bound(end.to_vec());
-        let mut it = self.db.raw_iterator_opt(ro);
+        let mut it = self.db.raw_iterator_cf_opt(self.log_family(), ro);
         it.seek_to_last();
         let found = match (it.key(), it.value()) {
             (Some(k), Some(v)) if it.valid() => Some((k.to_vec(), v.to_vec())),
@@ -342,26 +398,31 @@ impl Engine {
         progress: &mut dyn FnMut(VerifiedData),
     ) -> Result<VerifiedData, EngineError> {
         const PROGRESS_EVERY: u64 = 256 << 20;
-        let mut ro = ReadOptions::default();
-        ro.set_verify_checksums(true);
-        ro.fill_cache(false);
-        let mut it = self.db.raw_iterator_opt(ro);
-        it.seek_to_first();
         let mut seen = VerifiedData::default();
         let mut next_report = PROGRESS_EVERY;
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
+        for family in [None, Some(self.log_family())] {
+            let mut ro = ReadOptions::default();
+            ro.set_verify_checksums(true);
+            ro.fill_cache(false);
+            let mut it = match family {
+                Some(f) => self.db.raw_iterator_cf_opt(f, ro),
+                None => self.db.raw_iterator_opt(ro),
             };
-            seen.records += 1;
-            seen.bytes += (k.len() + v.len()) as u64;
-            if seen.bytes >= next_report {
-                progress(seen);
-                next_report += PROGRESS_EVERY;
+            it.seek_to_first();
+            while it.valid() {
+                let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                    break;
+                };
+                seen.records += 1;
+                seen.bytes += (k.len() + v.len()) as u64;
+                if seen.bytes >= next_report {
+                    progress(seen);
+                    next_report += PROGRESS_EVERY;
+                }
+                it.next();
             }
-            it.next();
+            it.status()?;
         }
-        it.status()?;
         Ok(seen)
     }
 
@@ -376,6 +437,7 @@ impl Engine {
     /// is aborted by the C++ runtime.
     pub fn flush(&self) -> Result<(), EngineError> {
         self.db.flush()?;
+        self.db.flush_cf(self.log_family())?;
         self.db.cancel_all_background_work(true);
         Ok(())
     }
@@ -387,6 +449,24 @@ impl Engine {
             prefix,
         }
     }
+}
+
+/// Options of the log column family: the database's, but never compressed and without
+/// bloom filters (the log is only read by ranges), its tables cached in the same block
+/// cache.
+fn log_family_options(base: &Options, cache: &Cache) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    table.set_format_version(5);
+    let mut opts = base.clone();
+    opts.set_block_based_table_factory(&table);
+    opts.set_compression_type(rocksdb::DBCompressionType::None);
+    opts.set_compression_per_level(&[]);
+    opts.set_memtable_prefix_bloom_ratio(0.0);
+    opts.set_memtable_whole_key_filtering(false);
+    opts
 }
 
 /// Reads of one key space (a shard's state machine) inside the database.

@@ -51,6 +51,21 @@ impl LogStore {
         }
     }
 
+    /// The log store of `group`, after moving any entries a version before the log's
+    /// own column family left among the state (once per data directory; a crash in
+    /// between is harmless, as each batch moves entries atomically).
+    pub fn open(engine: Engine, group: GroupId, syncer: WalSyncer) -> Result<Self, EngineError> {
+        let moved = move_entries_from_state_space(&engine, group)?;
+        if moved > 0 {
+            tracing::info!(
+                group,
+                entries = moved,
+                "moved Raft log entries to the log column family"
+            );
+        }
+        Ok(Self::new(engine, group, syncer))
+    }
+
     fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
         self.engine
             .get(key)
@@ -66,6 +81,32 @@ impl LogStore {
         tokio::task::spawn_blocking(move || engine.write(ops, true))
             .await
             .map_err(|e| EngineError::from_join(&e))?
+    }
+}
+
+/// Entries moved per batch by [`move_entries_from_state_space`].
+const MOVE_BATCH: usize = 1_024;
+
+/// Moves `group`'s log entries found in the state space into the log space, in
+/// batches that each put a run of entries there and delete it here atomically.
+fn move_entries_from_state_space(engine: &Engine, group: GroupId) -> Result<u64, EngineError> {
+    let (start, end) = (keys::log(group, 0), keys::log(group, u64::MAX));
+    let mut moved = 0u64;
+    loop {
+        let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        engine.scan(&start, &end, &mut |k, v| {
+            batch.push((k.to_vec(), v.to_vec()));
+            batch.len() < MOVE_BATCH
+        })?;
+        let Some((last, _)) = batch.last() else {
+            return Ok(moved);
+        };
+        let mut after_last = last.clone();
+        after_last.push(0);
+        moved += batch.len() as u64;
+        let mut ops: Vec<Op> = vec![Op::DeleteRange(start.clone(), after_last)];
+        ops.extend(batch.into_iter().map(|(k, v)| Op::PutLog(k, v)));
+        engine.write(ops, true)?;
     }
 }
 
@@ -99,7 +140,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut out = Vec::new();
         let mut err = None;
         self.engine
-            .scan(
+            .scan_log(
                 &keys::log(self.group, start),
                 &end,
                 &mut |_, v| match dec(v) {
@@ -125,7 +166,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_purged: Option<LogId<NodeId>> = self.read(&keys::purged(self.group))?;
         let last = self
             .engine
-            .last_key(&keys::log(self.group, 0), &keys::log(self.group, u64::MAX))
+            .last_log_key(&keys::log(self.group, 0), &keys::log(self.group, u64::MAX))
             .map_err(read_err)?;
         let last_log_id = match last {
             Some((_, v)) => Some(dec::<Entry<TypeConfig>>(&v)?.log_id),
@@ -184,7 +225,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .collect();
         let ops: Vec<Op> = encoded
             .iter()
-            .map(|(index, bytes)| Op::Put(keys::log(self.group, *index), bytes.clone()))
+            .map(|(index, bytes)| Op::PutLog(keys::log(self.group, *index), bytes.clone()))
             .collect();
         // Readable now (memtable), durable when the shared WAL sync completes.
         self.engine.write(ops, false).map_err(write_err)?;
@@ -196,7 +237,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.recent.truncated(log_id.index);
-        self.write_sync(vec![Op::DeleteRange(
+        self.write_sync(vec![Op::DeleteLogRange(
             keys::log(self.group, log_id.index),
             keys::log(self.group, u64::MAX),
         )])
@@ -208,7 +249,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.recent.purged(log_id.index);
         self.write_sync(vec![
             Op::Put(keys::purged(self.group), enc(&log_id)),
-            Op::DeleteRange(
+            Op::DeleteLogRange(
                 keys::log(self.group, 0),
                 keys::log(self.group, log_id.index + 1),
             ),

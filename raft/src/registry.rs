@@ -253,7 +253,7 @@ impl ShardSet {
             settings.node_id,
             raft_config(name)?,
             PeerNetwork::new(group, channels.clone()),
-            LogStore::new(engine.clone(), group, syncer.clone()),
+            LogStore::open(engine.clone(), group, syncer.clone())?,
             ShardStateMachine::new(engine.clone(), group, ctx),
         )
         .await
@@ -305,10 +305,10 @@ impl ShardSet {
         }
         let group = keys::shard_group(shard);
         self.engine.write(
-            [Op::DeleteRange(
-                keys::group_start(group),
-                keys::group_end(group),
-            )],
+            [
+                Op::DeleteRange(keys::group_start(group), keys::group_end(group)),
+                Op::DeleteLogRange(keys::group_start(group), keys::group_end(group)),
+            ],
             true,
         )?;
         tracing::info!(shard, "removed shard replica and its data");

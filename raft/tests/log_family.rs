@@ -1,0 +1,124 @@
+//! The Raft log lives in its own column family: a committing group's entries go there
+//! and never among the state, and a data directory whose log an older version kept
+//! among the state has it moved at open, entry for entry, surviving a reopen.
+
+use kelemetry_core::{CommandOutcome, Proposal};
+use kelemetry_raft::engine::Op;
+use kelemetry_raft::keys;
+use kelemetry_raft::log_store::LogStore;
+use kelemetry_raft::types::TypeConfig;
+use kelemetry_raft::wal_sync::WalSyncer;
+use kelemetry_raft::Engine;
+use kelemetry_raft::{RaftSettings, ShardSet};
+use openraft::storage::RaftLogStorage;
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader};
+use std::time::Duration;
+
+mod support;
+
+fn entry(index: u64) -> Entry<TypeConfig> {
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), index),
+        payload: EntryPayload::Blank,
+    }
+}
+
+/// Number of keys of `group`'s log range left in the state space.
+fn log_keys_among_state(engine: &Engine, group: u32) -> usize {
+    let mut n = 0;
+    engine
+        .scan(
+            &keys::log(group, 0),
+            &keys::log(group, u64::MAX),
+            &mut |_, _| {
+                n += 1;
+                true
+            },
+        )
+        .unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_an_older_version_kept_among_the_state_move_to_the_log_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let group = keys::shard_group(5);
+    let other = keys::shard_group(6);
+    {
+        let engine = Engine::open(dir.path()).unwrap();
+        // The layout before the log family: entries beside the state, 2,500 of them
+        // so the move takes several batches, and a neighbour group's state key.
+        let mut ops: Vec<Op> = (1..=2_500)
+            .map(|i| Op::Put(keys::log(group, i), postcard::to_stdvec(&entry(i)).unwrap()))
+            .collect();
+        ops.push(Op::Put(keys::state_prefix(other), b"state".to_vec()));
+        engine.write(ops, true).unwrap();
+        engine.flush().unwrap();
+    }
+    for _ in 0..2 {
+        let engine = Engine::open(dir.path()).unwrap();
+        let syncer = WalSyncer::start(engine.clone()).unwrap();
+        let mut log = LogStore::open(engine.clone(), group, syncer.clone()).unwrap();
+        assert_eq!(log_keys_among_state(&engine, group), 0);
+        let state = log.get_log_state().await.unwrap();
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(2_500));
+        let read = log.try_get_log_entries(1..=2_500).await.unwrap();
+        assert_eq!(read.len(), 2_500);
+        assert!(read
+            .iter()
+            .zip(1..)
+            .all(|(e, i)| e.log_id == entry(i).log_id));
+        assert_eq!(
+            engine.get(&keys::state_prefix(other)).unwrap().as_deref(),
+            Some(&b"state"[..]),
+            "the move touches nothing but the group's log"
+        );
+        syncer.stop();
+        engine.flush().unwrap();
+    }
+}
+
+/// Number of keys of `group`'s log range in the log space.
+fn log_keys_in_family(engine: &Engine, group: u32) -> usize {
+    let mut n = 0;
+    engine
+        .scan_log(
+            &keys::log(group, 0),
+            &keys::log(group, u64::MAX),
+            &mut |_, _| {
+                n += 1;
+                true
+            },
+        )
+        .unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committing_group_writes_its_log_in_the_log_family_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    let settings = RaftSettings::single(1, "127.0.0.1:7070".into(), 1);
+    let set = ShardSet::open(engine.clone(), &settings).await.unwrap();
+    assert!(set.wait_for_leaders(Duration::from_secs(10)).await);
+    let t = 1_700_000_000_000_000;
+    for i in 0..30 {
+        let out = set
+            .local(0)
+            .expect("local replica")
+            .propose(Proposal {
+                span_ttl_us: 1_800_000_000,
+                export_backlog: 0,
+                now_us: t,
+                commands: vec![support::create(&format!("p{i}"), t + i)],
+            })
+            .await
+            .unwrap();
+        assert_eq!(out.outcomes, vec![CommandOutcome::Applied]);
+    }
+    let group = keys::shard_group(0);
+    assert_eq!(log_keys_among_state(&engine, group), 0);
+    // The 30 proposals, and the blank entry and membership of the group's start.
+    assert!(log_keys_in_family(&engine, group) >= 30);
+    set.shutdown().await.unwrap();
+}
