@@ -47,6 +47,7 @@ pub fn apply_proposal(
         export_backlog: proposal.export_backlog,
         outbox_added: 0,
         export_dropped: 0,
+        clusters_marked: Vec::new(),
     };
     let mut outcomes = Vec::with_capacity(proposal.commands.len());
     for command in &proposal.commands {
@@ -67,6 +68,8 @@ pub(super) struct Applier<'k, 'a> {
     pub(super) export_backlog: u32,
     pub(super) outbox_added: u32,
     pub(super) export_dropped: u32,
+    /// Clusters whose marker this proposal has already found or written.
+    clusters_marked: Vec<String>,
 }
 
 /// What an audit event's span carries besides its own fields.
@@ -151,6 +154,20 @@ impl Applier<'_, '_> {
         self.kv.put(schema::expiry_key(time_us, &key), Vec::new());
         self.kv.put(key, Vec::new());
         Ok(true)
+    }
+
+    /// Records that `cluster` has data. Markers are never removed, so one that exists
+    /// is left as it is: rewriting it for every event was one key written per event.
+    fn mark_cluster(&mut self, cluster: &str) -> Result<(), StateError> {
+        if self.clusters_marked.iter().any(|c| c == cluster) {
+            return Ok(());
+        }
+        let key = schema::cluster_key(cluster);
+        if self.kv.get(&key)?.is_none() {
+            self.kv.put(key, Vec::new());
+        }
+        self.clusters_marked.push(cluster.to_string());
+        Ok(())
     }
 
     fn ensure_object_span(
@@ -283,7 +300,7 @@ impl Applier<'_, '_> {
     ) -> Result<(), StateError> {
         let window = Window::containing(a.start_us, self.ttl);
         self.ensure_object_span(&a.key, &a.version, window)?;
-        self.kv.put(schema::cluster_key(&a.key.cluster), Vec::new());
+        self.mark_cluster(&a.key.cluster)?;
         self.link_owners(&a.key, window, a.start_us, &content.owner_refs)?;
         let mut tags = a.tags.clone();
         tags.extend(content.tags);
@@ -445,7 +462,7 @@ impl Applier<'_, '_> {
         }
         let window = Window::containing(e.time_us, self.ttl);
         self.ensure_object_span(&e.key, &e.version, window)?;
-        self.kv.put(schema::cluster_key(&e.key.cluster), Vec::new());
+        self.mark_cluster(&e.key.cluster)?;
         // The Event's object is linked to its owners as an audited one is, from the
         // version the watchers last saw (SPEC 5.2: every object span is linked).
         if let Some(last) = self.get::<VersionRecord>(&schema::version_key(&e.key))? {

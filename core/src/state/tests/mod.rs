@@ -548,3 +548,56 @@ fn kube_events_from_a_recorded_stream_shape() {
         ]
     );
 }
+
+#[test]
+fn a_cluster_marker_is_written_once_not_per_event() {
+    let ctx = ShardContext {
+        shard: 0,
+        shards: 1,
+    };
+    let pod = |cluster: &str, name: &str, t: i64| {
+        let mut k = key("pods", "", name);
+        k.cluster = cluster.into();
+        audit(
+            &k,
+            &format!("{cluster}-{name}"),
+            "get",
+            "",
+            t,
+            "",
+            None,
+            200,
+        )
+    };
+    let proposal = |commands| Proposal {
+        span_ttl_us: TTL,
+        now_us: T0,
+        export_backlog: 0,
+        commands,
+    };
+    let cluster_writes = |writes: &[WriteOp]| {
+        writes
+            .iter()
+            .filter(|(k, _)| k.first() == Some(&schema::CLUSTER))
+            .count()
+    };
+    let mut kv = MemKv::default();
+    let first = proposal(vec![
+        pod("east", "a", T0),
+        pod("west", "b", T0),
+        pod("east", "c", T0),
+    ]);
+    let mut o = Overlay::new(&kv);
+    apply_proposal(&mut o, &ctx, &first).unwrap();
+    let writes = o.into_writes();
+    assert_eq!(cluster_writes(&writes), 2);
+    kv.commit(writes);
+    assert_eq!(clusters(&kv).unwrap(), ["east", "west"]);
+
+    let second = proposal(vec![pod("east", "d", T0 + 1), pod("west", "e", T0 + 1)]);
+    let mut o = Overlay::new(&kv);
+    let out = apply_proposal(&mut o, &ctx, &second).unwrap();
+    assert_eq!(out.outcomes, vec![CommandOutcome::Applied; 2]);
+    assert_eq!(cluster_writes(&o.into_writes()), 0, "markers already there");
+    assert_eq!(clusters(&kv).unwrap(), ["east", "west"]);
+}
