@@ -23,19 +23,26 @@ fn entry(index: u64) -> Entry<TypeConfig> {
     }
 }
 
-/// Number of keys of `group`'s log range left in the state space.
-fn log_keys_among_state(engine: &Engine, group: u32) -> usize {
+/// Where a group's log keys are counted.
+#[derive(Clone, Copy)]
+enum Space {
+    State,
+    LogFamily,
+}
+
+/// Number of keys of `group`'s log range in `space`.
+fn log_keys(engine: &Engine, group: u32, space: Space) -> usize {
+    let (start, end) = (keys::log(group, 0), keys::log(group, u64::MAX));
     let mut n = 0;
-    engine
-        .scan(
-            &keys::log(group, 0),
-            &keys::log(group, u64::MAX),
-            &mut |_, _| {
-                n += 1;
-                true
-            },
-        )
-        .unwrap();
+    let mut count = |_: &[u8], _: &[u8]| {
+        n += 1;
+        true
+    };
+    match space {
+        Space::State => engine.scan(&start, &end, &mut count),
+        Space::LogFamily => engine.scan_log(&start, &end, &mut count),
+    }
+    .unwrap();
     n
 }
 
@@ -59,7 +66,7 @@ async fn entries_an_older_version_kept_among_the_state_move_to_the_log_family() 
         let engine = Engine::open(dir.path()).unwrap();
         let syncer = WalSyncer::start(engine.clone()).unwrap();
         let mut log = LogStore::open(engine.clone(), group, syncer.clone()).unwrap();
-        assert_eq!(log_keys_among_state(&engine, group), 0);
+        assert_eq!(log_keys(&engine, group, Space::State), 0);
         let state = log.get_log_state().await.unwrap();
         assert_eq!(state.last_log_id.map(|l| l.index), Some(2_500));
         let read = log.try_get_log_entries(1..=2_500).await.unwrap();
@@ -76,22 +83,6 @@ async fn entries_an_older_version_kept_among_the_state_move_to_the_log_family() 
         syncer.stop();
         engine.flush().unwrap();
     }
-}
-
-/// Number of keys of `group`'s log range in the log space.
-fn log_keys_in_family(engine: &Engine, group: u32) -> usize {
-    let mut n = 0;
-    engine
-        .scan_log(
-            &keys::log(group, 0),
-            &keys::log(group, u64::MAX),
-            &mut |_, _| {
-                n += 1;
-                true
-            },
-        )
-        .unwrap();
-    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,8 +108,8 @@ async fn a_committing_group_writes_its_log_in_the_log_family_only() {
         assert_eq!(out.outcomes, vec![CommandOutcome::Applied]);
     }
     let group = keys::shard_group(0);
-    assert_eq!(log_keys_among_state(&engine, group), 0);
+    assert_eq!(log_keys(&engine, group, Space::State), 0);
     // The 30 proposals, and the blank entry and membership of the group's start.
-    assert!(log_keys_in_family(&engine, group) >= 30);
+    assert!(log_keys(&engine, group, Space::LogFamily) >= 30);
     set.shutdown().await.unwrap();
 }
