@@ -5,7 +5,8 @@
 use kelemetry_actors::ring::readmission;
 use kelemetry_core::ring::{Member, MemberState};
 use kelemetry_proto::kelemetry::cluster::v1 as pb;
-use kelemetry_proto::kelemetry::cluster::v1::peer_server::{Peer, PeerServer};
+use kelemetry_proto::kelemetry::cluster::v1::peer_server::PeerServer;
+use kelemetry_proto::peer_stub::{Partial, PartialPeer};
 use kelemetry_raft::{Engine, RaftSettings, ShardSet};
 use tonic::{Request, Response, Status};
 
@@ -16,47 +17,14 @@ struct MetaLeader {
 }
 
 #[tonic::async_trait]
-impl Peer for MetaLeader {
+impl PartialPeer for MetaLeader {
     type RaftStreamStream = kelemetry_raft::RaftAnswers;
 
-    async fn raft_stream(
-        &self,
-        _: Request<tonic::Streaming<pb::RaftFrame>>,
-    ) -> Result<Response<Self::RaftStreamStream>, Status> {
-        Err(Status::unimplemented("raft stream"))
-    }
-    async fn raft(&self, _: Request<pb::RaftMessage>) -> Result<Response<pb::RaftMessage>, Status> {
-        Err(Status::unimplemented("raft"))
-    }
-    async fn submit(
-        &self,
-        _: Request<pb::SubmitRequest>,
-    ) -> Result<Response<pb::SubmitReply>, Status> {
-        Err(Status::unimplemented("submit"))
-    }
-    async fn submit_many(
-        &self,
-        _: Request<pb::SubmitManyRequest>,
-    ) -> Result<Response<pb::SubmitManyReply>, Status> {
-        Err(Status::unimplemented("submit many"))
-    }
-    async fn read(&self, _: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
-        Err(Status::unimplemented("read"))
-    }
     async fn meta(&self, _: Request<pb::MetaRequest>) -> Result<Response<pb::MetaReply>, Status> {
         Ok(Response::new(pb::MetaReply {
             error: String::new(),
             readmitted: self.says_readmitted,
         }))
-    }
-    async fn ping(&self, _: Request<pb::PingRequest>) -> Result<Response<pb::PingReply>, Status> {
-        Err(Status::unimplemented("ping"))
-    }
-    async fn campaign(
-        &self,
-        _: Request<pb::CampaignRequest>,
-    ) -> Result<Response<pb::CampaignReply>, Status> {
-        Err(Status::unimplemented("campaign"))
     }
 }
 
@@ -66,7 +34,7 @@ async fn serve(says_readmitted: bool) -> String {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(PeerServer::new(MetaLeader { says_readmitted }))
+            .add_service(PeerServer::new(Partial(MetaLeader { says_readmitted })))
             .serve_with_incoming(incoming),
     );
     addr

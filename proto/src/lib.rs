@@ -7,6 +7,9 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "peer-stub")]
+pub mod peer_stub;
+
 /// Kelemetry's own packages.
 pub mod kelemetry {
     /// The peer RPC (the package name predates the word "ring" and is kept: it is on

@@ -231,7 +231,8 @@ impl Forwarder for PeerForwarder {
 mod tests {
     use super::*;
     use kelemetry_proto::kelemetry::cluster::v1 as pb;
-    use kelemetry_proto::kelemetry::cluster::v1::peer_server::{Peer, PeerServer};
+    use kelemetry_proto::kelemetry::cluster::v1::peer_server::PeerServer;
+    use kelemetry_proto::peer_stub::{Partial, PartialPeer};
     use kelemetry_raft::{Engine, RaftAnswers, RaftSettings};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tonic::{Request, Response, Status};
@@ -240,54 +241,15 @@ mod tests {
     struct OlderPeer(Arc<AtomicUsize>);
 
     #[tonic::async_trait]
-    impl Peer for OlderPeer {
+    impl PartialPeer for OlderPeer {
         type RaftStreamStream = RaftAnswers;
 
-        async fn raft_stream(
-            &self,
-            _: Request<tonic::Streaming<pb::RaftFrame>>,
-        ) -> Result<Response<RaftAnswers>, Status> {
-            Err(Status::unimplemented("raft stream"))
-        }
-        async fn raft(
-            &self,
-            _: Request<pb::RaftMessage>,
-        ) -> Result<Response<pb::RaftMessage>, Status> {
-            Err(Status::unimplemented("raft"))
-        }
-        async fn submit(&self, _: Request<SubmitRequest>) -> Result<Response<SubmitReply>, Status> {
-            Err(Status::unimplemented("submit"))
-        }
         async fn submit_many(
             &self,
             _: Request<SubmitManyRequest>,
         ) -> Result<Response<pb::SubmitManyReply>, Status> {
             self.0.fetch_add(1, Ordering::SeqCst);
             Err(Status::unimplemented("submit many"))
-        }
-        async fn read(
-            &self,
-            _: Request<pb::ReadRequest>,
-        ) -> Result<Response<pb::ReadReply>, Status> {
-            Err(Status::unimplemented("read"))
-        }
-        async fn meta(
-            &self,
-            _: Request<pb::MetaRequest>,
-        ) -> Result<Response<pb::MetaReply>, Status> {
-            Err(Status::unimplemented("meta"))
-        }
-        async fn ping(
-            &self,
-            _: Request<pb::PingRequest>,
-        ) -> Result<Response<pb::PingReply>, Status> {
-            Err(Status::unimplemented("ping"))
-        }
-        async fn campaign(
-            &self,
-            _: Request<pb::CampaignRequest>,
-        ) -> Result<Response<pb::CampaignReply>, Status> {
-            Err(Status::unimplemented("campaign"))
         }
     }
 
@@ -298,7 +260,7 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(PeerServer::new(OlderPeer(calls.clone())))
+                .add_service(PeerServer::new(Partial(OlderPeer(calls.clone()))))
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
         );
         let dir = tempfile::tempdir().unwrap();

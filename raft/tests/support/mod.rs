@@ -10,12 +10,9 @@
 use kelemetry_core::audit::AuditRecord;
 use kelemetry_core::ids::shard_of;
 use kelemetry_core::{Command, CommandOutcome, ObjectKey, Proposal};
-use kelemetry_proto::kelemetry::cluster::v1::peer_server::{Peer, PeerServer};
-use kelemetry_proto::kelemetry::cluster::v1::{
-    CampaignReply, CampaignRequest, MetaReply, MetaRequest, PingReply, PingRequest, RaftFrame,
-    RaftKind, RaftMessage, ReadReply, ReadRequest, SubmitManyReply, SubmitManyRequest, SubmitReply,
-    SubmitRequest,
-};
+use kelemetry_proto::kelemetry::cluster::v1::peer_server::PeerServer;
+use kelemetry_proto::kelemetry::cluster::v1::{RaftFrame, RaftKind, RaftMessage};
+use kelemetry_proto::peer_stub::{Partial, PartialPeer};
 use kelemetry_raft::{serve_raft_stream, Engine, RaftAnswers, RaftSettings, ShardSet};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -51,7 +48,7 @@ impl RaftOnlyPeer {
 }
 
 #[tonic::async_trait]
-impl Peer for RaftOnlyPeer {
+impl PartialPeer for RaftOnlyPeer {
     type RaftStreamStream = RaftAnswers;
 
     async fn raft(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
@@ -78,36 +75,6 @@ impl Peer for RaftOnlyPeer {
             req.into_inner(),
             self.stop.clone(),
         )))
-    }
-
-    async fn submit(&self, _: Request<SubmitRequest>) -> Result<Response<SubmitReply>, Status> {
-        Err(Status::unimplemented("submit"))
-    }
-
-    async fn submit_many(
-        &self,
-        _: Request<SubmitManyRequest>,
-    ) -> Result<Response<SubmitManyReply>, Status> {
-        Err(Status::unimplemented("submit many"))
-    }
-
-    async fn read(&self, _: Request<ReadRequest>) -> Result<Response<ReadReply>, Status> {
-        Err(Status::unimplemented("read"))
-    }
-
-    async fn meta(&self, _: Request<MetaRequest>) -> Result<Response<MetaReply>, Status> {
-        Err(Status::unimplemented("meta"))
-    }
-
-    async fn ping(&self, _: Request<PingRequest>) -> Result<Response<PingReply>, Status> {
-        Err(Status::unimplemented("ping"))
-    }
-
-    async fn campaign(
-        &self,
-        _: Request<CampaignRequest>,
-    ) -> Result<Response<CampaignReply>, Status> {
-        Err(Status::unimplemented("campaign"))
     }
 }
 
@@ -136,7 +103,7 @@ pub async fn two_nodes(second_has_stream: bool) -> [TestNode; 2] {
         let mut until_stop = stop_rx;
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(PeerServer::new(service))
+                .add_service(PeerServer::new(Partial(service)))
                 .serve_with_incoming_shutdown(
                     tonic::transport::server::TcpIncoming::from(listener),
                     async move {
