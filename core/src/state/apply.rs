@@ -210,7 +210,7 @@ impl Applier<'_, '_> {
     }
 
     fn audit(&mut self, a: &AuditRecord) -> Result<CommandOutcome, StateError> {
-        if !self.first_time(&["a", &a.audit_id, &a.stage], a.start_us)? {
+        if self.audit_stored(a)? {
             return Ok(CommandOutcome::Duplicate);
         }
         match self.audit_content(a, true)? {
@@ -218,6 +218,32 @@ impl Applier<'_, '_> {
             None => self.park(a)?,
         }
         Ok(CommandOutcome::Applied)
+    }
+
+    /// Whether audit event `a` is already stored: as its span, or parked until its
+    /// diff arrives. Both keys follow from the event alone (its span's window from its
+    /// own time), so they are its dedupe marker; a separate marker and its expiry entry
+    /// were two more keys written for every event. Both go when retention deletes the
+    /// window, as the marker did. Data written before this kept its markers; each is
+    /// deleted by retention as before.
+    fn audit_stored(&self, a: &AuditRecord) -> Result<bool, StateError> {
+        let window = Window::containing(a.start_us, self.ttl);
+        let span = schema::event_key(&a.key, window.start_us, audit_span_id(a));
+        if self.kv.get(&span)?.is_some() {
+            return Ok(true);
+        }
+        let parked = schema::wait_key(&a.key, &a.audit_id, &a.stage);
+        Ok(self.kv.get(&parked)?.is_some())
+    }
+
+    /// Claims the watched change to `rv` for `a`. Claims are only ever looked up among
+    /// a watched cluster's changes, so an event of a cluster that is not watched
+    /// (`diff_wait_us` 0: no watched change will arrive) writes none.
+    fn claim_if_watched(&mut self, a: &AuditRecord, rv: &str) -> Result<(), StateError> {
+        if a.diff_wait_us > 0 {
+            self.claim(&a.key, rv, a.start_us)?;
+        }
+        Ok(())
     }
 
     /// The logs, extra tags and owners of an audit event's span. `None` when the
@@ -247,7 +273,7 @@ impl Applier<'_, '_> {
             match (a.verb.as_str(), a.subresource.is_empty(), &response) {
                 ("create", true, Some((json, h))) => {
                     content.logs.push(log(LOG_SNAPSHOT, json.to_string()));
-                    self.claim(&a.key, &h.metadata.resource_version, a.start_us)?;
+                    self.claim_if_watched(a, &h.metadata.resource_version)?;
                     self.store_version(&a.key, json, h, false, last.as_ref());
                 }
                 ("update" | "patch", _, Some(r)) => {
@@ -305,7 +331,7 @@ impl Applier<'_, '_> {
         let mut tags = a.tags.clone();
         tags.extend(content.tags);
         let span = EventSpanRecord {
-            span_id: ids::span_id(&["audit", &a.audit_id, &a.stage]),
+            span_id: audit_span_id(a),
             source: EventSource::Audit,
             title: a.title.clone(),
             start_us: a.start_us,
@@ -337,7 +363,7 @@ impl Applier<'_, '_> {
             content
                 .tags
                 .push(("newResourceVersion".into(), rv.to_string()));
-            self.claim(&a.key, rv, a.start_us)?;
+            self.claim_if_watched(a, rv)?;
         }
         let patch_key = schema::patch_key(&a.key, rv);
         let lines = match self.get::<PatchRecord>(&patch_key)? {
@@ -457,10 +483,14 @@ impl Applier<'_, '_> {
         } else {
             ["k", &e.key.cluster, &e.uid, &e.resource_version]
         };
-        if !self.first_time(&id, e.time_us)? {
+        // The span's key follows from the Event alone, so it is the dedupe marker (see
+        // `audit_stored`).
+        let span_id = ids::span_id(&id);
+        let window = Window::containing(e.time_us, self.ttl);
+        let span_key = schema::event_key(&e.key, window.start_us, span_id);
+        if self.kv.get(&span_key)?.is_some() {
             return Ok(CommandOutcome::Duplicate);
         }
-        let window = Window::containing(e.time_us, self.ttl);
         self.ensure_object_span(&e.key, &e.version, window)?;
         self.mark_cluster(&e.key.cluster)?;
         // The Event's object is linked to its owners as an audited one is, from the
@@ -470,7 +500,7 @@ impl Applier<'_, '_> {
             self.link_owners(&e.key, window, e.time_us, &refs)?;
         }
         let span = EventSpanRecord {
-            span_id: ids::span_id(&id),
+            span_id,
             source: EventSource::Event,
             title: e.reason.clone(),
             start_us: e.time_us,
@@ -526,6 +556,11 @@ impl Applier<'_, '_> {
         }
         Ok(CommandOutcome::Applied)
     }
+}
+
+/// Span id of an audit event: its audit ID and stage identify it.
+fn audit_span_id(a: &AuditRecord) -> u64 {
+    ids::span_id(&["audit", &a.audit_id, &a.stage])
 }
 
 pub(super) fn log(log_type: &str, message: String) -> LogRecord {

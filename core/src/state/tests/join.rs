@@ -279,3 +279,39 @@ fn event_spans_link_to_owners_known_from_watched_versions() {
     assert_eq!(children_of(&h, &d), vec!["px-5d5"]);
     assert_eq!(children_of(&h, &rs), vec!["px-5d5-abc"]);
 }
+
+#[test]
+fn an_event_is_its_own_dedupe_marker_and_claims_only_in_watched_clusters() {
+    let mut h = Harness::new(1);
+    let markers = |h: &Harness| -> Vec<Vec<u8>> {
+        h.shards[0]
+            .0
+            .keys()
+            .filter(|k| k[0] == schema::DEDUPE || k[0] == schema::EXPIRY)
+            .cloned()
+            .collect()
+    };
+    let pod = |name: &str, rv| Some(object("Pod", "v1", name, rv, None, json!({})));
+    let p = key("pods", "", "p");
+    let create = audit(&p, "a1", "create", "", T0, "", pod("p", 5), 201);
+    assert_eq!(h.apply(vec![create.clone()]), vec![CommandOutcome::Applied]);
+    assert_eq!(
+        markers(&h),
+        Vec::<Vec<u8>>::new(),
+        "not watched: no marker, no claim"
+    );
+    assert_eq!(h.apply(vec![create]), vec![CommandOutcome::Duplicate]);
+    assert_eq!(spans(&h, &p), 1);
+
+    // In a watched cluster the create claims the change to its resourceVersion, with
+    // the claim's expiry entry, and writes no other marker.
+    let q = key("pods", "", "q");
+    let create = waiting(audit(&q, "a2", "create", "", T0, "", pod("q", 6), 201));
+    assert_eq!(h.apply(vec![create.clone()]), vec![CommandOutcome::Applied]);
+    let claim = schema::dedupe_key(&["c", &q.to_string(), "6"]);
+    assert_eq!(
+        markers(&h),
+        vec![claim.clone(), schema::expiry_key(T0, &claim)]
+    );
+    assert_eq!(h.apply(vec![create]), vec![CommandOutcome::Duplicate]);
+}
