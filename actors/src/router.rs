@@ -11,6 +11,7 @@
 //! the leader.
 
 use crate::error::SubmitError;
+use crate::metrics;
 use crate::shard::{route, BatchFate, Forwarder, Route, ShardMsg};
 use kelemetry_core::ids::shard_of;
 use kelemetry_core::{Command, CommandOutcome};
@@ -63,6 +64,17 @@ impl IngestRouter {
     /// [`IngestRouter::submit_to_shard`]).
     pub async fn submit(&self, commands: Vec<Command>) -> Reply {
         let n = self.shard_count();
+        // A node short of disk space refuses every write, as its shard actors do, also
+        // the ones it would only forward: its answer must not depend on where the
+        // request's shards happen to be led.
+        if let Some(message) = self.set.disk_refusal() {
+            metrics::REJECTED.with_label_values(&["disk_low"]).inc();
+            let shard = commands
+                .iter()
+                .find_map(Command::routing_key)
+                .map_or(0, |k| shard_of(k, n));
+            return Err(SubmitError::Unavailable { shard, message });
+        }
         let mut groups: Vec<(Vec<usize>, Vec<Command>)> =
             vec![(Vec::new(), Vec::new()); n as usize];
         let total = commands.len();

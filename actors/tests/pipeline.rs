@@ -295,3 +295,76 @@ async fn a_node_that_does_not_lead_a_shard_forwards_up_to_four_batches_at_once()
     pipeline.stop().await;
     shards.shutdown().await.unwrap();
 }
+
+/// A leader that commits whole requests' batches at once (as a peer's `SubmitMany`
+/// does), counting the batches it took.
+struct BatchingLeader(Arc<std::sync::atomic::AtomicUsize>);
+
+impl kelemetry_actors::Forwarder for BatchingLeader {
+    fn forward(&self, _: u64, _: u32, commands: Vec<Command>) -> kelemetry_actors::ForwardFuture {
+        panic!("batches of {} commands go together", commands.len())
+    }
+
+    fn forward_many(
+        &self,
+        _leader: u64,
+        batches: Vec<(u32, Vec<Command>)>,
+    ) -> kelemetry_actors::ForwardManyFuture {
+        self.0
+            .fetch_add(batches.len(), std::sync::atomic::Ordering::SeqCst);
+        let fates = batches
+            .into_iter()
+            .map(|(_, c)| {
+                kelemetry_actors::BatchFate::Answered(Ok(vec![CommandOutcome::Applied; c.len()]))
+            })
+            .collect();
+        Box::pin(async move { fates })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_short_of_disk_refuses_writes_it_would_only_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = shard_set(dir.path(), 2).await;
+    // Shard 1 is led by node 7; shard 0 is led here.
+    shards.remove_group(1).await.unwrap();
+    shards.note_leader(1, 7);
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let pipeline = Pipeline::start(
+        shards.clone(),
+        &PipelineSettings::default(),
+        Some(Arc::new(BatchingLeader(taken.clone()))),
+    )
+    .await
+    .unwrap();
+    let router = pipeline.router();
+    let on = |shard| {
+        (0..)
+            .map(|i| pod(&format!("d{i}")))
+            .find(|k| shard_of(k, 2) == shard)
+    };
+    let forwarded = create(on(1).unwrap(), "d-forwarded", None);
+    assert_eq!(
+        router.submit(vec![forwarded.clone()]).await.unwrap(),
+        vec![CommandOutcome::Applied]
+    );
+    shards.guard_disk(kelemetry_raft::disk_guard::DiskGuard::new(
+        dir.path(),
+        u64::MAX / 2,
+    ));
+    for command in [forwarded, create(on(0).unwrap(), "d-local", None)] {
+        match router.submit(vec![command]).await {
+            Err(SubmitError::Unavailable { message, .. }) => {
+                assert!(message.contains("--min-free-disk"), "{message}")
+            }
+            other => panic!("a write was not refused: {other:?}"),
+        }
+    }
+    assert_eq!(
+        taken.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "only the first"
+    );
+    pipeline.stop().await;
+    shards.shutdown().await.unwrap();
+}
