@@ -3,6 +3,7 @@
 use super::join::missing;
 use super::kv::{KvRead, Overlay, StateError};
 use super::schema::{self, decode, encode};
+use super::window_index;
 use crate::audit::AuditRecord;
 use crate::command::{Command, CommandOutcome, LinkCommand, Proposal, ProposalOutcome};
 use crate::diff;
@@ -48,6 +49,7 @@ pub fn apply_proposal(
         outbox_added: 0,
         export_dropped: 0,
         clusters_marked: Vec::new(),
+        window_layout_noted: false,
     };
     let mut outcomes = Vec::with_capacity(proposal.commands.len());
     for command in &proposal.commands {
@@ -70,6 +72,8 @@ pub(super) struct Applier<'k, 'a> {
     pub(super) export_dropped: u32,
     /// Clusters whose marker this proposal has already found or written.
     clusters_marked: Vec<String>,
+    /// Whether this proposal has found or written the window index's layout marker.
+    window_layout_noted: bool,
 }
 
 /// What an audit event's span carries besides its own fields.
@@ -170,6 +174,24 @@ impl Applier<'_, '_> {
         Ok(())
     }
 
+    /// Records, before the first name-ordered window index entry, from which window
+    /// on every entry has that order (see `window_index`). Once per proposal, and a
+    /// write only once per store.
+    fn note_window_layout(&mut self) -> Result<(), StateError> {
+        if self.window_layout_noted {
+            return Ok(());
+        }
+        self.window_layout_noted = true;
+        if self.kv.get(schema::WINDOW_BY_NAME_SINCE)?.is_some() {
+            return Ok(());
+        }
+        let now_window = Window::containing(self.now_us, self.ttl).start_us;
+        let since = window_index::by_name_from(&*self.kv, now_window)?;
+        self.kv
+            .put(schema::WINDOW_BY_NAME_SINCE.to_vec(), encode(&since));
+        Ok(())
+    }
+
     fn ensure_object_span(
         &mut self,
         key: &ObjectKey,
@@ -189,6 +211,7 @@ impl Applier<'_, '_> {
         };
         self.kv
             .put(schema::trace_index_key(record.trace_id), okey.clone());
+        self.note_window_layout()?;
         self.kv
             .put(schema::window_index_key(window.start_us, key), Vec::new());
         self.kv.put(okey, encode(&record));

@@ -27,11 +27,7 @@ impl Applier<'_, '_> {
         })?;
         let mut removed = 0u64;
         for wkey in &windows {
-            let start_us = schema::time_from(&wkey[1..9]);
-            let Some(key) = std::str::from_utf8(&wkey[9..])
-                .ok()
-                .and_then(ObjectKey::parse)
-            else {
+            let Some((start_us, key)) = schema::parse_window_index(wkey) else {
                 continue;
             };
             removed += self.delete_window(&key, start_us)?;

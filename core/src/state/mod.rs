@@ -13,6 +13,7 @@ mod kv;
 mod outbox;
 mod read;
 pub mod schema;
+mod window_index;
 
 pub use apply::{apply_proposal, ShardContext};
 pub use kv::{KvRead, MemKv, Overlay, StateError, WriteOp};

@@ -2,6 +2,7 @@
 
 use super::kv::{KvRead, StateError};
 use super::schema::{self, decode};
+use super::window_index;
 use crate::command::ResultEntry;
 use crate::key::ObjectKey;
 use crate::model::{EventSource, EventSpanRecord, LinkRecord, ObjectSpanRecord};
@@ -146,22 +147,18 @@ pub fn find_trace_by_id(
 /// Finds traces whose window overlaps the query range and whose object matches the
 /// tags, newest windows first.
 pub fn find_traces(kv: &dyn KvRead, q: &TraceQuery) -> Result<Vec<StoredTrace>, StateError> {
-    let mut start = vec![schema::WINDOW];
-    start.extend_from_slice(&schema::time_bytes(
+    let name = q
+        .tags
+        .iter()
+        .find(|(t, _)| t == "name")
+        .map(|(_, v)| v.as_str());
+    let candidates = window_index::entries(
+        kv,
         q.start_us.saturating_sub(q.max_window_us),
-    ));
-    let mut end = vec![schema::WINDOW];
-    end.extend_from_slice(&schema::time_bytes(q.end_us.saturating_add(1)));
-    let mut candidates = Vec::new();
-    kv.scan(&start, &end, &mut |k, _| {
-        let start_us = schema::time_from(&k[1..9]);
-        if let Some(key) = std::str::from_utf8(&k[9..]).ok().and_then(ObjectKey::parse) {
-            if q.matches_key(&key) {
-                candidates.push((start_us, key));
-            }
-        }
-        true
-    })?;
+        q.end_us.saturating_add(1),
+        name,
+        &|key| q.matches_key(key),
+    )?;
     let mut out = Vec::new();
     for (start_us, key) in candidates.into_iter().rev() {
         if out.len() >= q.limit {

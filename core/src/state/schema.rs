@@ -15,7 +15,9 @@ pub const OBJECT: u8 = b'o';
 pub const EVENT: u8 = b'e';
 /// Link span under (object, window).
 pub const LINK: u8 = b'l';
-/// Window index: window start, then object key.
+/// Window index: window start, then the object's name, a 0 byte and its key, so a
+/// search that names the object seeks to it instead of reading the whole window.
+/// Before that layout the key followed the window start directly ([`WINDOW_BY_NAME_SINCE`]).
 pub const WINDOW: u8 = b'w';
 /// Trace-ID index to the object span.
 pub const TRACE: u8 = b'i';
@@ -152,12 +154,47 @@ pub fn link_key(key: &ObjectKey, start_us: i64, linked: &ObjectKey) -> Vec<u8> {
     v
 }
 
+/// Meta key holding the first window start from which every window index key has
+/// the name-ordered layout; earlier windows may hold keys of the older layout
+/// (window start, then object key), which only a scan of the window finds.
+pub const WINDOW_BY_NAME_SINCE: &[u8] = b"mwindow_by_name_since";
+
 /// Window index key.
 pub fn window_index_key(start_us: i64, key: &ObjectKey) -> Vec<u8> {
-    let mut v = vec![WINDOW];
-    v.extend_from_slice(&time_bytes(start_us));
+    let mut v = window_name_prefix(start_us, &key.name);
     v.extend_from_slice(key.to_string().as_bytes());
     v
+}
+
+/// `w | window start`: every index entry of one window.
+pub fn window_start_prefix(start_us: i64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(64);
+    v.push(WINDOW);
+    v.extend_from_slice(&time_bytes(start_us));
+    v
+}
+
+/// `w | window start | name | 0`: the index entries of objects named `name` in one
+/// window.
+pub fn window_name_prefix(start_us: i64, name: &str) -> Vec<u8> {
+    let mut v = window_start_prefix(start_us);
+    v.extend_from_slice(name.as_bytes());
+    v.push(0);
+    v
+}
+
+/// The window start and object of a window index key, in either layout.
+pub fn parse_window_index(k: &[u8]) -> Option<(i64, ObjectKey)> {
+    if k.len() < 9 || k[0] != WINDOW {
+        return None;
+    }
+    let rest = &k[9..];
+    let key = match rest.iter().position(|&b| b == 0) {
+        Some(zero) => &rest[zero + 1..],
+        None => rest,
+    };
+    let key = ObjectKey::parse(std::str::from_utf8(key).ok()?)?;
+    Some((time_from(&k[1..9]), key))
 }
 
 /// Trace-ID index key.
@@ -264,5 +301,17 @@ mod tests {
         assert_eq!(time_from(&time_bytes(-5)), -5);
         assert_eq!(prefix_end(b"ab"), b"ac");
         assert_eq!(prefix_end(&[1, 0xff]), vec![2]);
+    }
+
+    #[test]
+    fn window_index_keys_of_both_layouts_parse() {
+        let key = ObjectKey::new("c1", "apps", "deployments", "ns", "web");
+        let new = window_index_key(1_800, &key);
+        assert!(new.starts_with(&window_name_prefix(1_800, "web")));
+        assert_eq!(parse_window_index(&new), Some((1_800, key.clone())));
+        let mut old = window_start_prefix(-3_600);
+        old.extend_from_slice(key.to_string().as_bytes());
+        assert_eq!(parse_window_index(&old), Some((-3_600, key)));
+        assert_eq!(parse_window_index(b"w123"), None);
     }
 }

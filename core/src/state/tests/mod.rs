@@ -16,6 +16,7 @@ mod export;
 mod ingest;
 mod join;
 mod retention;
+mod window_index;
 
 const TTL: i64 = 30 * 60 * 1_000_000;
 const T0: i64 = 1_689_843_600_000_000; // 2023-07-20T09:00:00Z
