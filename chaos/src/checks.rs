@@ -195,7 +195,7 @@ fn replicas(client: &Client, nodes: &[&NodeProc]) -> anyhow::Result<BTreeMap<(u3
 }
 
 /// The voters of each shard as the placement records them.
-fn placement(client: &Client, nodes: &[&NodeProc]) -> Option<BTreeMap<u32, Vec<u64>>> {
+pub fn placement(client: &Client, nodes: &[&NodeProc]) -> Option<BTreeMap<u32, Vec<u64>>> {
     let v = nodes
         .iter()
         .find_map(|n| get(client, n, "/cluster/status"))?;

@@ -7,8 +7,12 @@ use crate::net::Link;
 use crate::node::NodeProc;
 use crate::workload::Targets;
 use anyhow::Context;
+use kelemetry_core::audit::{parse_event_list, AuditContext, AuditItem, TimeBounds};
+use kelemetry_core::filter::AuditFilter;
+use kelemetry_core::ids::shard_of;
 use kelemetry_testkit::workload::deployment_lifecycle;
 use kelemetry_testkit::Client;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// One kind of fault.
@@ -77,8 +81,13 @@ pub struct Injected {
 pub struct Probes {
     /// Writes refused (429/503 or no answer): what a minority must do.
     pub writes_refused: u64,
-    /// Writes acknowledged by the minority: a violation.
+    /// Writes acknowledged on the cut-off side although some shard they touched has
+    /// no majority of its voters there: a violation.
     pub writes_acked: u64,
+    /// Writes acknowledged on the cut-off side where every shard they touched has a
+    /// majority of its voters (a side that is a minority of the ring can still be a
+    /// quorum of a shard placed mostly on it): what Raft allows.
+    pub writes_acked_by_own_quorum: u64,
     /// Searches answered and marked stale.
     pub reads_stale: u64,
     /// Searches answered with nothing found (no span to carry a mark).
@@ -98,6 +107,7 @@ impl Probes {
     pub fn add(&mut self, o: Probes) {
         self.writes_refused += o.writes_refused;
         self.writes_acked += o.writes_acked;
+        self.writes_acked_by_own_quorum += o.writes_acked_by_own_quorum;
         self.reads_stale += o.reads_stale;
         self.reads_empty += o.reads_empty;
         self.reads_refused += o.reads_refused;
@@ -208,11 +218,19 @@ fn partition(cluster: &Cluster, minority: Vec<u64>, down: Duration) -> anyhow::R
     let cut_at = Instant::now();
     cluster.net.split(&minority, &majority);
     let recovery = wait_recovered(cluster, &minority)?;
-    let probes = cluster
-        .live()
-        .into_iter()
+    let live = cluster.live();
+    let placement = checks::placement(&cluster.client, &live);
+    let probes = live
+        .iter()
         .find(|n| minority.contains(&n.id))
-        .map(|n| probe_minority(&cluster.client, n))
+        .map(|n| {
+            let side = CutOffSide {
+                members: &minority,
+                placement: placement.as_ref(),
+                shards: cluster.shards,
+            };
+            probe_minority(&cluster.client, n, &side)
+        })
         .unwrap_or_default();
     std::thread::sleep(down.saturating_sub(cut_at.elapsed()));
     cluster.net.heal();
@@ -308,13 +326,66 @@ fn settle(cluster: &Cluster, victims: Vec<u64>) -> anyhow::Result<Injected> {
     })
 }
 
+/// The nodes cut off from the rest, and where the shards' voters were when they were.
+struct CutOffSide<'a> {
+    members: &'a [u64],
+    placement: Option<&'a BTreeMap<u32, Vec<u64>>>,
+    shards: u32,
+}
+
+impl CutOffSide<'_> {
+    /// Whether every shard `body` writes to has a majority of its voters on this side,
+    /// so that its leader there may commit: never when the placement is unknown.
+    fn holds_quorums_of(&self, body: &str) -> bool {
+        let Some(placement) = self.placement else {
+            return false;
+        };
+        let shards = shards_written(body, self.shards);
+        !shards.is_empty()
+            && shards.iter().all(|s| {
+                placement.get(s).is_some_and(|voters| {
+                    let here = voters.iter().filter(|v| self.members.contains(v)).count();
+                    here * 2 > voters.len()
+                })
+            })
+    }
+}
+
+/// The shards the audit events of `body` are stored on, as a node routes them.
+fn shards_written(body: &str, shards: u32) -> BTreeSet<u32> {
+    let filter = AuditFilter::default();
+    let ctx = AuditContext {
+        cluster: CLUSTER,
+        apiserver: "",
+        filter: &filter,
+        diff_wait_us: 0,
+        accepted_times: TimeBounds {
+            oldest_us: i64::MIN,
+            latest_us: i64::MAX,
+        },
+    };
+    parse_event_list(body.as_bytes(), &ctx)
+        .map(|items| {
+            items
+                .into_iter()
+                .filter_map(|item| match item {
+                    AuditItem::Accepted(r) => Some(shard_of(&r.key, shards)),
+                    AuditItem::Filtered(_) => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// One write and one search sent to a node that is cut off from a quorum: the write
-/// must not be acknowledged, the search must be refused or marked stale.
-fn probe_minority(client: &Client, node: &NodeProc) -> Probes {
+/// must not be acknowledged unless the cut-off side holds a quorum of every shard it
+/// touches, the search must be refused or marked stale.
+fn probe_minority(client: &Client, node: &NodeProc, side: &CutOffSide<'_>) -> Probes {
     let mut p = Probes::default();
-    let (written, took) = probe_write(client, node);
+    let (written, took, body) = probe_write(client, node);
     p.slowest_write = took;
     match written {
+        Ok((200, _)) if side.holds_quorums_of(&body) => p.writes_acked_by_own_quorum += 1,
         Ok((200, _)) => p.writes_acked += 1,
         other => {
             print_refusal("write", node.id, other);
@@ -337,16 +408,21 @@ fn probe_minority(client: &Client, node: &NodeProc) -> Probes {
 
 type Answer = Result<(u16, String), kelemetry_testkit::TestkitError>;
 
-/// One new Deployment's first batch posted to `node`; the answer and its time.
-fn probe_write(client: &Client, node: &NodeProc) -> (Answer, Duration) {
+/// The cluster name the harness posts audit batches under.
+const CLUSTER: &str = "chaos";
+
+/// One new Deployment's first batch posted to `node`; the answer, its time and the
+/// batch.
+fn probe_write(client: &Client, node: &NodeProc) -> (Answer, Duration, String) {
     let now = chrono::Utc::now().timestamp_micros();
     let (batches, _) = deployment_lifecycle("probe", &format!("p{now}"), now - 60_000_000);
+    let body = batches[0].to_string();
     let t = Instant::now();
     let written = client.post(
-        &format!("http://{}/audit/chaos", node.addrs.http),
-        batches[0].to_string().as_bytes(),
+        &format!("http://{}/audit/{CLUSTER}", node.addrs.http),
+        body.as_bytes(),
     );
-    (written, t.elapsed())
+    (written, t.elapsed(), body)
 }
 
 /// A search on `node` for the workload's first namespace; the answer and its time.
@@ -448,4 +524,34 @@ fn print_refusal(what: &str, node: u64, answer: Answer) {
         Err(e) => format!("no answer: {e}"),
     };
     println!("    {what} probe on node {node}: {text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_off_side_may_commit_only_where_it_holds_a_majority_of_every_shard_written() {
+        let (batches, _) = deployment_lifecycle("probe", "p1", 1_700_000_000_000_000);
+        let body = batches[0].to_string();
+        let written = shards_written(&body, 16);
+        assert!(!written.is_empty());
+        let everywhere = |voters: Vec<u64>| -> BTreeMap<u32, Vec<u64>> {
+            (0..16).map(|s| (s, voters.clone())).collect()
+        };
+        let on_1_2_3 = everywhere(vec![1, 2, 3]);
+        let side = |members: &'static [u64], placement| CutOffSide {
+            members,
+            placement,
+            shards: 16,
+        };
+        assert!(side(&[2, 3], Some(&on_1_2_3)).holds_quorums_of(&body));
+        assert!(!side(&[3], Some(&on_1_2_3)).holds_quorums_of(&body));
+        assert!(!side(&[2, 3], None).holds_quorums_of(&body));
+        // One written shard placed mostly elsewhere is enough to make an ack a violation.
+        let mut mixed = on_1_2_3.clone();
+        let first = *written.iter().next().unwrap();
+        mixed.insert(first, vec![1, 2, 4]);
+        assert!(!side(&[2, 3], Some(&mixed)).holds_quorums_of(&body));
+    }
 }

@@ -264,9 +264,10 @@ fn run(opts: &Opts, dir: &std::path::Path) -> anyhow::Result<bool> {
         result.acked_ids.len() as f64 / elapsed.as_secs_f64()
     );
     println!(
-        "cut-off minority: writes refused {}, acknowledged {} (slowest answer {:.1?}); searches marked stale {}, refused {}, empty {}, unmarked {} (slowest answer {:.1?})",
+        "cut-off minority: writes refused {}, acknowledged {}, acknowledged by shards with a voter majority on that side {} (slowest answer {:.1?}); searches marked stale {}, refused {}, empty {}, unmarked {} (slowest answer {:.1?})",
         probes.writes_refused,
         probes.writes_acked,
+        probes.writes_acked_by_own_quorum,
         probes.slowest_write,
         probes.reads_stale,
         probes.reads_refused,
