@@ -1,10 +1,9 @@
-//! Applying a proposal to a shard's records.
+//! Applying a proposal to a shard's records: the commands other than audit events
+//! (see `apply_audit`), and the object spans, links, versions and patches they share.
 
-use super::join::missing;
 use super::kv::{KvRead, Overlay, StateError};
 use super::schema::{self, decode, encode};
 use super::window_index;
-use crate::audit::AuditRecord;
 use crate::command::{Command, CommandOutcome, LinkCommand, Proposal, ProposalOutcome};
 use crate::diff;
 use crate::event::KubeEventRecord;
@@ -12,8 +11,7 @@ use crate::ids;
 use crate::key::ObjectKey;
 use crate::model::{
     ChangeKind, EventSource, EventSpanRecord, LinkRecord, LinkRole, LogRecord, ObjectSpanRecord,
-    PatchRecord, VersionRecord, LINK_CLASS_CHILDREN, LOG_DIFF, LOG_EVENT_MESSAGE, LOG_REAL_ERROR,
-    LOG_REAL_VERBOSE, LOG_SNAPSHOT,
+    PatchRecord, VersionRecord, LINK_CLASS_CHILDREN, LOG_EVENT_MESSAGE,
 };
 use crate::outbox::{Destination, ExportItem, OutboxEntry, OutboxPayload};
 use crate::owner::{controller_owners_of, OwnerReference};
@@ -76,42 +74,34 @@ pub(super) struct Applier<'k, 'a> {
     window_layout_noted: bool,
 }
 
-/// What an audit event's span carries besides its own fields.
-#[derive(Default)]
-pub(super) struct AuditContent {
-    /// Logs: diff, snapshot, notes, errors.
-    pub(super) logs: Vec<LogRecord>,
-    /// Tags added to the event's own.
-    pub(super) tags: Vec<(String, String)>,
-    /// Owner references to link.
-    pub(super) owner_refs: Vec<OwnerReference>,
-}
-
 /// The parts of an object's JSON the state machine looks at.
 #[derive(Deserialize, Default)]
-struct ObjectHead {
+pub(super) struct ObjectHead {
     #[serde(default)]
-    kind: String,
+    pub(super) kind: String,
     #[serde(default)]
-    metadata: HeadMeta,
+    pub(super) metadata: HeadMeta,
 }
 
+/// The metadata fields of [`ObjectHead`].
 #[derive(Deserialize, Default)]
-struct HeadMeta {
+pub(super) struct HeadMeta {
     #[serde(default, rename = "resourceVersion")]
-    resource_version: String,
+    pub(super) resource_version: String,
     #[serde(default, rename = "ownerReferences")]
-    owner_references: Vec<OwnerReference>,
+    pub(super) owner_references: Vec<OwnerReference>,
 }
 
-fn head(json: &str) -> ObjectHead {
+/// The parts of an object's JSON the state machine looks at; empty when it does not
+/// parse.
+pub(super) fn head(json: &str) -> ObjectHead {
     serde_json::from_str(json).unwrap_or_default()
 }
 
 /// Whether resourceVersion `a` is older than `b`. Resource versions are opaque strings,
 /// but every real API server uses etcd revisions; when either is not a number they are
 /// treated as unordered (not older).
-fn rv_older(a: &str, b: &str) -> bool {
+pub(super) fn rv_older(a: &str, b: &str) -> bool {
     matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(x), Ok(y)) if x < y)
 }
 
@@ -162,7 +152,7 @@ impl Applier<'_, '_> {
 
     /// Records that `cluster` has data. Markers are never removed, so one that exists
     /// is left as it is: rewriting it for every event was one key written per event.
-    fn mark_cluster(&mut self, cluster: &str) -> Result<(), StateError> {
+    pub(super) fn mark_cluster(&mut self, cluster: &str) -> Result<(), StateError> {
         if self.clusters_marked.iter().any(|c| c == cluster) {
             return Ok(());
         }
@@ -192,7 +182,7 @@ impl Applier<'_, '_> {
         Ok(())
     }
 
-    fn ensure_object_span(
+    pub(super) fn ensure_object_span(
         &mut self,
         key: &ObjectKey,
         version: &str,
@@ -219,7 +209,7 @@ impl Applier<'_, '_> {
         Ok(record)
     }
 
-    fn put_event(
+    pub(super) fn put_event(
         &mut self,
         key: &ObjectKey,
         window: Window,
@@ -230,183 +220,6 @@ impl Applier<'_, '_> {
             encode(span),
         );
         self.export(key, window, ExportItem::Event(span.span_id))
-    }
-
-    fn audit(&mut self, a: &AuditRecord) -> Result<CommandOutcome, StateError> {
-        if self.audit_stored(a)? {
-            return Ok(CommandOutcome::Duplicate);
-        }
-        match self.audit_content(a, true)? {
-            Some(content) => self.write_audit_span(a, content)?,
-            None => self.park(a)?,
-        }
-        Ok(CommandOutcome::Applied)
-    }
-
-    /// Whether audit event `a` is already stored: as its span, or parked until its
-    /// diff arrives. Both keys follow from the event alone (its span's window from its
-    /// own time), so they are its dedupe marker; a separate marker and its expiry entry
-    /// were two more keys written for every event. Both go when retention deletes the
-    /// window, as the marker did. Data written before this kept its markers; each is
-    /// deleted by retention as before.
-    fn audit_stored(&self, a: &AuditRecord) -> Result<bool, StateError> {
-        let window = Window::containing(a.start_us, self.ttl);
-        let span = schema::event_key(&a.key, window.start_us, audit_span_id(a));
-        if self.kv.get(&span)?.is_some() {
-            return Ok(true);
-        }
-        let parked = schema::wait_key(&a.key, &a.audit_id, &a.stage);
-        Ok(self.kv.get(&parked)?.is_some())
-    }
-
-    /// Claims the watched change to `rv` for `a`. Claims are only ever looked up among
-    /// a watched cluster's changes, so an event of a cluster that is not watched
-    /// (`diff_wait_us` 0: no watched change will arrive) writes none.
-    fn claim_if_watched(&mut self, a: &AuditRecord, rv: &str) -> Result<(), StateError> {
-        if a.diff_wait_us > 0 {
-            self.claim(&a.key, rv, a.start_us)?;
-        }
-        Ok(())
-    }
-
-    /// The logs, extra tags and owners of an audit event's span. `None` when the
-    /// diff or snapshot is still to come from a watcher and the event may wait for it
-    /// (`may_wait`, and the cluster is watched).
-    pub(super) fn audit_content(
-        &mut self,
-        a: &AuditRecord,
-        may_wait: bool,
-    ) -> Result<Option<AuditContent>, StateError> {
-        let may_wait = may_wait && a.diff_wait_us > 0;
-        let mut content = AuditContent::default();
-        let last: Option<VersionRecord> = self.get(&schema::version_key(&a.key))?;
-        // The response is the object itself only when its kind matches what we know of
-        // the object (a `scale` subresource answers with a Scale, a delete often with a
-        // Status).
-        let response = a.response_object.as_deref().and_then(|json| {
-            let h = head(json);
-            let same_kind = last.as_ref().is_none_or(|l| l.kind == h.kind);
-            (h.kind != "Status" && !h.kind.is_empty() && same_kind).then_some((json, h))
-        });
-        if a.response_code >= 300 {
-            content
-                .logs
-                .extend(a.error_logs.iter().map(|m| log(LOG_REAL_ERROR, m.clone())));
-        } else {
-            match (a.verb.as_str(), a.subresource.is_empty(), &response) {
-                ("create", true, Some((json, h))) => {
-                    content.logs.push(log(LOG_SNAPSHOT, json.to_string()));
-                    self.claim_if_watched(a, &h.metadata.resource_version)?;
-                    self.store_version(&a.key, json, h, false, last.as_ref());
-                }
-                ("update" | "patch", _, Some(r)) => {
-                    self.audit_change(a, r, last.as_ref(), &mut content)?
-                }
-                ("delete", true, Some((json, _))) => self.store_deletion(a, json, &mut content),
-                ("delete", true, None) => match &last {
-                    Some(l) => self.store_deletion(a, &l.object_json.clone(), &mut content),
-                    None if may_wait => return Ok(None),
-                    None if a.diff_wait_us > 0 => content.logs.push(missing(a)),
-                    None => {}
-                },
-                ("create", true, None) | ("update" | "patch", _, None) => {
-                    let found = self.watched_content(a, &mut content)?;
-                    if !found && may_wait {
-                        return Ok(None);
-                    }
-                    if !found && a.diff_wait_us > 0 {
-                        content.logs.push(missing(a));
-                    }
-                }
-                _ => {}
-            }
-        }
-        // Without a response nothing above stored a different object: a deletion
-        // stores the last version itself, so its owners are the ones read at the top.
-        content.owner_refs = match (&response, &last) {
-            (Some((_, h)), _) => h.metadata.owner_references.clone(),
-            (None, Some(l)) => head(&l.object_json).metadata.owner_references,
-            (None, None) => Vec::new(),
-        };
-        Ok(Some(content))
-    }
-
-    fn store_deletion(&mut self, a: &AuditRecord, snapshot: &str, content: &mut AuditContent) {
-        content.logs.push(log(LOG_SNAPSHOT, snapshot.to_string()));
-        let h = head(snapshot);
-        self.store_version(&a.key, snapshot, &h, true, None);
-        self.kv.put(
-            schema::expiry_key(a.start_us, &schema::version_key(&a.key)),
-            Vec::new(),
-        );
-    }
-
-    /// Writes the span of an audit event whose content is settled.
-    pub(super) fn write_audit_span(
-        &mut self,
-        a: &AuditRecord,
-        content: AuditContent,
-    ) -> Result<(), StateError> {
-        let window = Window::containing(a.start_us, self.ttl);
-        self.ensure_object_span(&a.key, &a.version, window)?;
-        self.mark_cluster(&a.key.cluster)?;
-        self.link_owners(&a.key, window, a.start_us, &content.owner_refs)?;
-        let mut tags = a.tags.clone();
-        tags.extend(content.tags);
-        let span = EventSpanRecord {
-            span_id: audit_span_id(a),
-            source: EventSource::Audit,
-            title: a.title.clone(),
-            start_us: a.start_us,
-            end_us: a.end_us.max(a.start_us),
-            version: a.version.clone(),
-            tags,
-            logs: content.logs,
-        };
-        self.put_event(&a.key, window, &span)
-    }
-
-    /// Diff (or no-op note) of an update or patch whose response is the object,
-    /// SPEC 3.5.
-    fn audit_change(
-        &mut self,
-        a: &AuditRecord,
-        (json, h): &(&str, ObjectHead),
-        last: Option<&VersionRecord>,
-        content: &mut AuditContent,
-    ) -> Result<(), StateError> {
-        let rv = h.metadata.resource_version.as_str();
-        if !a.request_rv.is_empty() && rv == a.request_rv {
-            content
-                .logs
-                .push(log(LOG_REAL_VERBOSE, "No-op update".into()));
-            return Ok(());
-        }
-        if !rv.is_empty() {
-            content
-                .tags
-                .push(("newResourceVersion".into(), rv.to_string()));
-            self.claim_if_watched(a, rv)?;
-        }
-        let patch_key = schema::patch_key(&a.key, rv);
-        let lines = match self.get::<PatchRecord>(&patch_key)? {
-            Some(p) => Some(p.lines),
-            None => match last
-                .filter(|l| !rv_older(rv, &l.resource_version) && l.resource_version != rv)
-            {
-                Some(l) => {
-                    let lines = diff_lines(&l.object_json, json);
-                    self.store_patch(&a.key, rv, &lines, a.start_us);
-                    Some(lines)
-                }
-                None => None,
-            },
-        };
-        if let Some(lines) = lines.filter(|l| !l.is_empty()) {
-            content.logs.push(log(LOG_DIFF, lines));
-        }
-        self.store_version(&a.key, json, h, false, last);
-        Ok(())
     }
 
     pub(super) fn store_patch(&mut self, key: &ObjectKey, rv: &str, lines: &str, time_us: i64) {
@@ -425,7 +238,7 @@ impl Applier<'_, '_> {
     }
 
     /// Replaces the last known version unless `json` is older than it.
-    fn store_version(
+    pub(super) fn store_version(
         &mut self,
         key: &ObjectKey,
         json: &str,
@@ -445,7 +258,7 @@ impl Applier<'_, '_> {
         self.kv.put(schema::version_key(key), encode(&record));
     }
 
-    fn link_owners(
+    pub(super) fn link_owners(
         &mut self,
         child: &ObjectKey,
         window: Window,
@@ -581,11 +394,6 @@ impl Applier<'_, '_> {
     }
 }
 
-/// Span id of an audit event: its audit ID and stage identify it.
-fn audit_span_id(a: &AuditRecord) -> u64 {
-    ids::span_id(&["audit", &a.audit_id, &a.stage])
-}
-
 pub(super) fn log(log_type: &str, message: String) -> LogRecord {
     LogRecord {
         log_type: log_type.to_string(),
@@ -612,7 +420,9 @@ fn link_record(
     }
 }
 
-fn diff_lines(old_json: &str, new_json: &str) -> String {
+/// The rendered diff between two versions of an object's JSON; empty when either
+/// does not parse.
+pub(super) fn diff_lines(old_json: &str, new_json: &str) -> String {
     match (
         serde_json::from_str::<serde_json::Value>(old_json),
         serde_json::from_str::<serde_json::Value>(new_json),

@@ -8,7 +8,8 @@
 //! before the request began. Each change is claimed by the first event that takes it,
 //! so two requests without resourceVersions on one object get one change each.
 
-use super::apply::{log, Applier, AuditContent};
+use super::apply::{log, Applier};
+use super::apply_audit::AuditContent;
 use super::kv::{KvRead, StateError};
 use super::schema::{self, decode, encode};
 use crate::audit::AuditRecord;

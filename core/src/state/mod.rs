@@ -7,6 +7,7 @@
 //! and tests can put it on a map.
 
 mod apply;
+mod apply_audit;
 mod expire;
 mod join;
 mod kv;
