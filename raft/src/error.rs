@@ -125,4 +125,9 @@ pub enum InboundError {
     /// so the followers it cannot hear can elect another leader.
     #[error("node {0} answers no pings from this node")]
     Unreachable(u64),
+    /// This node deleted its replica of the shard and is not placed on it: a blank
+    /// replica opened for the message would vote and take entries having forgotten
+    /// its log, breaking the majority that committed it.
+    #[error("this node deleted its replica of shard {0} and is not placed on it again")]
+    RemovedReplica(u32),
 }

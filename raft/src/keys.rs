@@ -40,6 +40,7 @@ const PURGED: u8 = b'P';
 const APPLIED: u8 = b'A';
 const STATE: u8 = b'S';
 const INSTALLING: u8 = b'I';
+const REMOVED: u8 = b'R';
 const NODE_GROUP: u32 = u32::MAX;
 
 fn tagged(group: GroupId, tag: u8) -> Vec<u8> {
@@ -75,6 +76,15 @@ pub fn purged(group: GroupId) -> Vec<u8> {
 /// the snapshot's meta): found at start-up, the install is redone from its file.
 pub fn snapshot_installing(group: GroupId) -> Vec<u8> {
     tagged(group, INSTALLING)
+}
+
+/// Key present once this node deleted its replica of `group` (holding the vote the
+/// replica had). A replica opened again blank has forgotten what it logged and voted,
+/// so until this node is placed on the shard again it answers for the group to no
+/// one: a candidate or leader acting on an old configuration that still lists this
+/// node could otherwise count it toward a majority.
+pub fn removed(group: GroupId) -> Vec<u8> {
+    tagged(group, REMOVED)
 }
 
 /// Key of the state machine's applied log id and membership.

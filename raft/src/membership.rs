@@ -7,6 +7,7 @@ use crate::group::ShardRaft;
 use crate::types::NodeId;
 use openraft::{BasicNode, ChangeMembers};
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 /// The membership operations of one group (see [`ShardRaft::membership`]).
 pub struct Membership<'a> {
@@ -42,14 +43,63 @@ impl Membership<'_> {
         Ok(true)
     }
 
-    /// Adds `node` as a learner and waits until it has caught up with the log.
-    pub async fn add_learner(&self, node: NodeId, addr: &str) -> Result<(), GroupError> {
+    /// Adds `node` as a learner (unless it is one already) and returns the index of
+    /// the membership entry that lists it. openraft's own wait for a new learner
+    /// passes one that lags by up to thousands of entries, or whose leader lost its
+    /// term; [`Membership::add_caught_up_learner`] waits for what matters.
+    async fn add_learner(&self, node: NodeId, addr: &str) -> Result<u64, GroupError> {
+        if self.group.learners().contains(&node) {
+            let m = self.group.raft.metrics().borrow().membership_config.clone();
+            return Ok(m.log_id().map_or(0, |l| l.index));
+        }
         self.group
             .raft
-            .add_learner(node, BasicNode::new(addr), true)
+            .add_learner(node, BasicNode::new(addr), false)
             .await
-            .map(|_| ())
+            .map(|r| r.log_id.index)
             .map_err(|e| self.group.api_error(e))
+    }
+
+    /// Adds `node` as a learner and waits up to `timeout` until it holds the log up
+    /// to the entry that added it.
+    pub async fn add_caught_up_learner(
+        &self,
+        node: NodeId,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<(), GroupError> {
+        let added_at = self.add_learner(node, addr).await?;
+        if self.wait_replicated(node, added_at, timeout).await {
+            return Ok(());
+        }
+        Err(GroupError::Unavailable {
+            shard: self.group.shard(),
+            message: format!(
+                "node {node} did not replicate the log up to its addition (index {added_at}) within {timeout:?}"
+            ),
+        })
+    }
+
+    /// Waits up to `timeout` until this leader knows `node` holds its log up to
+    /// `index`; returns whether it does. A learner is promoted only past the entry
+    /// that added it: before that it acts on the older configuration in its log,
+    /// where it may be a voter of the group as it once was.
+    async fn wait_replicated(&self, node: NodeId, index: u64, timeout: Duration) -> bool {
+        let waited = self
+            .group
+            .raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| {
+                    m.replication.as_ref().is_none_or(|r| {
+                        r.get(&node)
+                            .is_some_and(|matched| matched.is_some_and(|l| l.index >= index))
+                    })
+                },
+                "learner replicated up to its own addition",
+            )
+            .await;
+        waited.is_ok() && self.group.has_replicated(node, index)
     }
 
     /// Makes exactly `voters` the voters; with `keep_as_learners`, removed voters

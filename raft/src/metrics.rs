@@ -55,6 +55,16 @@ pub static UNREACHABLE_LEADER_REFUSALS: LazyLock<IntCounter> = LazyLock::new(|| 
     .expect("metric names are unique")
 });
 
+/// Messages refused for a shard whose replica this node deleted (see
+/// [`crate::keys::removed`]).
+pub static REMOVED_REPLICA_REFUSALS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "kelemetry_raft_removed_replica_refusals_total",
+        "Raft votes and entries refused for a shard whose replica this node deleted and is not placed on again (a candidate or leader acting on an old configuration)."
+    )
+    .expect("metric names are unique")
+});
+
 /// How Raft messages leave this node, for `kelemetry_raft_messages_sent_total` and
 /// `kelemetry_raft_streams_opened_total`.
 pub struct RaftTransport {

@@ -280,14 +280,18 @@ impl ShardSet {
         if let Some(g) = self.local(shard) {
             return Ok(g);
         }
+        let group = keys::shard_group(shard);
         let g = Self::open_group(
             &self.engine,
             &self.syncer,
             &self.channels,
             &self.settings,
-            keys::shard_group(shard),
+            group,
         )
         .await?;
+        // Opened again, the replica is a member being added back by its leader.
+        self.engine
+            .write([Op::Delete(keys::removed(group))], false)?;
         tracing::info!(shard, "opened shard replica");
         self.groups_mut().insert(shard, g.clone());
         Ok(g)
@@ -304,15 +308,31 @@ impl ShardSet {
             tracing::warn!(shard, error = %e, "raft shutdown failed");
         }
         let group = keys::shard_group(shard);
+        let vote = self.engine.get(&keys::vote(group))?.unwrap_or_default();
         self.engine.write(
             [
                 Op::DeleteRange(keys::group_start(group), keys::group_end(group)),
                 Op::DeleteLogRange(keys::group_start(group), keys::group_end(group)),
+                Op::Put(keys::removed(group), vote),
             ],
             true,
         )?;
         tracing::info!(shard, "removed shard replica and its data");
         Ok(())
+    }
+
+    /// Whether this node deleted its replica of `shard` and has not been placed on
+    /// the shard since (see [`keys::removed`]).
+    pub fn removed_here(&self, shard: u32) -> Result<bool, EngineError> {
+        Ok(self
+            .engine
+            .get(&keys::removed(keys::shard_group(shard)))?
+            .is_some())
+    }
+
+    /// Whether the metadata this node holds places `shard` on it.
+    pub fn placed_here(&self, shard: u32) -> bool {
+        self.ring().shards_of(self.node_id()).contains(&shard)
     }
 
     fn groups_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u32, ShardRaft>> {

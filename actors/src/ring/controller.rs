@@ -45,6 +45,10 @@ pub struct Controller {
 /// taken out of the metadata group anyway (it may be down).
 const LEAVE_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a node added to the metadata group may take to catch up before it is
+/// made a voter (within the agent's 30 s round; the next round tries again).
+const METADATA_CATCH_UP: Duration = Duration::from_secs(20);
+
 impl Controller {
     /// A controller with no liveness history.
     pub fn new(settings: ControlSettings) -> Self {
@@ -167,12 +171,11 @@ impl Controller {
         let want = meta.metadata_voters();
         let have = g.voters();
         if !want.is_empty() && want != have {
-            let learners = g.learners();
             for id in want.difference(&have) {
-                if !learners.contains(id) {
-                    let addr = meta.peer_addr(*id).ok_or(PeerError::NoAddress(*id))?;
-                    g.membership().add_learner(*id, addr).await?;
-                }
+                let addr = meta.peer_addr(*id).ok_or(PeerError::NoAddress(*id))?;
+                g.membership()
+                    .add_caught_up_learner(*id, addr, METADATA_CATCH_UP)
+                    .await?;
             }
             tracing::info!(?want, ?have, "changing metadata voters");
             g.membership().set_voters(want, true).await?;

@@ -29,21 +29,9 @@ pub async fn propose_here(shards: &ShardSet, cmd: RingCommand) -> Result<(), Gro
         let known = meta.voters().contains(&id) || meta.learners().contains(&id);
         if !known {
             tracing::info!(node = id, addr = %addr, "admitting node to the metadata group");
-            match tokio::time::timeout(
-                ADD_LEARNER_TIMEOUT,
-                meta.membership().add_learner(id, &addr),
-            )
-            .await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(_) => {
-                    return Err(GroupError::Unavailable {
-                        shard: META_SHARD,
-                        message: format!("node {id} did not catch up with the metadata in time"),
-                    })
-                }
-            }
+            meta.membership()
+                .add_caught_up_learner(id, &addr, ADD_LEARNER_TIMEOUT)
+                .await?;
         }
     }
     Ok(())

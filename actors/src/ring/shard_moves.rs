@@ -63,13 +63,9 @@ pub async fn advance(shards: &ShardSet, g: &ShardRaft) -> Result<(), RingError> 
         Some(Step::Add(node)) => {
             let addr = shards.peer_addr(node).ok_or(PeerError::NoAddress(node))?;
             tracing::info!(shard, node, "adding replica; waiting for it to catch up");
-            tokio::time::timeout(CATCH_UP_TIMEOUT, g.membership().add_learner(node, &addr))
-                .await
-                .map_err(|_| RingError::Timeout {
-                    what: format!("catch-up of node {node}"),
-                    shard,
-                    timeout: CATCH_UP_TIMEOUT,
-                })??;
+            g.membership()
+                .add_caught_up_learner(node, &addr, CATCH_UP_TIMEOUT)
+                .await?;
             let mut next = voters;
             next.insert(node);
             bounded(shard, "promotion", g.membership().set_voters(next, false)).await?;

@@ -3,7 +3,8 @@
 //! a learner receives its first entries or snapshot). Messages come one per RPC or
 //! as frames on a peer's Raft stream.
 
-use crate::error::InboundError;
+use crate::error::{InboundError, ShardSetError};
+use crate::group::ShardRaft;
 use crate::keys::{self, GroupId};
 use crate::registry::ShardSet;
 use kelemetry_proto::kelemetry::cluster::v1::{RaftFrame, RaftKind};
@@ -56,6 +57,23 @@ pub fn serve_raft_stream(
 }
 
 impl ShardSet {
+    /// Opens this node's replica of `shard` for a message of `kind` naming it. A
+    /// replica this node deleted is opened again only for its leader's entries or
+    /// snapshot once the metadata places the shard here; a vote is never cast from
+    /// it, as a blank replica would grant any candidate, however stale its log.
+    async fn open_for_message(
+        &self,
+        shard: u32,
+        kind: RaftKind,
+    ) -> Result<ShardRaft, InboundError> {
+        let removed = self.removed_here(shard).map_err(ShardSetError::from)?;
+        if removed && (kind == RaftKind::Vote || !self.placed_here(shard)) {
+            crate::metrics::REMOVED_REPLICA_REFUSALS.inc();
+            return Err(InboundError::RemovedReplica(shard));
+        }
+        Ok(self.ensure_group(shard).await?)
+    }
+
     /// Handles a Raft message from a peer and returns the encoded result. A message
     /// for a shard this node has no replica of opens one: that is how a node added
     /// as a learner receives its first entries or snapshot.
@@ -72,7 +90,10 @@ impl ShardSet {
         }
         let g = match keys::group_shard(group) {
             None => self.meta().clone(),
-            Some(shard) => self.ensure_group(shard).await?,
+            Some(shard) => match self.local(shard) {
+                Some(g) => g,
+                None => self.open_for_message(shard, kind).await?,
+            },
         };
         let raft = &g.raft;
         fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, InboundError> {
