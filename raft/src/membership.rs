@@ -72,6 +72,12 @@ impl Membership<'_> {
         if self.wait_replicated(node, added_at, timeout).await {
             return Ok(());
         }
+        if !self.group.is_leader() {
+            return Err(GroupError::NotLeader {
+                shard: self.group.shard(),
+                leader: self.group.leader(),
+            });
+        }
         Err(GroupError::Unavailable {
             shard: self.group.shard(),
             message: format!(

@@ -96,7 +96,16 @@ pub async fn submit(shards: &ShardSet, cmd: RingCommand) -> Result<(), RingError
             let addr = shards
                 .peer_addr(leader)
                 .ok_or(PeerError::NoAddress(leader))?;
-            Ok(send_to(shards, &addr, &cmd, true).await?)
+            // A metadata leader cut off just as the command left (its answers lost)
+            // would hold the caller for the whole send timeout, and a shard move
+            // waiting here starts no other step: give up once its pings do.
+            tokio::select! {
+                sent = send_to(shards, &addr, &cmd, true) => Ok(sent?),
+                () = shards.until_unreachable(leader) => Err(PeerError::Transport(format!(
+                    "metadata leader node {leader} stopped answering pings"
+                ))
+                .into()),
+            }
         }
         Err(e) => Err(e.into()),
     }
