@@ -100,7 +100,16 @@ async fn a_deleted_replica_answers_no_one_until_placed_here_again() {
         })
         .await
         .unwrap();
-    assert!(set.placed_here(SHARD));
+    // The node's view of the ring follows its applied index, which openraft's
+    // metrics report a moment after the write returns.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !set.placed_here(SHARD) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ring never placed the shard here"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(refused(&set, RaftKind::Vote, &stale_vote()).await);
     assert!(!refused(&set, RaftKind::AppendEntries, &stale_heartbeat()).await);
     assert!(set.local(SHARD).is_some());
