@@ -60,16 +60,26 @@ impl Membership<'_> {
             .map_err(|e| self.group.api_error(e))
     }
 
-    /// Adds `node` as a learner and waits up to `timeout` until it holds the log up
-    /// to the entry that added it.
+    /// Adds `node` as a learner and waits until it holds the log up to the entry
+    /// that added it, `timeout` for both (a change proposed by a leader that then
+    /// loses its term may never commit).
     pub async fn add_caught_up_learner(
         &self,
         node: NodeId,
         addr: &str,
         timeout: Duration,
     ) -> Result<(), GroupError> {
-        let added_at = self.add_learner(node, addr).await?;
-        if self.wait_replicated(node, added_at, timeout).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let added_at = tokio::time::timeout(timeout, self.add_learner(node, addr))
+            .await
+            .map_err(|_| GroupError::Unavailable {
+                shard: self.group.shard(),
+                message: format!(
+                    "adding node {node} as a learner did not commit within {timeout:?}"
+                ),
+            })??;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if self.wait_replicated(node, added_at, left).await {
             return Ok(());
         }
         if !self.group.is_leader() {
