@@ -4,36 +4,26 @@
 //! candidate won a vote from a node that had deleted its replica and reopened it
 //! blank, and its followers then failed applying a log that went backwards.
 
+mod support;
+
 use kelemetry_core::ring::{Member, MemberState, RingCommand};
 use kelemetry_proto::kelemetry::cluster::v1::RaftKind;
 use kelemetry_raft::keys::shard_group;
 use kelemetry_raft::types::TypeConfig;
-use kelemetry_raft::{Engine, InboundError, NodeId, RaftSettings, ShardSet};
+use kelemetry_raft::{InboundError, NodeId, RaftSettings, ShardSet};
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::Vote;
 use std::time::Duration;
+use support::reopen_engine;
 
 const SHARDS: u32 = 2;
 const SHARD: u32 = 1;
 
 async fn open(dir: &std::path::Path) -> ShardSet {
-    let mut tries = 0;
-    let engine = loop {
-        match Engine::open(dir) {
-            Ok(e) => break e,
-            Err(e) if tries < 50 && e.to_string().contains("lock") => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("cannot open the engine: {e}"),
-        }
-    };
-    let set = ShardSet::open(
-        engine,
-        &RaftSettings::single(1, "127.0.0.1:7070".into(), SHARDS),
-    )
-    .await
-    .unwrap();
+    let settings = RaftSettings::single(1, "127.0.0.1:7070".into(), SHARDS);
+    let set = ShardSet::open(reopen_engine(dir).await, &settings)
+        .await
+        .unwrap();
     assert!(set.wait_for_leaders(Duration::from_secs(10)).await);
     set
 }

@@ -5,9 +5,9 @@ mod support;
 use kelemetry_core::ids::shard_of;
 use kelemetry_core::state::{find_traces, TraceQuery};
 use kelemetry_core::{CommandOutcome, Proposal};
-use kelemetry_raft::{Engine, RaftSettings, ShardSet, ShardSetError};
+use kelemetry_raft::{RaftSettings, ShardSet, ShardSetError};
 use std::time::Duration;
-use support::create;
+use support::{create, reopen_engine};
 
 const TTL: i64 = 1_800_000_000;
 
@@ -15,21 +15,9 @@ fn settings(shards: u32) -> RaftSettings {
     RaftSettings::single(1, "127.0.0.1:7070".into(), shards)
 }
 
-/// Opens the set; the previous set's Raft tasks and WAL syncer release the database
-/// lock shortly after it is dropped, so opening retries for a moment.
+/// Opens the set on `dir` (see [`reopen_engine`]).
 async fn open(dir: &std::path::Path, shards: u32) -> Result<ShardSet, ShardSetError> {
-    let mut tries = 0;
-    let engine = loop {
-        match Engine::open(dir) {
-            Ok(e) => break e,
-            Err(e) if tries < 50 && e.to_string().contains("lock") => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("cannot open the engine: {e}"),
-        }
-    };
-    ShardSet::open(engine, &settings(shards)).await
+    ShardSet::open(reopen_engine(dir).await, &settings(shards)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

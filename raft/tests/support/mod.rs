@@ -216,3 +216,19 @@ pub async fn stop(nodes: [TestNode; 2]) {
         n.set.shutdown().await.unwrap();
     }
 }
+
+/// Opens the engine in `dir`; the previous set's Raft tasks and WAL syncer release the
+/// database lock shortly after it is dropped, so opening retries for a moment.
+pub async fn reopen_engine(dir: &std::path::Path) -> Engine {
+    let mut tries = 0;
+    loop {
+        match Engine::open(dir) {
+            Ok(e) => return e,
+            Err(e) if tries < 50 && e.to_string().contains("lock") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot open the engine: {e}"),
+        }
+    }
+}
