@@ -5,7 +5,7 @@ use crate::checks;
 use crate::cluster::{Cluster, MIN_FREE_DISK_MIB};
 use crate::net::Link;
 use crate::node::NodeProc;
-use crate::workload::Targets;
+use crate::workload::{Targets, CLUSTER};
 use anyhow::Context;
 use kelemetry_core::audit::{parse_event_list, AuditContext, AuditItem, TimeBounds};
 use kelemetry_core::filter::AuditFilter;
@@ -407,9 +407,6 @@ fn probe_minority(client: &Client, node: &NodeProc, side: &CutOffSide<'_>) -> Pr
 }
 
 type Answer = Result<(u16, String), kelemetry_testkit::TestkitError>;
-
-/// The cluster name the harness posts audit batches under.
-const CLUSTER: &str = "chaos";
 
 /// One new Deployment's first batch posted to `node`; the answer, its time and the
 /// batch.

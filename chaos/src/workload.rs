@@ -10,6 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// The cluster name the harness posts audit batches under (the workload's and the
+/// minority probes').
+pub const CLUSTER: &str = "chaos";
+
 /// Webhook addresses of the nodes and whether each is down.
 #[derive(Clone)]
 pub struct Targets(Arc<Mutex<Vec<(String, bool)>>>);
@@ -122,7 +126,7 @@ fn client(c: u64, targets: &Targets, stop: &AtomicBool, acked: &AtomicU64, t0: i
                 attempt += 1;
                 let ok = targets.pick(attempt).is_some_and(|addr| {
                     client
-                        .post(&format!("http://{addr}/audit/chaos"), body.as_bytes())
+                        .post(&format!("http://{addr}/audit/{CLUSTER}"), body.as_bytes())
                         .is_ok_and(|(status, _)| status == 200)
                 });
                 if ok {

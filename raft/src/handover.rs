@@ -75,12 +75,7 @@ impl ShardRaft {
 
     /// Whether this leader knows `node` holds its log up to `index`.
     pub fn has_replicated(&self, node: NodeId, index: u64) -> bool {
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow();
-        m.replication
-            .as_ref()
-            .and_then(|r| r.get(&node))
-            .is_some_and(|matched| matched.is_some_and(|m| m.index >= index))
+        replicated_to(&self.raft.metrics().borrow(), node, index)
     }
 
     /// Keeps this replica from starting elections for `hold`: a leader handing
@@ -94,4 +89,17 @@ impl ShardRaft {
             group.apply_election_gate();
         });
     }
+}
+
+/// Whether the leader whose metrics are `m` knows `node` holds its log up to `index`
+/// (never, on a node that does not lead).
+pub(crate) fn replicated_to(
+    m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>,
+    node: NodeId,
+    index: u64,
+) -> bool {
+    m.replication
+        .as_ref()
+        .and_then(|r| r.get(&node))
+        .is_some_and(|matched| matched.is_some_and(|l| l.index >= index))
 }

@@ -4,6 +4,7 @@
 
 use crate::error::GroupError;
 use crate::group::ShardRaft;
+use crate::handover::replicated_to;
 use crate::types::NodeId;
 use openraft::{BasicNode, ChangeMembers};
 use std::collections::BTreeSet;
@@ -106,12 +107,7 @@ impl Membership<'_> {
             .raft
             .wait(Some(timeout))
             .metrics(
-                |m| {
-                    m.replication.as_ref().is_none_or(|r| {
-                        r.get(&node)
-                            .is_some_and(|matched| matched.is_some_and(|l| l.index >= index))
-                    })
-                },
+                |m| m.replication.is_none() || replicated_to(m, node, index),
                 "learner replicated up to its own addition",
             )
             .await;
