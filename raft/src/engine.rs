@@ -429,6 +429,7 @@ impl Engine {
     /// Makes every write made so far durable by syncing the write-ahead log.
     pub fn sync_wal(&self) -> Result<(), EngineError> {
         self.refuse_after_failure()?;
+        crate::metrics::ENGINE_OPS.wal_syncs.inc();
         self.failed_on_disk(self.db.flush_wal(true))
     }
 

@@ -84,7 +84,8 @@ impl ShardRaft {
 
     /// Replicates and applies a proposal; returns once it is committed and applied.
     pub async fn propose(&self, proposal: Proposal) -> Result<ProposalOutcome, GroupError> {
-        self.write(GroupRequest::Shard(proposal)).await
+        self.write(GroupRequest::Shard(std::sync::Arc::new(proposal)))
+            .await
     }
 
     /// Replicates and applies a metadata command (metadata group only).

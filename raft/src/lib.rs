@@ -6,6 +6,7 @@
 //! - [`engine`]: the storage engine (the only module that touches RocksDB), and
 //!   [`keys`] for the key layout inside it; [`wal_sync`] groups WAL syncs.
 //! - [`log_store`] and [`state_machine`]: openraft's storage traits over the engine;
+//!   [`committed`]: the commit index they persist together;
 //!   [`recent_entries`]: the newest log entries in memory, for replication reads.
 //! - [`network`]: the Raft network, client side and server side, over the peer RPC.
 //! - [`group`]: the handle of one group (propose, leadership, reads);
@@ -22,6 +23,7 @@
 #![allow(clippy::result_large_err)]
 #![warn(missing_docs)]
 
+pub mod committed;
 pub mod disk_guard;
 pub mod engine;
 pub mod error;

@@ -1,6 +1,7 @@
 //! openraft log storage for one group, in the shared RocksDB, with its newest
 //! entries also in memory for replication reads.
 
+use crate::committed::PendingCommitted;
 use crate::engine::{Engine, EngineError, Op};
 use crate::keys::{self, GroupId};
 use crate::metrics::RECENT_ENTRY_READS;
@@ -19,7 +20,8 @@ pub struct LogStore {
     engine: Engine,
     group: GroupId,
     syncer: WalSyncer,
-    recent: RecentEntries,
+    recent: RecentEntries<Entry<TypeConfig>>,
+    committed: PendingCommitted,
 }
 
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
@@ -48,7 +50,14 @@ impl LogStore {
             group,
             syncer,
             recent: RecentEntries::default(),
+            committed: PendingCommitted::default(),
         }
+    }
+
+    /// Where this store records the newest committed log id for the group's state
+    /// machine to persist (see [`PendingCommitted`]).
+    pub fn pending_committed(&self) -> PendingCommitted {
+        self.committed.clone()
     }
 
     /// The log store of `group`, after moving any entries a version before the log's
@@ -131,9 +140,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&e) => e,
             Bound::Unbounded => u64::MAX,
         };
-        if let Some(entries) = self.recent.get(start, end_index, dec) {
+        if let Some(entries) = self.recent.get(start, end_index) {
             RECENT_ENTRY_READS.hits.inc();
-            return entries;
+            return Ok(entries);
         }
         RECENT_ENTRY_READS.misses.inc();
         let end = keys::log(self.group, end_index);
@@ -196,15 +205,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        self.engine
-            .write(
-                [Op::Put(keys::committed(self.group), enc(&committed))],
-                false,
-            )
-            .map_err(write_err)
+        self.committed.set(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        if let Some(latest) = self.committed.get() {
+            return Ok(Some(latest));
+        }
         Ok(self
             .read::<Option<LogId<NodeId>>>(&keys::committed(self.group))?
             .flatten())
@@ -219,17 +227,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let encoded: Vec<(u64, Vec<u8>)> = entries
-            .into_iter()
-            .map(|e| (e.log_id.index, enc(&e)))
-            .collect();
-        let ops: Vec<Op> = encoded
-            .iter()
-            .map(|(index, bytes)| Op::PutLog(keys::log(self.group, *index), bytes.clone()))
-            .collect();
+        let mut ops = Vec::new();
+        let mut kept = Vec::new();
+        for entry in entries {
+            let index = entry.log_id.index;
+            let bytes = enc(&entry);
+            kept.push((index, entry, bytes.len()));
+            ops.push(Op::PutLog(keys::log(self.group, index), bytes));
+        }
         // Readable now (memtable), durable when the shared WAL sync completes.
         self.engine.write(ops, false).map_err(write_err)?;
-        self.recent.appended(encoded);
+        self.recent.appended(kept);
         self.syncer
             .after_next_sync(Box::new(move |result| callback.log_io_completed(result)));
         Ok(())

@@ -18,6 +18,8 @@ pub struct EngineOps {
     pub reads: IntCounter,
     /// Range scans started.
     pub scans: IntCounter,
+    /// Syncs of the write-ahead log (each covers every append made before it).
+    pub wal_syncs: IntCounter,
 }
 
 impl EngineOps {
@@ -33,7 +35,7 @@ impl EngineOps {
 pub static ENGINE_OPS: LazyLock<EngineOps> = LazyLock::new(|| {
     let v = register_int_counter_vec!(
         "kelemetry_rocksdb_operations_total",
-        "Storage engine operations: write batches, keys and bytes written, point reads, scans.",
+        "Storage engine operations: write batches, keys and bytes written, point reads, scans, WAL syncs.",
         &["op"]
     )
     .expect("metric names are unique");
@@ -43,6 +45,7 @@ pub static ENGINE_OPS: LazyLock<EngineOps> = LazyLock::new(|| {
         bytes: v.with_label_values(&["bytes_written"]),
         reads: v.with_label_values(&["point_reads"]),
         scans: v.with_label_values(&["scans"]),
+        wal_syncs: v.with_label_values(&["wal_syncs"]),
     }
 });
 

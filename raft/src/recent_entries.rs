@@ -1,43 +1,60 @@
-//! The last entries a group appended to its log, kept encoded in memory.
+//! The last entries a group appended to its log, kept in memory as they were appended.
 //!
 //! A leader reads every entry back from the log to send it to its followers, usually
 //! right after appending it. From RocksDB that read is an iterator seek across the
-//! memtables and every level (7% of a 3-node ring's CPU under load); from here it
-//! is a copy. The cache holds a contiguous run of the newest entries within a byte
-//! budget, so it is always either exactly what the log holds for an index or absent.
+//! memtables and every level (7% of a 3-node ring's CPU under load); decoding a copy
+//! kept encoded was still 2% of it. Entries share their proposal (an `Arc`), so here
+//! a read is a reference count per entry. The cache holds a contiguous run of the
+//! newest entries within a budget of their encoded bytes, so it is always either
+//! exactly what the log holds for an index or absent.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-/// Encoded entries a group keeps in memory at most. A shard that is a follower holds
-/// its run too (it may lead next), so 64 groups hold at most 16 MiB.
+/// Encoded bytes of the entries a group keeps in memory at most. A shard that is a
+/// follower holds its run too (it may lead next), so 64 groups hold at most 16 MiB.
 pub const RECENT_ENTRY_BYTES: usize = 256 << 10;
 
-/// A group's newest log entries, encoded; shared by its log store and log readers.
-#[derive(Clone, Default)]
-pub struct RecentEntries {
-    run: Arc<Mutex<Run>>,
+/// A group's newest log entries (`T`: an entry, cheap to clone); shared by its log
+/// store and log readers.
+#[derive(Clone)]
+pub struct RecentEntries<T> {
+    run: Arc<Mutex<Run<T>>>,
 }
 
-#[derive(Default)]
-struct Run {
+impl<T> Default for RecentEntries<T> {
+    fn default() -> Self {
+        Self {
+            run: Arc::new(Mutex::new(Run {
+                entries: VecDeque::new(),
+                bytes: 0,
+            })),
+        }
+    }
+}
+
+/// One kept entry: its index, the entry and its encoded size.
+type Kept<T> = (u64, T, usize);
+
+struct Run<T> {
     /// Consecutive indexes, oldest first.
-    entries: VecDeque<(u64, Vec<u8>)>,
+    entries: VecDeque<Kept<T>>,
+    /// Encoded bytes of `entries`.
     bytes: usize,
 }
 
-impl Run {
+impl<T> Run<T> {
     fn pop_back_from(&mut self, index: u64) {
-        while self.entries.back().is_some_and(|(i, _)| *i >= index) {
-            if let Some((_, e)) = self.entries.pop_back() {
-                self.bytes -= e.len();
+        while self.entries.back().is_some_and(|(i, _, _)| *i >= index) {
+            if let Some((_, _, len)) = self.entries.pop_back() {
+                self.bytes -= len;
             }
         }
     }
 
     fn pop_front(&mut self) {
-        if let Some((_, e)) = self.entries.pop_front() {
-            self.bytes -= e.len();
+        if let Some((_, _, len)) = self.entries.pop_front() {
+            self.bytes -= len;
         }
     }
 
@@ -47,29 +64,29 @@ impl Run {
     }
 }
 
-impl RecentEntries {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Run> {
+impl<T: Clone> RecentEntries<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Run<T>> {
         self.run.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records entries just written to the log (`(index, encoded)`, ascending).
-    /// Entries at or after the first one replace what the run held there; a run
-    /// that would not be consecutive starts over.
-    pub fn appended(&self, entries: impl IntoIterator<Item = (u64, Vec<u8>)>) {
+    /// Records entries just written to the log (`(index, entry, encoded size)`,
+    /// ascending). Entries at or after the first one replace what the run held
+    /// there; a run that would not be consecutive starts over.
+    pub fn appended(&self, entries: impl IntoIterator<Item = Kept<T>>) {
         let mut run = self.lock();
-        for (index, bytes) in entries {
+        for (index, entry, len) in entries {
             run.pop_back_from(index);
-            let gap = run.entries.back().is_some_and(|(i, _)| *i + 1 != index);
+            let gap = run.entries.back().is_some_and(|(i, _, _)| *i + 1 != index);
             // An entry too big to keep is left out, and the run restarts after it.
-            let too_big = bytes.len() > RECENT_ENTRY_BYTES;
+            let too_big = len > RECENT_ENTRY_BYTES;
             if gap || too_big {
                 run.clear();
             }
             if too_big {
                 continue;
             }
-            run.bytes += bytes.len();
-            run.entries.push_back((index, bytes));
+            run.bytes += len;
+            run.entries.push_back((index, entry, len));
             while run.bytes > RECENT_ENTRY_BYTES {
                 run.pop_front();
             }
@@ -84,19 +101,14 @@ impl RecentEntries {
     /// Forgets entries up to and including `index` (the log is being purged).
     pub fn purged(&self, index: u64) {
         let mut run = self.lock();
-        while run.entries.front().is_some_and(|(i, _)| *i <= index) {
+        while run.entries.front().is_some_and(|(i, _, _)| *i <= index) {
             run.pop_front();
         }
     }
 
-    /// Decodes the entries `start..end` with `decode` if the run holds every one of
-    /// them; `None` when it does not (the caller reads the log).
-    pub fn get<T, E>(
-        &self,
-        start: u64,
-        end: u64,
-        mut decode: impl FnMut(&[u8]) -> Result<T, E>,
-    ) -> Option<Result<Vec<T>, E>> {
+    /// The entries `start..end` if the run holds every one of them; `None` when it
+    /// does not (the caller reads the log).
+    pub fn get(&self, start: u64, end: u64) -> Option<Vec<T>> {
         let run = self.lock();
         let first = run.entries.front()?.0;
         let last = run.entries.back()?.0;
@@ -110,7 +122,7 @@ impl RecentEntries {
                 .iter()
                 .skip(skip)
                 .take(take)
-                .map(|(_, b)| decode(b))
+                .map(|(_, e, _)| e.clone())
                 .collect(),
         )
     }
@@ -120,17 +132,13 @@ impl RecentEntries {
 mod tests {
     use super::*;
 
-    fn entry(i: u64, len: usize) -> (u64, Vec<u8>) {
-        let mut b = vec![0u8; len.max(8)];
-        b[..8].copy_from_slice(&i.to_be_bytes());
-        (i, b)
+    /// Entry `i` of `len` encoded bytes; the entry is its own index.
+    fn entry(i: u64, len: usize) -> Kept<u64> {
+        (i, i, len)
     }
 
-    fn indexes(r: &RecentEntries, start: u64, end: u64) -> Option<Vec<u64>> {
-        r.get(start, end, |b| {
-            Ok::<u64, ()>(u64::from_be_bytes(b[..8].try_into().unwrap()))
-        })
-        .map(|v| v.unwrap())
+    fn indexes(r: &RecentEntries<u64>, start: u64, end: u64) -> Option<Vec<u64>> {
+        r.get(start, end)
     }
 
     #[test]

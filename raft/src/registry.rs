@@ -249,12 +249,14 @@ impl ShardSet {
             Some(s) => format!("kelemetry-shard-{s}"),
             None => "kelemetry-metadata".to_string(),
         };
+        let log = LogStore::open(engine.clone(), group, syncer.clone())?;
+        let state = ShardStateMachine::new(engine.clone(), group, ctx, log.pending_committed());
         let raft = Raft::new(
             settings.node_id,
             raft_config(name)?,
             PeerNetwork::new(group, channels.clone()),
-            LogStore::open(engine.clone(), group, syncer.clone())?,
-            ShardStateMachine::new(engine.clone(), group, ctx),
+            log,
+            state,
         )
         .await
         .map_err(|e| ShardSetError::Raft(e.to_string()))?;

@@ -1,12 +1,13 @@
 //! openraft state machine of one shard: applies proposals through the core state
 //! machine and commits their writes together with the applied log id.
 
+use crate::committed::PendingCommitted;
 use crate::engine::{Engine, EngineError, Op, PrefixView};
 use crate::keys::{self, GroupId};
 use crate::snapshot_file::{self, SnapshotFileError};
 use crate::types::{GroupRequest, NodeId, TypeConfig};
 use kelemetry_core::ring::{RingCommand, RingState};
-use kelemetry_core::state::{apply_proposal, KvRead, Overlay, ShardContext};
+use kelemetry_core::state::{apply_proposal, HotKeys, HotView, KvRead, Overlay, ShardContext};
 use kelemetry_core::ProposalOutcome;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -15,6 +16,7 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// What the state machine has applied, stored atomically with the data it produced.
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -28,6 +30,14 @@ pub struct ShardStateMachine {
     engine: Engine,
     group: GroupId,
     ctx: ShardContext,
+    /// The commit index the log store learned, persisted with each apply.
+    committed: PendingCommitted,
+    /// The applied state as last written (`None` until read or after a snapshot
+    /// install): every apply starts from it, and reading it back from RocksDB each
+    /// time was 1.6% of a loaded ring's CPU.
+    applied: Mutex<Option<AppliedState>>,
+    /// Records every apply reads (see [`HotKeys`]).
+    hot: Arc<Mutex<HotKeys>>,
 }
 
 fn sm_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
@@ -35,9 +45,22 @@ fn sm_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
 }
 
 impl ShardStateMachine {
-    /// The state machine of `ctx.shard`, stored under `group`.
-    pub fn new(engine: Engine, group: GroupId, ctx: ShardContext) -> Self {
-        Self { engine, group, ctx }
+    /// The state machine of `ctx.shard`, stored under `group`; it persists the commit
+    /// index its log store records in `committed`.
+    pub fn new(
+        engine: Engine,
+        group: GroupId,
+        ctx: ShardContext,
+        committed: PendingCommitted,
+    ) -> Self {
+        Self {
+            engine,
+            group,
+            ctx,
+            committed,
+            applied: Mutex::default(),
+            hot: Arc::default(),
+        }
     }
 
     fn view(&self) -> PrefixView {
@@ -45,14 +68,26 @@ impl ShardStateMachine {
     }
 
     fn applied(&self) -> Result<AppliedState, StorageError<NodeId>> {
-        match self
+        let mut cached = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(applied) = cached.as_ref() {
+            return Ok(applied.clone());
+        }
+        let applied = match self
             .engine
             .get(&keys::applied(self.group))
             .map_err(sm_err)?
         {
-            Some(b) => postcard::from_bytes(&b).map_err(sm_err),
-            None => Ok(AppliedState::default()),
-        }
+            Some(b) => postcard::from_bytes(&b).map_err(sm_err)?,
+            None => AppliedState::default(),
+        };
+        *cached = Some(applied.clone());
+        Ok(applied)
+    }
+
+    /// Forgets what is cached of the state: a snapshot install replaced it.
+    fn state_replaced(&self) {
+        *self.applied.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.hot.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// The identity of a snapshot of the state as applied so far.
@@ -291,18 +326,22 @@ fn commands_in(entries: &[Entry<TypeConfig>]) -> usize {
         .sum()
 }
 
-/// Applies entries and commits their writes plus the new applied state in one batch.
-/// Runs on a blocking thread, or inline for small batches (see
+/// Applies entries and commits their writes plus the new applied state (and the
+/// newest commit index, `committed`) in one batch; returns the outcomes and the new
+/// applied state. Runs on a blocking thread, or inline for small batches (see
 /// [`INLINE_APPLY_COMMANDS`]): it reads and writes RocksDB.
 fn apply_entries(
     engine: &Engine,
     group: GroupId,
     ctx: &ShardContext,
-    mut applied: AppliedState,
+    (mut applied, committed): (AppliedState, Option<LogId<NodeId>>),
+    hot: &Mutex<HotKeys>,
     entries: Vec<Entry<TypeConfig>>,
-) -> Result<Vec<ProposalOutcome>, EngineError> {
+) -> Result<(Vec<ProposalOutcome>, AppliedState), EngineError> {
     let view = engine.view(keys::state_prefix(group));
-    let mut overlay = Overlay::new(&view);
+    let mut hot = hot.lock().unwrap_or_else(|p| p.into_inner());
+    let base = HotView::new(&view, &mut hot);
+    let mut overlay = Overlay::new(&base);
     let mut responses = Vec::with_capacity(entries.len());
     for entry in entries {
         applied.last_applied = Some(entry.log_id);
@@ -322,18 +361,22 @@ fn apply_entries(
             }
         }
     }
-    let mut ops: Vec<Op> = overlay
-        .into_writes()
-        .into_iter()
-        .map(|(k, v)| view.op(k, v))
-        .collect();
+    let writes = overlay.into_writes();
+    let hot_writes = HotKeys::hot_writes(&writes);
+    let mut ops: Vec<Op> = writes.into_iter().map(|(k, v)| view.op(k, v)).collect();
     let applied_bytes =
         postcard::to_stdvec(&applied).map_err(|e| EngineError::other(e.to_string()))?;
     ops.push(Op::Put(keys::applied(group), applied_bytes));
+    if committed.is_some() {
+        let committed_bytes =
+            postcard::to_stdvec(&committed).map_err(|e| EngineError::other(e.to_string()))?;
+        ops.push(Op::Put(keys::committed(group), committed_bytes));
+    }
     // Not synced: the log is durable, and on restart openraft re-applies every committed
     // entry after `last_applied`, which is written in the same atomic batch.
     engine.write(ops, false)?;
-    Ok(responses)
+    hot.committed(hot_writes);
+    Ok((responses, applied))
 }
 
 /// Reads the cluster metadata record of the metadata group's state.
@@ -373,16 +416,36 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         I::IntoIter: Send,
     {
         let entries: Vec<_> = entries.into_iter().collect();
-        let applied = self.applied()?;
-        if commands_in(&entries) <= INLINE_APPLY_COMMANDS {
-            return apply_entries(&self.engine, self.group, &self.ctx, applied, entries)
-                .map_err(sm_err);
-        }
-        let (engine, group, ctx) = (self.engine.clone(), self.group, self.ctx);
-        tokio::task::spawn_blocking(move || apply_entries(&engine, group, &ctx, applied, entries))
+        let start = (self.applied()?, self.committed.get());
+        let applied = if commands_in(&entries) <= INLINE_APPLY_COMMANDS {
+            apply_entries(
+                &self.engine,
+                self.group,
+                &self.ctx,
+                start,
+                &self.hot,
+                entries,
+            )
+        } else {
+            let (engine, group, ctx, hot) =
+                (self.engine.clone(), self.group, self.ctx, self.hot.clone());
+            tokio::task::spawn_blocking(move || {
+                apply_entries(&engine, group, &ctx, start, &hot, entries)
+            })
             .await
             .map_err(sm_err)?
-            .map_err(sm_err)
+        };
+        let mut cached = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        match applied {
+            Ok((responses, applied)) => {
+                *cached = Some(applied);
+                Ok(responses)
+            }
+            Err(e) => {
+                *cached = None;
+                Err(sm_err(e))
+            }
+        }
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -432,15 +495,16 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
             self.ctx.shard,
             meta.clone(),
         );
-        tokio::task::spawn_blocking(move || {
+        let installed = tokio::task::spawn_blocking(move || {
             let path = installing_path(&dir, group);
             keep_for_install(received, &receiving_path(&dir, group), &path)?;
             std::fs::File::open(&dir)?.sync_all()?;
             install_file(&engine, group, shard, &path, &meta)
         })
         .await
-        .map_err(sm_err)?
-        .map_err(sm_err)
+        .map_err(sm_err)?;
+        self.state_replaced();
+        installed.map_err(sm_err)
     }
 
     /// The state as applied so far, as a snapshot (a snapshot is the applied state
@@ -474,10 +538,12 @@ impl ShardStateMachine {
         tracing::warn!(shard = self.ctx.shard, file = %path.display(),
             "a snapshot install was interrupted; installing it again");
         let (engine, group, shard) = (self.engine.clone(), self.group, self.ctx.shard);
-        tokio::task::spawn_blocking(move || install_file(&engine, group, shard, &path, &meta))
-            .await
-            .map_err(sm_err)?
-            .map_err(sm_err)
+        let installed =
+            tokio::task::spawn_blocking(move || install_file(&engine, group, shard, &path, &meta))
+                .await
+                .map_err(sm_err)?;
+        self.state_replaced();
+        installed.map_err(sm_err)
     }
 }
 

@@ -3,14 +3,17 @@
 use kelemetry_core::ring::RingCommand;
 use kelemetry_core::{Proposal, ProposalOutcome};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// What a group's log carries: shard groups replicate [`Proposal`]s, the metadata
 /// group replicates [`RingCommand`]s. One type keeps one openraft configuration (and
 /// one network and storage implementation) for every group.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum GroupRequest {
-    /// A batch of shard commands.
-    Shard(Proposal),
+    /// A batch of shard commands, shared: an entry is cloned for every follower it
+    /// is sent to and for the log's in-memory run, and a clone is a reference count.
+    /// Encoded as the proposal itself.
+    Shard(Arc<Proposal>),
     /// A change to the ring state (metadata group only).
     Ring(RingCommand),
 }

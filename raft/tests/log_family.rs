@@ -2,7 +2,6 @@
 //! and never among the state, and a data directory whose log an older version kept
 //! among the state has it moved at open, entry for entry, surviving a reopen.
 
-use kelemetry_core::{CommandOutcome, Proposal};
 use kelemetry_raft::engine::Op;
 use kelemetry_raft::keys;
 use kelemetry_raft::log_store::LogStore;
@@ -93,19 +92,9 @@ async fn a_committing_group_writes_its_log_in_the_log_family_only() {
     let set = ShardSet::open(engine.clone(), &settings).await.unwrap();
     assert!(set.wait_for_leaders(Duration::from_secs(10)).await);
     let t = 1_700_000_000_000_000;
+    let shard = set.local(0).expect("local replica");
     for i in 0..30 {
-        let out = set
-            .local(0)
-            .expect("local replica")
-            .propose(Proposal {
-                span_ttl_us: 1_800_000_000,
-                export_backlog: 0,
-                now_us: t,
-                commands: vec![support::create(&format!("p{i}"), t + i)],
-            })
-            .await
-            .unwrap();
-        assert_eq!(out.outcomes, vec![CommandOutcome::Applied]);
+        support::propose_create(&shard, &format!("p{i}"), t + i).await;
     }
     let group = keys::shard_group(0);
     assert_eq!(log_keys(&engine, group, Space::State), 0);

@@ -48,6 +48,7 @@ impl StoreBuilder<TypeConfig, LogStore, ShardStateMachine, CaseGuard> for RocksS
                 shard: 0,
                 shards: 1,
             },
+            log.pending_committed(),
         );
         Ok((CaseGuard { _dir: dir, syncer }, log, sm))
     }

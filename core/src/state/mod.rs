@@ -9,6 +9,7 @@
 mod apply;
 mod apply_audit;
 mod expire;
+pub mod hot_keys;
 mod join;
 mod kv;
 mod outbox;
@@ -17,6 +18,7 @@ pub mod schema;
 mod window_index;
 
 pub use apply::{apply_proposal, ShardContext};
+pub use hot_keys::{HotKeys, HotView};
 pub use kv::{KvRead, MemKv, Overlay, StateError, WriteOp};
 pub use read::{
     clusters, find_trace_by_id, find_traces, first_wait_deadline, list_outbox, load_export,

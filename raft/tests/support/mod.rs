@@ -13,7 +13,7 @@ use kelemetry_core::{Command, CommandOutcome, ObjectKey, Proposal};
 use kelemetry_proto::kelemetry::cluster::v1::peer_server::PeerServer;
 use kelemetry_proto::kelemetry::cluster::v1::{RaftFrame, RaftKind, RaftMessage};
 use kelemetry_proto::peer_stub::{Partial, PartialPeer};
-use kelemetry_raft::{serve_raft_stream, Engine, RaftAnswers, RaftSettings, ShardSet};
+use kelemetry_raft::{serve_raft_stream, Engine, RaftAnswers, RaftSettings, ShardRaft, ShardSet};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -156,27 +156,33 @@ pub fn create(name: &str, t: i64) -> Command {
     })
 }
 
+/// Proposes the creation of pod `name` at `t` to `group`, whose replica here leads,
+/// and checks that it applied.
+pub async fn propose_create(group: &ShardRaft, name: &str, t: i64) {
+    let out = group
+        .propose(Proposal {
+            span_ttl_us: 1_800_000_000,
+            export_backlog: 0,
+            now_us: t,
+            commands: vec![create(name, t)],
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.outcomes, vec![CommandOutcome::Applied]);
+}
+
 /// Commits `count` new pods, each at its shard's leader, and checks every one applied.
 pub async fn commit_pods(nodes: &[TestNode; 2], count: usize) {
     let t = 1_700_000_000_000_000;
     for i in 0..count {
-        let cmd = create(&format!("p{i}"), t + i as i64);
-        let shard = shard_of(cmd.routing_key().unwrap(), SHARDS);
+        let name = format!("p{i}");
+        let shard = shard_of(create(&name, t).routing_key().unwrap(), SHARDS);
         let leader = nodes
             .iter()
             .filter_map(|n| n.set.local(shard))
             .find(|g| g.is_leader())
             .expect("every shard has a leader");
-        let out = leader
-            .propose(Proposal {
-                span_ttl_us: 1_800_000_000,
-                export_backlog: 0,
-                now_us: t,
-                commands: vec![cmd],
-            })
-            .await
-            .unwrap();
-        assert_eq!(out.outcomes, vec![CommandOutcome::Applied]);
+        propose_create(&leader, &name, t + i as i64).await;
     }
 }
 

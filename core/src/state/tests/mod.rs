@@ -13,10 +13,47 @@ use crate::version::ObjectVersionRecord;
 use serde_json::json;
 
 mod export;
+mod hot_keys;
 mod ingest;
 mod join;
 mod retention;
 mod window_index;
+
+/// A store that counts its point reads and the keys its scans visit.
+struct Counting<'a> {
+    kv: &'a MemKv,
+    reads: std::cell::Cell<usize>,
+    visited: std::cell::Cell<usize>,
+}
+
+impl<'a> Counting<'a> {
+    fn new(kv: &'a MemKv) -> Self {
+        Self {
+            kv,
+            reads: Default::default(),
+            visited: Default::default(),
+        }
+    }
+}
+
+impl KvRead for Counting<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.reads.set(self.reads.get() + 1);
+        self.kv.get(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StateError> {
+        self.kv.scan(start, end, &mut |k, v| {
+            self.visited.set(self.visited.get() + 1);
+            visit(k, v)
+        })
+    }
+}
 
 const TTL: i64 = 30 * 60 * 1_000_000;
 const T0: i64 = 1_689_843_600_000_000; // 2023-07-20T09:00:00Z

@@ -2,31 +2,6 @@
 //! still find what a store of the older layout indexed.
 
 use super::*;
-use std::cell::Cell;
-
-/// A store that counts the keys its scans visit.
-struct Counting<'a> {
-    kv: &'a MemKv,
-    visited: Cell<usize>,
-}
-
-impl KvRead for Counting<'_> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        self.kv.get(key)
-    }
-
-    fn scan(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), StateError> {
-        self.kv.scan(start, end, &mut |k, v| {
-            self.visited.set(self.visited.get() + 1);
-            visit(k, v)
-        })
-    }
-}
 
 fn create_pod(name: &str, id: &str, t: i64) -> Command {
     let pod = object("Pod", "v1", name, 7, None, json!({}));
@@ -78,10 +53,7 @@ fn a_search_by_name_reads_only_that_name_in_each_window() {
         .collect();
     h.apply(pods);
     h.apply(vec![create_pod("p007", "later", T0 + 3 * TTL)]);
-    let kv = Counting {
-        kv: &h.shards[0],
-        visited: Cell::new(0),
-    };
+    let kv = Counting::new(&h.shards[0]);
     let w0 = crate::window::Window::containing(T0, TTL).start_us;
     let w3 = crate::window::Window::containing(T0 + 3 * TTL, TTL).start_us;
     assert_eq!(
