@@ -48,14 +48,20 @@ peer() {
     | sed -n 's/.*events_per_s=\([0-9.]*\).*/\1/p'
 }
 
+# Prints the bench's figure; its line on owner links (delivered during the run, and
+# still waiting at its end) goes to stderr beside the round's figure.
+bench_figure() {
+  tee "$work/bench.out" | sed -n 's/^ingest, durable ack.*: \([0-9]*\) events\/s.*/\1/p'
+  grep '^owner links' "$work/bench.out" >&2 || true
+}
+
 one_node() {
   target/release/kelemetry-bench --duration "$duration" --clients "$clients" --batch "$batch" \
-    --shards "$shards" \
-    | sed -n 's/^ingest, durable ack.*: \([0-9]*\) events\/s.*/\1/p'
+    --shards "$shards" | bench_figure
 }
 
 three_nodes() {
-  local dir="$work/ring" peers="" targets="" node_pids=()
+  local dir="$work/ring" peers="" targets="" metrics="" node_pids=()
   rm -rf "$dir"
   for i in 0 1 2; do peers+="${peers:+,}$i=127.0.0.1:$((27170 + i))"; done
   for i in 0 1 2; do
@@ -67,6 +73,7 @@ three_nodes() {
       > "$dir/n$i.log" 2>&1 &
     node_pids+=($!)
     targets+="${targets:+,}http://127.0.0.1:$((28080 + i))"
+    metrics+="${metrics:+,}http://127.0.0.1:$((29090 + i))"
   done
   for i in 0 1 2; do
     until curl -sf -o /dev/null "http://127.0.0.1:$((28080 + i))/readyz"; do sleep 0.5; done
@@ -88,9 +95,8 @@ sys.exit(0 if d["shards_moving"] == 0 and len(led) == 3 and min(led.values()) >=
     fi
     sleep 1
   done
-  target/release/kelemetry-bench --targets "$targets" --duration "$duration" \
-    --clients "$clients" --batch "$batch" \
-    | sed -n 's/^ingest, durable ack.*: \([0-9]*\) events\/s.*/\1/p'
+  target/release/kelemetry-bench --targets "$targets" --metrics "$metrics" \
+    --duration "$duration" --clients "$clients" --batch "$batch" | bench_figure
   for p in "${node_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${node_pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }

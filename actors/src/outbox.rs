@@ -9,6 +9,7 @@
 use crate::export::client::OtlpClient;
 use crate::metrics;
 use crate::router::IngestRouter;
+use futures::StreamExt;
 use kelemetry_core::outbox::{Destination, OutboxKind, OutboxPayload};
 use kelemetry_core::state::{list_outbox, outbox_len};
 use kelemetry_core::Command;
@@ -21,14 +22,22 @@ use std::sync::Arc;
 /// Entries read from an outbox per round.
 const ROUND: usize = 256;
 
+/// Shards whose outboxes are delivered at once, one round each; a shard with more
+/// waiting goes to the back of the queue. Each round waits for two commits (the
+/// links on their shards, then the acknowledgement on the source). One shard at a
+/// time, each until its outbox was empty, a node leading 20 shards under load
+/// delivered to the first while the others waited until the load stopped.
+const SHARDS_AT_ONCE: usize = 32;
+
 /// Messages of the outbox worker.
 pub enum OutboxMsg {
     /// A commit on this shard added outbox entries.
     Kick(u32),
     /// Periodic sweep of every led shard (catches entries left by a previous leader).
     Tick,
-    /// A delivery round finished (internal).
-    Done,
+    /// A delivery round finished (internal), naming the shards whose round was full
+    /// and that may have more waiting.
+    Done(BTreeSet<u32>),
 }
 
 /// Start-up arguments.
@@ -85,25 +94,31 @@ impl Actor for OutboxActor {
             OutboxMsg::Tick => state
                 .dirty
                 .extend(state.shards.led_locals().iter().map(|s| s.shard())),
-            OutboxMsg::Done => state.running = None,
+            OutboxMsg::Done(more) => {
+                state.running = None;
+                state.dirty.extend(more);
+            }
         }
         if state.running.is_none() && !state.dirty.is_empty() {
             let work = std::mem::take(&mut state.dirty);
             let (shards, router) = (state.shards.clone(), state.router.clone());
             let exporter = state.exporter.clone();
             state.running = Some(tokio::spawn(async move {
-                for shard in work {
-                    for kind in OutboxKind::ALL {
-                        match (kind, &exporter) {
-                            (OutboxKind::Link, _) => deliver(&shards, &router, shard).await,
-                            (OutboxKind::Export, Some(client)) => {
-                                crate::export::deliver(&shards, &router, client, shard).await
-                            }
-                            (OutboxKind::Export, None) => {}
+                let (shards, router, exporter) = (&shards, &router, &exporter);
+                let more: BTreeSet<u32> = futures::stream::iter(work)
+                    .map(|shard| async move {
+                        let mut full = deliver_round(shards, router, shard).await;
+                        if let Some(client) = exporter {
+                            full |=
+                                crate::export::deliver_round(shards, router, client, shard).await;
                         }
-                    }
-                }
-                let _ = myself.cast(OutboxMsg::Done);
+                        full.then_some(shard)
+                    })
+                    .buffer_unordered(SHARDS_AT_ONCE)
+                    .filter_map(std::future::ready)
+                    .collect()
+                    .await;
+                let _ = myself.cast(OutboxMsg::Done(more));
             }));
         }
         Ok(())
@@ -122,60 +137,61 @@ impl Actor for OutboxActor {
     }
 }
 
-/// Delivers `shard`'s link entries, a round at a time, while this node leads it.
-async fn deliver(shards: &ShardSet, router: &IngestRouter, shard: u32) {
+/// Delivers one round of `shard`'s link entries if this node leads it; returns whether
+/// more are waiting.
+async fn deliver_round(shards: &ShardSet, router: &IngestRouter, shard: u32) -> bool {
     let kind = OutboxKind::Link;
     let Some(source) = shards.local(shard) else {
-        return;
+        return false;
     };
     let backlog = metrics::OUTBOX_BACKLOG.with_label_values(&[&shard.to_string(), kind.as_str()]);
-    loop {
-        if !source.is_leader() {
-            // Another node delivers (and reports) this shard's entries now.
-            backlog.set(0);
-            return;
-        }
-        match outbox_len(source.reader(), kind) {
-            Ok(n) => backlog.set(i64::try_from(n).unwrap_or(i64::MAX)),
-            Err(e) => tracing::warn!(shard, error = %e, "cannot count the outbox"),
-        }
-        let entries = match list_outbox(source.reader(), kind, ROUND) {
-            Ok(e) if e.is_empty() => return,
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(shard, kind = kind.as_str(), error = %e, "cannot read outbox");
-                return;
-            }
-        };
-        let seqs: Vec<u64> = entries.iter().map(|(seq, _)| *seq).collect();
-        let mut by_shard: BTreeMap<u32, Vec<Command>> = BTreeMap::new();
-        for (_, entry) in entries {
-            if let (Destination::Shard(to), OutboxPayload::Link(l)) =
-                (entry.destination, entry.payload)
-            {
-                by_shard.entry(to).or_default().push(Command::Link(l));
-            }
-        }
-        let n = seqs.len() as u64;
-        for (to, commands) in by_shard {
-            if let Err(e) = router.submit_to_shard(to, commands).await {
-                metrics::OUTBOX_DELIVERED
-                    .with_label_values(&["retry"])
-                    .inc_by(n);
-                tracing::warn!(shard, to, error = %e, "outbox delivery failed; will retry");
-                return;
-            }
-        }
-        let acks = seqs
-            .into_iter()
-            .map(|seq| Command::AckOutbox { kind, seq })
-            .collect();
-        if let Err(e) = router.submit_to_shard(shard, acks).await {
-            tracing::warn!(shard, error = %e, "outbox acknowledgement failed; will redeliver");
-            return;
-        }
-        metrics::OUTBOX_DELIVERED
-            .with_label_values(&["delivered"])
-            .inc_by(n);
+    if !source.is_leader() {
+        // Another node delivers (and reports) this shard's entries now.
+        backlog.set(0);
+        return false;
     }
+    match outbox_len(source.reader(), kind) {
+        Ok(n) => backlog.set(i64::try_from(n).unwrap_or(i64::MAX)),
+        Err(e) => tracing::warn!(shard, error = %e, "cannot count the outbox"),
+    }
+    let entries = match list_outbox(source.reader(), kind, ROUND) {
+        Ok(e) if e.is_empty() => return false,
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(shard, kind = kind.as_str(), error = %e, "cannot read outbox");
+            return false;
+        }
+    };
+    let seqs: Vec<u64> = entries.iter().map(|(seq, _)| *seq).collect();
+    let mut by_shard: BTreeMap<u32, Vec<Command>> = BTreeMap::new();
+    for (_, entry) in entries {
+        if let (Destination::Shard(to), OutboxPayload::Link(l)) = (entry.destination, entry.payload)
+        {
+            by_shard.entry(to).or_default().push(Command::Link(l));
+        }
+    }
+    let n = seqs.len() as u64;
+    for (to, commands) in by_shard {
+        if let Err(e) = router.submit_to_shard(to, commands).await {
+            metrics::OUTBOX_DELIVERED
+                .with_label_values(&["retry"])
+                .inc_by(n);
+            tracing::warn!(shard, to, error = %e, "outbox delivery failed; will retry");
+            return false;
+        }
+    }
+    let acks = seqs
+        .into_iter()
+        .map(|seq| Command::AckOutbox { kind, seq })
+        .collect();
+    if let Err(e) = router.submit_to_shard(shard, acks).await {
+        tracing::warn!(shard, error = %e, "outbox acknowledgement failed; will redeliver");
+        return false;
+    }
+    metrics::OUTBOX_DELIVERED
+        .with_label_values(&["delivered"])
+        .inc_by(n);
+    let remaining = outbox_len(source.reader(), kind).unwrap_or(0);
+    backlog.set(i64::try_from(remaining).unwrap_or(i64::MAX));
+    remaining > 0
 }

@@ -30,85 +30,94 @@ const ROUND: usize = 512;
 /// once instead of on every retry.
 static ENDPOINT_DOWN: AtomicBool = AtomicBool::new(false);
 
-/// Sends `shard`'s export entries while this node leads it, a round at a time.
-pub async fn deliver(shards: &ShardSet, router: &IngestRouter, client: &OtlpClient, shard: u32) {
+/// Sends one round of `shard`'s export entries if this node leads it; returns whether
+/// more are waiting.
+pub async fn deliver_round(
+    shards: &ShardSet,
+    router: &IngestRouter,
+    client: &OtlpClient,
+    shard: u32,
+) -> bool {
     let Some(source) = shards.local(shard) else {
-        return;
+        return false;
     };
     let label = shard.to_string();
-    loop {
-        if !source.is_leader() {
-            return;
-        }
-        let backlog = outbox_len(source.reader(), OutboxKind::Export).unwrap_or(0);
-        metrics::EXPORT_BACKLOG
-            .with_label_values(&[&label])
-            .set(backlog as i64);
-        let entries = match list_outbox(source.reader(), OutboxKind::Export, ROUND) {
-            Ok(e) if e.is_empty() => return,
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(shard, error = %e, "cannot read the export outbox");
-                return;
-            }
-        };
-        let now_us = crate::shard::now_us();
-        let mut batch = Vec::with_capacity(entries.len());
-        let mut lags = Vec::new();
-        for (_, entry) in &entries {
-            let OutboxPayload::Export(r) = &entry.payload else {
-                continue;
-            };
-            // Retention may have deleted the span before it was sent: nothing to send.
-            let Ok(Some(stored)) = load_export(source.reader(), r) else {
-                continue;
-            };
-            let root = from_stored(&stored);
-            let (span, parent) = match r.item {
-                ExportItem::Object => (root.clone(), 0),
-                _ => match root.children.first() {
-                    Some(child) => (child.clone(), root.span_id),
-                    None => continue,
-                },
-            };
-            if span.tag(tags::NOT_PSEUDO).is_some() {
-                lags.push((now_us - span.end_us()).max(0) as f64 / 1e6);
-            }
-            batch.push((span.service.clone(), spans::span_data(&span, parent)));
-        }
-        let n = batch.len() as u64;
-        if let Err(e) = client.send(batch).await {
-            metrics::EXPORT_FAILURES.inc();
-            if !ENDPOINT_DOWN.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    endpoint = %client.settings().endpoint,
-                    error = %e,
-                    backlog,
-                    max_backlog = client.settings().backlog,
-                    "the OTLP endpoint is down; spans wait in the outbox and are sent when it is back"
-                );
-            }
-            return;
-        }
-        if ENDPOINT_DOWN.swap(false, Ordering::Relaxed) {
-            tracing::info!(endpoint = %client.settings().endpoint, "the OTLP endpoint is back; exporting the backlog");
-        }
-        let acks = entries
-            .iter()
-            .map(|(seq, _)| Command::AckOutbox {
-                kind: OutboxKind::Export,
-                seq: *seq,
-            })
-            .collect();
-        if let Err(e) = router.submit_to_shard(shard, acks).await {
-            // Sent but not acknowledged: the next round sends them again, with the
-            // same IDs.
-            tracing::warn!(shard, error = %e, "export acknowledgement failed; will resend");
-            return;
-        }
-        metrics::EXPORTED.inc_by(n);
-        for lag in lags {
-            metrics::EXPORT_LAG.observe(lag);
-        }
+    if !source.is_leader() {
+        return false;
     }
+    let backlog = outbox_len(source.reader(), OutboxKind::Export).unwrap_or(0);
+    metrics::EXPORT_BACKLOG
+        .with_label_values(&[&label])
+        .set(backlog as i64);
+    let entries = match list_outbox(source.reader(), OutboxKind::Export, ROUND) {
+        Ok(e) if e.is_empty() => return false,
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(shard, error = %e, "cannot read the export outbox");
+            return false;
+        }
+    };
+    let now_us = crate::shard::now_us();
+    let mut batch = Vec::with_capacity(entries.len());
+    let mut lags = Vec::new();
+    for (_, entry) in &entries {
+        let OutboxPayload::Export(r) = &entry.payload else {
+            continue;
+        };
+        // Retention may have deleted the span before it was sent: nothing to send.
+        let Ok(Some(stored)) = load_export(source.reader(), r) else {
+            continue;
+        };
+        let root = from_stored(&stored);
+        let (span, parent) = match r.item {
+            ExportItem::Object => (root.clone(), 0),
+            _ => match root.children.first() {
+                Some(child) => (child.clone(), root.span_id),
+                None => continue,
+            },
+        };
+        if span.tag(tags::NOT_PSEUDO).is_some() {
+            lags.push((now_us - span.end_us()).max(0) as f64 / 1e6);
+        }
+        batch.push((span.service.clone(), spans::span_data(&span, parent)));
+    }
+    let n = batch.len() as u64;
+    if let Err(e) = client.send(batch).await {
+        metrics::EXPORT_FAILURES.inc();
+        if !ENDPOINT_DOWN.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                endpoint = %client.settings().endpoint,
+                error = %e,
+                backlog,
+                max_backlog = client.settings().backlog,
+                "the OTLP endpoint is down; spans wait in the outbox and are sent when it is back"
+            );
+        }
+        return false;
+    }
+    if ENDPOINT_DOWN.swap(false, Ordering::Relaxed) {
+        tracing::info!(endpoint = %client.settings().endpoint, "the OTLP endpoint is back; exporting the backlog");
+    }
+    let acks = entries
+        .iter()
+        .map(|(seq, _)| Command::AckOutbox {
+            kind: OutboxKind::Export,
+            seq: *seq,
+        })
+        .collect();
+    if let Err(e) = router.submit_to_shard(shard, acks).await {
+        // Sent but not acknowledged: the next round sends them again, with the
+        // same IDs.
+        tracing::warn!(shard, error = %e, "export acknowledgement failed; will resend");
+        return false;
+    }
+    metrics::EXPORTED.inc_by(n);
+    for lag in lags {
+        metrics::EXPORT_LAG.observe(lag);
+    }
+    let remaining = outbox_len(source.reader(), OutboxKind::Export).unwrap_or(0);
+    metrics::EXPORT_BACKLOG
+        .with_label_values(&[&label])
+        .set(remaining as i64);
+    remaining > 0
 }

@@ -51,6 +51,37 @@ struct Opts {
     /// on the grown store for `--duration`.
     #[arg(long, default_value_t = 0)]
     preload: u64,
+    /// Metrics base URLs of the running nodes (`http://host:port,...`), read at the
+    /// end for the owner links still waiting in outboxes.
+    #[arg(long, value_delimiter = ',')]
+    metrics: Vec<String>,
+}
+
+/// Owner links delivered and still waiting, summed over the nodes' `/metrics`: every
+/// load event links its pod to a ReplicaSet, mostly on another shard, so a backlog
+/// that grows over the run is work the run did not pay for.
+fn outbox_report(metrics_urls: &[String]) -> Option<(u64, u64)> {
+    let (mut delivered, mut waiting) = (0u64, 0u64);
+    for base in metrics_urls {
+        let url = format!("{}/metrics", base.trim_end_matches('/'));
+        let text = ureq::get(&url)
+            .call()
+            .ok()?
+            .into_body()
+            .read_to_string()
+            .ok()?;
+        for line in text.lines() {
+            let value = || line.rsplit(' ').next()?.parse::<f64>().ok();
+            if line.starts_with("kelemetry_outbox_delivered_total{result=\"delivered\"}") {
+                delivered += value().unwrap_or(0.0) as u64;
+            } else if line.starts_with("kelemetry_outbox_backlog{")
+                && line.contains("kind=\"link\"")
+            {
+                waiting += value().unwrap_or(0.0) as u64;
+            }
+        }
+    }
+    Some((delivered, waiting))
 }
 
 /// Least-squares slope of `(seconds, MiB)` samples, MiB per minute.
@@ -113,12 +144,14 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let mut metrics_urls = opts.metrics.clone();
     let (node, urls) = if opts.targets.is_empty() {
         let data_dir = dir.path().join("node");
         let args = kelemetry::cli::ServeArgs::loopback(&data_dir, opts.shards)
             .map_err(anyhow::Error::msg)?;
         let node = runtime.block_on(kelemetry::server::start(args))?;
         let url = format!("http://{}/audit/bench", node.http_addr);
+        metrics_urls.push(format!("http://{}", node.metrics_addr));
         (Some(node), vec![url])
     } else {
         let urls = opts
@@ -200,6 +233,7 @@ fn main() -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("poisoned"))?
         .clone();
     lat.sort();
+    let outboxes = outbox_report(&metrics_urls);
     if let Some(node) = node {
         runtime.block_on(node.shutdown())?;
     }
@@ -221,6 +255,12 @@ fn main() -> anyhow::Result<()> {
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or_default()
     );
+    if let Some((delivered, waiting)) = outboxes {
+        println!("owner links: {delivered} delivered across shards during the run, {waiting} waiting in outboxes at its end");
+    }
+    if let Some((delivered, waiting)) = outboxes {
+        println!("owner links: {delivered} delivered across shards during the run, {waiting} waiting in outboxes at its end");
+    }
     println!("raw RocksDB synced batches/s: {raw:.0}");
     println!(
         "ratio: {:.1} acknowledged events per raw synced batch",
