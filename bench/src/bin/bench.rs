@@ -258,9 +258,6 @@ fn main() -> anyhow::Result<()> {
     if let Some((delivered, waiting)) = outboxes {
         println!("owner links: {delivered} delivered across shards during the run, {waiting} waiting in outboxes at its end");
     }
-    if let Some((delivered, waiting)) = outboxes {
-        println!("owner links: {delivered} delivered across shards during the run, {waiting} waiting in outboxes at its end");
-    }
     println!("raw RocksDB synced batches/s: {raw:.0}");
     println!(
         "ratio: {:.1} acknowledged events per raw synced batch",
