@@ -217,10 +217,19 @@ fn ring(a: &RingArgs) -> Result<(), String> {
     if a.once {
         return Ok(());
     }
-    println!("running until Ctrl-C");
-    loop {
-        std::thread::park();
+    println!("running until Ctrl-C or SIGTERM");
+    let (stop, stopped) = std::sync::mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = stop.send(());
+    })
+    .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
+    let _ = stopped.recv();
+    println!("stopping the simulator and the nodes ...");
+    drop(sim);
+    for mut node in nodes {
+        let _ = node.terminate(Duration::from_secs(10));
     }
+    Ok(())
 }
 
 fn post(opts: &PostArgs) -> Result<(), String> {
