@@ -137,8 +137,13 @@ pub async fn two_nodes(second_has_stream: bool) -> [TestNode; 2] {
 
 /// An audit event creating pod `name` at `t`.
 pub fn create(name: &str, t: i64) -> Command {
+    create_in("c", name, t)
+}
+
+/// An audit event creating pod `name` of `cluster` at `t`.
+pub fn create_in(cluster: &str, name: &str, t: i64) -> Command {
     Command::Audit(AuditRecord {
-        key: ObjectKey::new("c", "", "pods", "ns", name),
+        key: ObjectKey::new(cluster, "", "pods", "ns", name),
         version: "v1".into(),
         audit_id: format!("id-{name}"),
         stage: "ResponseComplete".into(),
