@@ -35,8 +35,8 @@ pub enum OutboxMsg {
     Kick(u32),
     /// Periodic sweep of every led shard (catches entries left by a previous leader).
     Tick,
-    /// A delivery round finished (internal), naming the shards whose round was full
-    /// and that may have more waiting.
+    /// A delivery round finished (internal), naming the shards that have more
+    /// entries waiting.
     Done(BTreeSet<u32>),
 }
 
@@ -107,12 +107,12 @@ impl Actor for OutboxActor {
                 let (shards, router, exporter) = (&shards, &router, &exporter);
                 let more: BTreeSet<u32> = futures::stream::iter(work)
                     .map(|shard| async move {
-                        let mut full = deliver_round(shards, router, shard).await;
+                        let mut more = deliver_round(shards, router, shard).await;
                         if let Some(client) = exporter {
-                            full |=
+                            more |=
                                 crate::export::deliver_round(shards, router, client, shard).await;
                         }
-                        full.then_some(shard)
+                        more.then_some(shard)
                     })
                     .buffer_unordered(SHARDS_AT_ONCE)
                     .filter_map(std::future::ready)

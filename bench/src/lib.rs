@@ -130,6 +130,14 @@ impl Clients {
     }
 }
 
+/// The Prometheus text a node serves at `base` (`http://host:port`) + `/metrics`.
+pub fn metrics_text(base: &str) -> Result<String, ureq::Error> {
+    ureq::get(&format!("{}/metrics", base.trim_end_matches('/')))
+        .call()?
+        .into_body()
+        .read_to_string()
+}
+
 /// Resident memory of process `pid` (`None`: this process), MiB.
 pub fn rss_mib(pid: Option<u32>) -> Option<f64> {
     let path = match pid {

@@ -137,19 +137,15 @@ mod tests {
         (i, i, len)
     }
 
-    fn indexes(r: &RecentEntries<u64>, start: u64, end: u64) -> Option<Vec<u64>> {
-        r.get(start, end)
-    }
-
     #[test]
     fn serves_only_ranges_it_holds_whole() {
         let r = RecentEntries::default();
         r.appended((5..10).map(|i| entry(i, 16)));
-        assert_eq!(indexes(&r, 5, 10), Some(vec![5, 6, 7, 8, 9]));
-        assert_eq!(indexes(&r, 7, 9), Some(vec![7, 8]));
-        assert_eq!(indexes(&r, 4, 9), None);
-        assert_eq!(indexes(&r, 8, 11), None);
-        assert_eq!(indexes(&r, 8, 8), None);
+        assert_eq!(r.get(5, 10), Some(vec![5, 6, 7, 8, 9]));
+        assert_eq!(r.get(7, 9), Some(vec![7, 8]));
+        assert_eq!(r.get(4, 9), None);
+        assert_eq!(r.get(8, 11), None);
+        assert_eq!(r.get(8, 8), None);
     }
 
     #[test]
@@ -157,15 +153,15 @@ mod tests {
         let r = RecentEntries::default();
         r.appended((1..=6).map(|i| entry(i, 16)));
         r.truncated(4);
-        assert_eq!(indexes(&r, 1, 4), Some(vec![1, 2, 3]));
-        assert_eq!(indexes(&r, 1, 5), None);
+        assert_eq!(r.get(1, 4), Some(vec![1, 2, 3]));
+        assert_eq!(r.get(1, 5), None);
         // An append over existing indexes replaces them.
         r.appended([entry(3, 16), entry(4, 16)]);
-        assert_eq!(indexes(&r, 1, 5), Some(vec![1, 2, 3, 4]));
+        assert_eq!(r.get(1, 5), Some(vec![1, 2, 3, 4]));
         // A gap starts the run over.
         r.appended([entry(9, 16)]);
-        assert_eq!(indexes(&r, 1, 5), None);
-        assert_eq!(indexes(&r, 9, 10), Some(vec![9]));
+        assert_eq!(r.get(1, 5), None);
+        assert_eq!(r.get(9, 10), Some(vec![9]));
     }
 
     #[test]
@@ -173,15 +169,15 @@ mod tests {
         let r = RecentEntries::default();
         r.appended((1..=4).map(|i| entry(i, 16)));
         r.purged(2);
-        assert_eq!(indexes(&r, 2, 4), None);
-        assert_eq!(indexes(&r, 3, 5), Some(vec![3, 4]));
+        assert_eq!(r.get(2, 4), None);
+        assert_eq!(r.get(3, 5), Some(vec![3, 4]));
         let big = RECENT_ENTRY_BYTES / 3;
         r.appended((5..=8).map(|i| entry(i, big)));
-        assert_eq!(indexes(&r, 6, 9), Some(vec![6, 7, 8]));
-        assert_eq!(indexes(&r, 5, 9), None);
+        assert_eq!(r.get(6, 9), Some(vec![6, 7, 8]));
+        assert_eq!(r.get(5, 9), None);
         // An entry larger than the budget is not kept, and the run restarts after it.
         r.appended([entry(9, RECENT_ENTRY_BYTES + 1), entry(10, 16)]);
-        assert_eq!(indexes(&r, 9, 11), None);
-        assert_eq!(indexes(&r, 10, 11), Some(vec![10]));
+        assert_eq!(r.get(9, 11), None);
+        assert_eq!(r.get(10, 11), Some(vec![10]));
     }
 }

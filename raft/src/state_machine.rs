@@ -334,7 +334,8 @@ fn apply_entries(
     engine: &Engine,
     group: GroupId,
     ctx: &ShardContext,
-    (mut applied, committed): (AppliedState, Option<LogId<NodeId>>),
+    mut applied: AppliedState,
+    committed: Option<LogId<NodeId>>,
     hot: &Mutex<HotKeys>,
     entries: Vec<Entry<TypeConfig>>,
 ) -> Result<(Vec<ProposalOutcome>, AppliedState), EngineError> {
@@ -416,13 +417,14 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         I::IntoIter: Send,
     {
         let entries: Vec<_> = entries.into_iter().collect();
-        let start = (self.applied()?, self.committed.get());
+        let (applied, committed) = (self.applied()?, self.committed.get());
         let applied = if commands_in(&entries) <= INLINE_APPLY_COMMANDS {
             apply_entries(
                 &self.engine,
                 self.group,
                 &self.ctx,
-                start,
+                applied,
+                committed,
                 &self.hot,
                 entries,
             )
@@ -430,7 +432,7 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
             let (engine, group, ctx, hot) =
                 (self.engine.clone(), self.group, self.ctx, self.hot.clone());
             tokio::task::spawn_blocking(move || {
-                apply_entries(&engine, group, &ctx, start, &hot, entries)
+                apply_entries(&engine, group, &ctx, applied, committed, &hot, entries)
             })
             .await
             .map_err(sm_err)?

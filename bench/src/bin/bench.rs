@@ -7,7 +7,7 @@
 //! `cargo run --release -p kelemetry-bench --bin kelemetry-bench`.
 
 use clap::Parser;
-use kelemetry_bench::{preload, rss_mib, Clients, Load, Stop};
+use kelemetry_bench::{metrics_text, preload, rss_mib, Clients, Load, Stop};
 use kelemetry_raft::engine::Op;
 use kelemetry_raft::Engine;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,13 +63,7 @@ struct Opts {
 fn outbox_report(metrics_urls: &[String]) -> Option<(u64, u64)> {
     let (mut delivered, mut waiting) = (0u64, 0u64);
     for base in metrics_urls {
-        let url = format!("{}/metrics", base.trim_end_matches('/'));
-        let text = ureq::get(&url)
-            .call()
-            .ok()?
-            .into_body()
-            .read_to_string()
-            .ok()?;
+        let text = metrics_text(base).ok()?;
         for line in text.lines() {
             let value = || line.rsplit(' ').next()?.parse::<f64>().ok();
             if line.starts_with("kelemetry_outbox_delivered_total{result=\"delivered\"}") {

@@ -177,10 +177,7 @@ fn main() -> anyhow::Result<()> {
         100.0 * steady / sustainable,
         back.as_deref().unwrap_or("(not within the phase)")
     );
-    let metrics = ureq::get(&format!("http://{}/metrics", node.addrs.metrics))
-        .call()?
-        .into_body()
-        .read_to_string()?;
+    let metrics = kelemetry_bench::metrics_text(&format!("http://{}", node.addrs.metrics))?;
     for line in metrics.lines().filter(|l| {
         l.starts_with("kelemetry_webhook_requests_total") && l.contains("code=\"4")
             || l.starts_with("kelemetry_rejected")
