@@ -53,6 +53,34 @@ impl ObjectKey {
         parts.next().is_none().then_some(key)
     }
 
+    /// The five parts in the order of the text form.
+    fn parts(&self) -> [&str; 5] {
+        [
+            &self.cluster,
+            &self.group,
+            &self.resource,
+            &self.namespace,
+            &self.name,
+        ]
+    }
+
+    /// Length in bytes of the `cluster/group/resource/namespace/name` form.
+    pub fn text_len(&self) -> usize {
+        self.parts().iter().map(|p| p.len()).sum::<usize>() + 4
+    }
+
+    /// Appends the `cluster/group/resource/namespace/name` form to `out`: storage keys
+    /// embed it, and building it through `Display` grew each key several times.
+    pub fn append_text(&self, out: &mut Vec<u8>) {
+        out.reserve(self.text_len());
+        for (i, part) in self.parts().iter().enumerate() {
+            if i > 0 {
+                out.push(b'/');
+            }
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
+
     /// Returns the value of one identity tag (`cluster`, `group`, `resource`,
     /// `namespace`, `name`), or `None` for any other tag name.
     pub fn tag(&self, tag: &str) -> Option<&str> {
@@ -88,6 +116,10 @@ mod tests {
     fn string_form_round_trips() {
         let k = ObjectKey::new("c1", "", "nodes", "", "node-1");
         assert_eq!(k.to_string(), "c1//nodes//node-1");
+        let mut appended = b"x".to_vec();
+        k.append_text(&mut appended);
+        assert_eq!(appended, b"xc1//nodes//node-1");
+        assert_eq!(k.text_len(), "c1//nodes//node-1".len());
         assert_eq!(ObjectKey::parse("c1//nodes//node-1"), Some(k));
         assert_eq!(ObjectKey::parse("a/b/c"), None);
         assert_eq!(ObjectKey::parse("a/b/c/d/e/f"), None);

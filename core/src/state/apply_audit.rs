@@ -49,7 +49,7 @@ impl Applier<'_, '_> {
     fn audit_stored(&self, a: &AuditRecord) -> Result<bool, StateError> {
         let window = Window::containing(a.start_us, self.ttl);
         let span = schema::event_key(&a.key, window.start_us, audit_span_id(a));
-        if self.kv.get(&span)?.is_some() {
+        if self.window_record_exists(&a.key, window.start_us, &span)? {
             return Ok(true);
         }
         let parked = schema::wait_key(&a.key, &a.audit_id, &a.stage);

@@ -1,7 +1,8 @@
 //! The storage interface the state machine needs, and a write overlay that lets later
 //! commands of a batch see the writes of earlier ones before anything is committed.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 /// A failure of the storage under the state machine, or a record that cannot be decoded.
@@ -37,10 +38,24 @@ pub trait KvRead {
 /// One change to commit: a put (`Some`) or a delete (`None`).
 pub type WriteOp = (Vec<u8>, Option<Vec<u8>>);
 
-/// Pending writes in front of a read-only base.
+/// Most bytes of keys and values one overlay remembers of the base's answers; reads
+/// past it go to the base every time.
+pub const REMEMBERED_READ_BYTES: usize = 4 << 20;
+
+/// Pending writes in front of a read-only base, which also remembers what the base
+/// answered: the base does not change under a batch, and the commands of one batch
+/// often read the same record (every link to one owner reads the owner's span).
 pub struct Overlay<'a> {
     base: &'a dyn KvRead,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    read: RefCell<RememberedReads>,
+}
+
+/// The base's answers to an overlay's reads, within [`REMEMBERED_READ_BYTES`].
+#[derive(Default)]
+struct RememberedReads {
+    values: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    bytes: usize,
 }
 
 impl<'a> Overlay<'a> {
@@ -49,7 +64,33 @@ impl<'a> Overlay<'a> {
         Self {
             base,
             writes: BTreeMap::new(),
+            read: RefCell::default(),
         }
+    }
+
+    /// The base's value at `key`, whatever this batch wrote there.
+    fn stored_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        if let Some(known) = self.read.borrow().values.get(key) {
+            return Ok(known.clone());
+        }
+        let value = self.base.get(key)?;
+        let mut read = self.read.borrow_mut();
+        let size = key.len() + value.as_ref().map_or(0, Vec::len);
+        if read.bytes + size <= REMEMBERED_READ_BYTES {
+            read.bytes += size;
+            read.values.insert(key.to_vec(), value.clone());
+        }
+        Ok(value)
+    }
+
+    /// Whether the base holds `key`, whatever this batch wrote there.
+    pub fn stored(&self, key: &[u8]) -> Result<bool, StateError> {
+        self.stored_value(key).map(|v| v.is_some())
+    }
+
+    /// Whether this batch has put `key` (and not deleted it since).
+    pub fn written(&self, key: &[u8]) -> bool {
+        matches!(self.writes.get(key), Some(Some(_)))
     }
 
     /// Records a put.
@@ -72,7 +113,7 @@ impl KvRead for Overlay<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         match self.writes.get(key) {
             Some(v) => Ok(v.clone()),
-            None => self.base.get(key),
+            None => self.stored_value(key),
         }
     }
 

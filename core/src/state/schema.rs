@@ -125,10 +125,10 @@ pub fn time_from(b: &[u8]) -> i64 {
 
 /// `kind | object key | 0`.
 pub fn object_prefix(kind: u8, key: &ObjectKey) -> Vec<u8> {
-    let s = key.to_string();
-    let mut v = Vec::with_capacity(s.len() + 18);
+    // Room for the window start and a span id after it (`event_key`).
+    let mut v = Vec::with_capacity(key.text_len() + 18);
     v.push(kind);
-    v.extend_from_slice(s.as_bytes());
+    key.append_text(&mut v);
     v.push(0);
     v
 }
@@ -150,7 +150,7 @@ pub fn event_key(key: &ObjectKey, start_us: i64, span_id: u64) -> Vec<u8> {
 /// Key of the link to `linked` in (object, window).
 pub fn link_key(key: &ObjectKey, start_us: i64, linked: &ObjectKey) -> Vec<u8> {
     let mut v = window_prefix(LINK, key, start_us);
-    v.extend_from_slice(linked.to_string().as_bytes());
+    linked.append_text(&mut v);
     v
 }
 
@@ -162,7 +162,7 @@ pub const WINDOW_BY_NAME_SINCE: &[u8] = b"mwindow_by_name_since";
 /// Window index key.
 pub fn window_index_key(start_us: i64, key: &ObjectKey) -> Vec<u8> {
     let mut v = window_name_prefix(start_us, &key.name);
-    v.extend_from_slice(key.to_string().as_bytes());
+    key.append_text(&mut v);
     v
 }
 
@@ -270,7 +270,11 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Serialising plain data structs into a Vec cannot fail; postcard only errors on
     // unsupported serde features (maps with unknown length), which records do not use.
-    postcard::to_stdvec(value).expect("record types are postcard-serialisable")
+    // Sized first: a record holding an object's JSON grew its buffer a dozen times.
+    let size = postcard::experimental::serialized_size(value)
+        .expect("record types are postcard-serialisable");
+    postcard::to_extend(value, Vec::with_capacity(size))
+        .expect("record types are postcard-serialisable")
 }
 
 /// Deserialises a record, naming the key on failure.

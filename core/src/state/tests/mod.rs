@@ -16,6 +16,7 @@ mod export;
 mod hot_keys;
 mod ingest;
 mod join;
+mod reads;
 mod retention;
 mod window_index;
 
