@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod codec;
 pub mod command;
 pub mod diff;
 pub mod display;

@@ -24,10 +24,10 @@ pub struct LogStore {
     committed: PendingCommitted,
 }
 
-/// Raft's own types are plain serde data, encoded as the state's records are (sized
-/// first: an entry carries whole audit events).
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
-    kelemetry_core::state::schema::encode(v)
+    // Raft's own types are plain serde data; postcard only fails on unsupported serde
+    // features, which they do not use.
+    kelemetry_core::codec::to_sized_vec(v).expect("openraft types are postcard-serialisable")
 }
 
 fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, StorageError<NodeId>> {

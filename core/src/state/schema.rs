@@ -270,11 +270,7 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Serialising plain data structs into a Vec cannot fail; postcard only errors on
     // unsupported serde features (maps with unknown length), which records do not use.
-    // Sized first: a record holding an object's JSON grew its buffer a dozen times.
-    let size = postcard::experimental::serialized_size(value)
-        .expect("record types are postcard-serialisable");
-    postcard::to_extend(value, Vec::with_capacity(size))
-        .expect("record types are postcard-serialisable")
+    crate::codec::to_sized_vec(value).expect("record types are postcard-serialisable")
 }
 
 /// Deserialises a record, naming the key on failure.

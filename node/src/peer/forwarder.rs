@@ -119,7 +119,7 @@ impl Forwarder for PeerForwarder {
             }
             let mut requests = Vec::with_capacity(batches.len());
             for (shard, cmds) in &batches {
-                match postcard::to_stdvec(cmds) {
+                match kelemetry_core::codec::to_sized_vec(cmds) {
                     Ok(commands) => requests.push(SubmitRequest {
                         shard: *shard,
                         commands,
@@ -179,7 +179,8 @@ impl Forwarder for PeerForwarder {
         let shards = self.shards.clone();
         Box::pin(async move {
             let unavailable = |message: String| SubmitError::Unavailable { shard, message };
-            let body = postcard::to_stdvec(&commands).map_err(|e| unavailable(e.to_string()))?;
+            let body = kelemetry_core::codec::to_sized_vec(&commands)
+                .map_err(|e| unavailable(e.to_string()))?;
             let mut target = leader;
             for attempt in 0..2 {
                 if shards.peer_unreachable(target) {

@@ -76,7 +76,7 @@ impl PeerConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let payload = postcard::to_stdvec(req).map_err(|e| {
+        let payload = kelemetry_core::codec::to_sized_vec(req).map_err(|e| {
             RPCError::Network(NetworkError::new(&PeerError::Transport(e.to_string())))
         })?;
         let ttl = option.hard_ttl();
