@@ -100,11 +100,13 @@ pub const IDENTITY_TAGS: [&str; 5] = ["cluster", "group", "resource", "namespace
 
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}/{}/{}/{}",
-            self.cluster, self.group, self.resource, self.namespace, self.name
-        )
+        for (i, part) in self.parts().iter().enumerate() {
+            if i > 0 {
+                f.write_str("/")?;
+            }
+            f.write_str(part)?;
+        }
+        Ok(())
     }
 }
 

@@ -40,7 +40,7 @@ pub type WriteOp = (Vec<u8>, Option<Vec<u8>>);
 
 /// Most bytes of keys and values one overlay remembers of the base's answers; reads
 /// past it go to the base every time.
-pub const REMEMBERED_READ_BYTES: usize = 4 << 20;
+const REMEMBERED_READ_BYTES: usize = 4 << 20;
 
 /// Pending writes in front of a read-only base, which also remembers what the base
 /// answered: the base does not change under a batch, and the commands of one batch

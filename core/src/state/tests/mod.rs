@@ -82,6 +82,16 @@ impl Harness {
     }
 
     fn apply_on(&mut self, shard: u32, commands: Vec<Command>) -> Vec<CommandOutcome> {
+        self.apply_counted(shard, commands).0
+    }
+
+    /// Applies `commands` as one proposal on `shard` and commits its writes; returns
+    /// the outcomes and how many point reads the shard's store served.
+    fn apply_counted(
+        &mut self,
+        shard: u32,
+        commands: Vec<Command>,
+    ) -> (Vec<CommandOutcome>, usize) {
         let ctx = ShardContext {
             shard,
             shards: self.n(),
@@ -92,12 +102,13 @@ impl Harness {
             export_backlog: self.export_backlog,
             commands,
         };
-        let base = self.shards[shard as usize].clone();
-        let mut o = Overlay::new(&base);
+        let store = Counting::new(&self.shards[shard as usize]);
+        let mut o = Overlay::new(&store);
         let out = apply_proposal(&mut o, &ctx, &p).unwrap();
         let writes = o.into_writes();
+        let reads = store.reads.get();
         self.shards[shard as usize].commit(writes);
-        out.outcomes
+        (out.outcomes, reads)
     }
 
     /// Routes each command to its object's shard, then drains every outbox.

@@ -5,31 +5,6 @@ use super::*;
 use crate::link::LinkCommand;
 use crate::model::LINK_CLASS_CHILDREN;
 
-/// Applies `commands` on shard 0 of `h` through a store that counts its reads;
-/// returns the outcomes and the reads.
-fn apply_counted(h: &mut Harness, commands: Vec<Command>) -> (Vec<CommandOutcome>, usize) {
-    let store = Counting::new(&h.shards[0]);
-    let mut overlay = Overlay::new(&store);
-    let out = apply_proposal(
-        &mut overlay,
-        &ShardContext {
-            shard: 0,
-            shards: 1,
-        },
-        &Proposal {
-            span_ttl_us: TTL,
-            now_us: h.now_us,
-            export_backlog: 0,
-            commands,
-        },
-    )
-    .unwrap();
-    let writes = overlay.into_writes();
-    let reads = store.reads.get();
-    h.shards[0].commit(writes);
-    (out.outcomes, reads)
-}
-
 /// Creations of `n` pods owned by ReplicaSet `r`, at `T0`.
 fn pod_creations(n: usize) -> Vec<Command> {
     (0..n)
@@ -61,7 +36,7 @@ fn pod_creations(n: usize) -> Vec<Command> {
 fn new_objects_cost_fewer_reads_and_duplicates_are_still_found() {
     let mut h = Harness::new(1);
     let pods = pod_creations(20);
-    let (out, first_reads) = apply_counted(&mut h, pods.clone());
+    let (out, first_reads) = h.apply_counted(0, pods.clone());
     assert!(out.iter().all(|o| *o == CommandOutcome::Applied));
     // Per pod: its window's span, its parked marker and its last version; the
     // span, link and parent link of a window the store does not hold are not read.
@@ -74,7 +49,7 @@ fn new_objects_cost_fewer_reads_and_duplicates_are_still_found() {
     // The same events again, in one batch and twice over: every one is a duplicate
     // (the windows are in the store now), and nothing changes.
     let twice: Vec<Command> = pods.iter().chain(&pods).cloned().collect();
-    let (again, _) = apply_counted(&mut h, twice);
+    let (again, _) = h.apply_counted(0, twice);
     assert!(
         again.iter().all(|o| *o == CommandOutcome::Duplicate),
         "{again:?}"
@@ -85,7 +60,7 @@ fn new_objects_cost_fewer_reads_and_duplicates_are_still_found() {
     // own writes.
     let mut fresh = Harness::new(1);
     let one = pod_creations(1).remove(0);
-    let (out, _) = apply_counted(&mut fresh, vec![one.clone(), one]);
+    let (out, _) = fresh.apply_counted(0, vec![one.clone(), one]);
     assert_eq!(out, [CommandOutcome::Applied, CommandOutcome::Duplicate]);
 }
 
@@ -104,11 +79,11 @@ fn a_record_many_commands_read_comes_from_the_store_once() {
         })
     };
     // The owner's window in the store first.
-    apply_counted(&mut h, vec![link(0)]);
-    let (out, reads) = apply_counted(&mut h, (1..=50).map(link).collect());
+    h.apply_counted(0, vec![link(0)]);
+    let (out, reads) = h.apply_counted(0, (1..=50).map(link).collect());
     assert!(out.iter().all(|o| *o == CommandOutcome::Applied));
     // One read per new link, one of the owner's span, and the shard's counters.
     assert!(reads <= 50 + 1 + 5, "{reads} store reads for 50 links");
-    let (again, _) = apply_counted(&mut h, (0..=50).map(link).collect());
+    let (again, _) = h.apply_counted(0, (0..=50).map(link).collect());
     assert!(again.iter().all(|o| *o == CommandOutcome::Duplicate));
 }
