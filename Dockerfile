@@ -1,8 +1,8 @@
 # Kelemetry for Rust: a two-stage build. The builder compiles the release binary
 # against Debian's RocksDB (librocksdb-dev 7.8, as the project builds everywhere);
 # the runtime image is Debian slim with only the shared libraries the binary links
-# (RocksDB and its compression libraries, the C++ runtime) and CA certificates, and
-# runs as a non-root user.
+# (snappy and the C++ runtime: RocksDB and its other compression libraries are linked
+# statically) and CA certificates, and runs as a non-root user.
 FROM rust:1.89-bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -16,7 +16,7 @@ RUN cargo build --release --locked -p kelemetry --bin kelemetry \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librocksdb7.8 ca-certificates \
+      libsnappy1v5 libstdc++6 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 kelemetry \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/kelemetry kelemetry \
