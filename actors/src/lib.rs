@@ -11,6 +11,7 @@ pub mod export;
 pub mod metrics;
 mod outbox;
 mod pipeline;
+mod relay_heads;
 mod retention;
 pub mod ring;
 mod router;

@@ -8,6 +8,7 @@
 
 use crate::export::client::OtlpClient;
 use crate::metrics;
+use crate::relay_heads::RelayHeads;
 use crate::router::IngestRouter;
 use futures::StreamExt;
 use kelemetry_core::outbox::{Destination, OutboxKind, OutboxPayload};
@@ -60,6 +61,7 @@ pub struct OutboxState {
     exporter: Option<Arc<OtlpClient>>,
     dirty: BTreeSet<u32>,
     running: Option<tokio::task::JoinHandle<()>>,
+    heads: Arc<RelayHeads>,
 }
 
 impl Actor for OutboxActor {
@@ -78,6 +80,7 @@ impl Actor for OutboxActor {
             exporter: args.exporter,
             dirty: BTreeSet::new(),
             running: None,
+            heads: Arc::default(),
         })
     }
 
@@ -102,15 +105,16 @@ impl Actor for OutboxActor {
         if state.running.is_none() && !state.dirty.is_empty() {
             let work = std::mem::take(&mut state.dirty);
             let (shards, router) = (state.shards.clone(), state.router.clone());
-            let exporter = state.exporter.clone();
+            let (exporter, heads) = (state.exporter.clone(), state.heads.clone());
             state.running = Some(tokio::spawn(async move {
-                let (shards, router, exporter) = (&shards, &router, &exporter);
+                let (shards, router, exporter, heads) = (&shards, &router, &exporter, &heads);
                 let more: BTreeSet<u32> = futures::stream::iter(work)
                     .map(|shard| async move {
-                        let mut more = deliver_round(shards, router, shard).await;
+                        let mut more = deliver_round(shards, router, heads, shard).await;
                         if let Some(client) = exporter {
                             more |=
-                                crate::export::deliver_round(shards, router, client, shard).await;
+                                crate::export::deliver_round(shards, router, client, heads, shard)
+                                    .await;
                         }
                         more.then_some(shard)
                     })
@@ -139,7 +143,12 @@ impl Actor for OutboxActor {
 
 /// Delivers one round of `shard`'s link entries if this node leads it; returns whether
 /// more are waiting.
-async fn deliver_round(shards: &ShardSet, router: &IngestRouter, shard: u32) -> bool {
+async fn deliver_round(
+    shards: &ShardSet,
+    router: &IngestRouter,
+    heads: &RelayHeads,
+    shard: u32,
+) -> bool {
     let kind = OutboxKind::Link;
     let Some(source) = shards.local(shard) else {
         return false;
@@ -154,7 +163,7 @@ async fn deliver_round(shards: &ShardSet, router: &IngestRouter, shard: u32) -> 
         Ok(n) => backlog.set(i64::try_from(n).unwrap_or(i64::MAX)),
         Err(e) => tracing::warn!(shard, error = %e, "cannot count the outbox"),
     }
-    let entries = match list_outbox(source.reader(), kind, ROUND) {
+    let entries = match list_outbox(source.reader(), kind, heads.start(shard, kind), ROUND) {
         Ok(e) if e.is_empty() => return false,
         Ok(e) => e,
         Err(e) => {
@@ -180,6 +189,7 @@ async fn deliver_round(shards: &ShardSet, router: &IngestRouter, shard: u32) -> 
             return false;
         }
     }
+    let last = seqs.last().copied();
     let acks = seqs
         .into_iter()
         .map(|seq| Command::AckOutbox { kind, seq })
@@ -187,6 +197,9 @@ async fn deliver_round(shards: &ShardSet, router: &IngestRouter, shard: u32) -> 
     if let Err(e) = router.submit_to_shard(shard, acks).await {
         tracing::warn!(shard, error = %e, "outbox acknowledgement failed; will redeliver");
         return false;
+    }
+    if let Some(last) = last {
+        heads.acknowledged(shard, kind, last);
     }
     metrics::OUTBOX_DELIVERED
         .with_label_values(&["delivered"])

@@ -108,7 +108,7 @@ async fn concurrent_submissions_commit_and_links_cross_shards() {
     assert_eq!(links, 12, "every child link reached the owner's shard");
     for _ in 0..100 {
         if shards.locals().iter().all(|s| {
-            list_outbox(s.reader(), OutboxKind::Link, 1)
+            list_outbox(s.reader(), OutboxKind::Link, 0, 1)
                 .unwrap()
                 .is_empty()
         }) {
@@ -120,7 +120,7 @@ async fn concurrent_submissions_commit_and_links_cross_shards() {
         shards
             .locals()
             .iter()
-            .all(|s| list_outbox(s.reader(), OutboxKind::Link, 1)
+            .all(|s| list_outbox(s.reader(), OutboxKind::Link, 0, 1)
                 .unwrap()
                 .is_empty()),
         "outboxes acknowledged"

@@ -14,6 +14,7 @@ pub mod client;
 pub mod spans;
 
 use crate::metrics;
+use crate::relay_heads::RelayHeads;
 use crate::router::IngestRouter;
 use client::OtlpClient;
 use kelemetry_core::display::tree::{from_stored, tags};
@@ -36,6 +37,7 @@ pub async fn deliver_round(
     shards: &ShardSet,
     router: &IngestRouter,
     client: &OtlpClient,
+    heads: &RelayHeads,
     shard: u32,
 ) -> bool {
     let Some(source) = shards.local(shard) else {
@@ -49,7 +51,8 @@ pub async fn deliver_round(
     metrics::EXPORT_BACKLOG
         .with_label_values(&[&label])
         .set(backlog as i64);
-    let entries = match list_outbox(source.reader(), OutboxKind::Export, ROUND) {
+    let from = heads.start(shard, OutboxKind::Export);
+    let entries = match list_outbox(source.reader(), OutboxKind::Export, from, ROUND) {
         Ok(e) if e.is_empty() => return false,
         Ok(e) => e,
         Err(e) => {
@@ -110,6 +113,9 @@ pub async fn deliver_round(
         // same IDs.
         tracing::warn!(shard, error = %e, "export acknowledgement failed; will resend");
         return false;
+    }
+    if let Some((last, _)) = entries.last() {
+        heads.acknowledged(shard, OutboxKind::Export, *last);
     }
     metrics::EXPORTED.inc_by(n);
     for lag in lags {

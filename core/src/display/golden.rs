@@ -54,7 +54,8 @@ impl Store {
             self.apply_on(shard_of(c.routing_key().unwrap(), SHARDS), vec![c]);
         }
         for s in 0..SHARDS {
-            for (seq, entry) in list_outbox(&self.0[s as usize], OutboxKind::Link, 1000).unwrap() {
+            for (seq, entry) in list_outbox(&self.0[s as usize], OutboxKind::Link, 0, 1000).unwrap()
+            {
                 let (Destination::Shard(target), OutboxPayload::Link(l)) =
                     (entry.destination, entry.payload)
                 else {

@@ -183,16 +183,22 @@ pub fn find_traces(kv: &dyn KvRead, q: &TraceQuery) -> Result<Vec<StoredTrace>, 
     Ok(out)
 }
 
-/// Up to `limit` undelivered outbox entries of `kind`, oldest first, with their
-/// sequence numbers.
+/// Up to `limit` undelivered outbox entries of `kind` from sequence number `from_seq`
+/// on, oldest first, with their sequence numbers.
+///
+/// Acknowledged entries are deletions that stay in RocksDB's memtables and upper
+/// levels until compacted away, and a scan from the start of the outbox steps over
+/// every one of them; a relay that knows which entries it already acknowledged
+/// starts after them.
 pub fn list_outbox(
     kv: &dyn KvRead,
     kind: OutboxKind,
+    from_seq: u64,
     limit: usize,
 ) -> Result<Vec<(u64, OutboxEntry)>, StateError> {
     let mut out = Vec::new();
     let mut err = None;
-    let start = [schema::OUTBOX, kind.tag()];
+    let start = schema::outbox_key(kind, from_seq);
     let end = [schema::OUTBOX, kind.tag() + 1];
     kv.scan(&start, &end, &mut |k, v| {
         let mut seq = [0u8; 8];

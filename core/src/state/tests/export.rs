@@ -24,7 +24,7 @@ fn each_new_span_is_queued_for_export_once() {
     h.export_backlog = 100;
     let p = key("pods", "", "p");
     h.apply(vec![create(&p, "a1", T0), create(&p, "a1", T0)]);
-    let entries = list_outbox(&h.shards[0], OutboxKind::Export, 10).unwrap();
+    let entries = list_outbox(&h.shards[0], OutboxKind::Export, 0, 10).unwrap();
     let items: Vec<ExportItem> = entries
         .into_iter()
         .map(|(_, e)| match e.payload {
@@ -75,7 +75,7 @@ fn a_full_backlog_stores_spans_without_queueing_them_and_acks_make_room() {
     for k in &pods {
         assert_eq!(h.trace(k, T0).events.len(), 1, "every span is stored");
     }
-    let (seq, _) = list_outbox(&h.shards[0], OutboxKind::Export, 1).unwrap()[0].clone();
+    let (seq, _) = list_outbox(&h.shards[0], OutboxKind::Export, 0, 1).unwrap()[0].clone();
     h.apply_on(
         0,
         vec![Command::AckOutbox {
@@ -84,4 +84,29 @@ fn a_full_backlog_stores_spans_without_queueing_them_and_acks_make_room() {
         }],
     );
     assert_eq!(outbox_len(&h.shards[0], OutboxKind::Export).unwrap(), 2);
+    let rest: Vec<u64> = list_outbox(&h.shards[0], OutboxKind::Export, 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(rest.len(), 2);
+    assert!(
+        rest.iter().all(|s| *s > seq),
+        "the acknowledged entry is gone"
+    );
+    let after: Vec<u64> = list_outbox(&h.shards[0], OutboxKind::Export, rest[1], 10)
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(
+        after,
+        vec![rest[1]],
+        "a read from a sequence number starts there"
+    );
+    assert!(
+        list_outbox(&h.shards[0], OutboxKind::Export, rest[1] + 1, 10)
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -177,7 +177,7 @@ fn deployment_lifecycle_diffs_snapshots_and_links() {
     assert_eq!(tp.links[0].role, LinkRole::Parent);
     for s in &h.shards {
         assert!(
-            list_outbox(s, OutboxKind::Link, 10).unwrap().is_empty(),
+            list_outbox(s, OutboxKind::Link, 0, 10).unwrap().is_empty(),
             "outboxes drained"
         );
     }

@@ -125,7 +125,7 @@ impl Harness {
     fn drain_outboxes(&mut self) {
         for s in 0..self.n() {
             for (seq, entry) in
-                list_outbox(&self.shards[s as usize], OutboxKind::Link, 100).unwrap()
+                list_outbox(&self.shards[s as usize], OutboxKind::Link, 0, 100).unwrap()
             {
                 let (Destination::Shard(target), OutboxPayload::Link(link)) =
                     (entry.destination, entry.payload)
