@@ -4,12 +4,11 @@
 //! binding (Debian's 7.8 through `rocksdb 0.20`, chosen for build time) can change here
 //! alone.
 
-use crate::keys;
 use crate::storage_fault::{StorageFailure, StorageFault};
 use kelemetry_core::state::{KvRead, StateError};
 use rocksdb::{
     BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor,
-    DBRecoveryMode, Options, ReadOptions, SliceTransform, WriteBatch, WriteOptions, DB,
+    DBRecoveryMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -81,29 +80,6 @@ pub enum Op {
 /// compacted apart from the state, which the log's churn no longer drags through every
 /// compaction (the cost that grew with the data), and they are never compressed.
 const LOG_FAMILY: &str = "raft-log";
-
-/// Name of the state family's prefix extractor, stored in every table it built: a
-/// table built under another name (or none) is read without prefix filtering.
-const STATE_PREFIX_EXTRACTOR: &str = "kelemetry.state-filter-prefix.v1";
-
-/// RocksDB's prefix extractor: the filter prefix, called only for keys that have one.
-fn filter_prefix_or_key(key: &[u8]) -> &[u8] {
-    keys::state_filter_prefix(key).unwrap_or(key)
-}
-
-/// RocksDB's prefix extractor domain: the keys with a filter prefix.
-fn has_filter_prefix(key: &[u8]) -> bool {
-    keys::state_filter_prefix(key).is_some()
-}
-
-/// How an iterator reads the state family.
-#[derive(Clone, Copy)]
-enum ScanOrder {
-    /// Every key of the range, whatever its prefix.
-    Total,
-    /// Keys sharing the start key's filter prefix.
-    WithinPrefix,
-}
 
 /// The memory RocksDB may use: one block cache of a fixed capacity, and memtables of a
 /// fixed total. With `cache_index_and_filter_blocks` (the default) the tables' index
@@ -238,20 +214,11 @@ impl Engine {
         opts.set_log_level(rocksdb::LogLevel::Fatal);
         opts.set_keep_log_file_num(4);
         let log_opts = log_family_options(&opts, &cache);
-        let mut state_opts = opts.clone();
-        // Filters of filter prefixes beside the whole keys' (see `scan_in_prefix`).
-        // Tables written before have none, or filters of another extractor's name,
-        // and RocksDB reads those without prefix filtering.
-        state_opts.set_prefix_extractor(SliceTransform::create(
-            STATE_PREFIX_EXTRACTOR,
-            filter_prefix_or_key,
-            Some(has_filter_prefix),
-        ));
         let db = DB::open_cf_descriptors(
             &opts,
             path,
             [
-                ColumnFamilyDescriptor::new(rocksdb::DEFAULT_COLUMN_FAMILY_NAME, state_opts),
+                ColumnFamilyDescriptor::new(rocksdb::DEFAULT_COLUMN_FAMILY_NAME, opts.clone()),
                 ColumnFamilyDescriptor::new(LOG_FAMILY, log_opts),
             ],
         )?;
@@ -368,7 +335,7 @@ impl Engine {
         end: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
-        self.scan_in(None, start, end, ScanOrder::Total, visit)
+        self.scan_in(None, start, end, visit)
     }
 
     /// [`Engine::scan`] of the Raft log space.
@@ -378,23 +345,7 @@ impl Engine {
         end: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
-        self.scan_in(Some(self.log_family()), start, end, ScanOrder::Total, visit)
-    }
-
-    /// [`Engine::scan`] of a range whose keys all share `start`'s filter prefix
-    /// ([`keys::state_filter_prefix`]): tables whose prefix filter rules it out are
-    /// not read, so the scan costs the same however much other data the node holds.
-    pub fn scan_in_prefix(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), EngineError> {
-        debug_assert!(
-            keys::state_filter_prefix(start).is_some(),
-            "a prefix scan from a key without a filter prefix"
-        );
-        self.scan_in(None, start, end, ScanOrder::WithinPrefix, visit)
+        self.scan_in(Some(self.log_family()), start, end, visit)
     }
 
     fn scan_in(
@@ -402,17 +353,10 @@ impl Engine {
         family: Option<&ColumnFamily>,
         start: &[u8],
         end: &[u8],
-        order: ScanOrder,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(end.to_vec());
-        match order {
-            // Without it a seek would consult the prefix filters for the start key's
-            // prefix and skip tables holding the range's later keys.
-            ScanOrder::Total => ro.set_total_order_seek(true),
-            ScanOrder::WithinPrefix => ro.set_prefix_same_as_start(true),
-        }
         crate::metrics::ENGINE_OPS.scans.inc();
         let mut it = match family {
             Some(f) => self.db.raw_iterator_cf_opt(f, ro),
@@ -458,7 +402,6 @@ impl Engine {
         let mut next_report = PROGRESS_EVERY;
         for family in [None, Some(self.log_family())] {
             let mut ro = ReadOptions::default();
-            ro.set_total_order_seek(true);
             ro.set_verify_checksums(true);
             ro.fill_cache(false);
             let mut it = match family {
@@ -569,20 +512,6 @@ impl KvRead for PrefixView {
         let n = self.prefix.len();
         self.engine
             .scan(&self.full(start), &self.full(end), &mut |k, v| {
-                visit(&k[n..], v)
-            })
-            .map_err(storage)
-    }
-
-    fn scan_in_prefix(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), StateError> {
-        let n = self.prefix.len();
-        self.engine
-            .scan_in_prefix(&self.full(start), &self.full(end), &mut |k, v| {
                 visit(&k[n..], v)
             })
             .map_err(storage)

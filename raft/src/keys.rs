@@ -97,18 +97,6 @@ pub fn state_prefix(group: GroupId) -> Vec<u8> {
     tagged(group, STATE)
 }
 
-/// The filter prefix of a database key: within a state machine's records, the part
-/// [`kelemetry_core::state::schema::filter_prefix_len`] names, with the group and tag
-/// before it; `None` for every other key (logs, votes, node settings).
-pub fn state_filter_prefix(key: &[u8]) -> Option<&[u8]> {
-    const HEAD: usize = 5;
-    if key.len() <= HEAD || key[HEAD - 1] != STATE {
-        return None;
-    }
-    let len = kelemetry_core::state::schema::filter_prefix_len(&key[HEAD..])?;
-    Some(&key[..HEAD + len])
-}
-
 /// Key of a node-level setting.
 pub fn node_meta(name: &str) -> Vec<u8> {
     let mut v = tagged(NODE_GROUP, b'M');

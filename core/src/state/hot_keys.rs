@@ -107,13 +107,4 @@ impl KvRead for HotView<'_> {
     ) -> Result<(), StateError> {
         self.base.scan(start, end, visit)
     }
-
-    fn scan_in_prefix(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), StateError> {
-        self.base.scan_in_prefix(start, end, visit)
-    }
 }

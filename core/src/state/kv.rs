@@ -33,19 +33,6 @@ pub trait KvRead {
         end: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StateError>;
-
-    /// [`KvRead::scan`] of a range inside one filter prefix: `start` has one
-    /// ([`super::schema::filter_prefix_len`]) and every key of the range starts with
-    /// it. A store that keeps filters of those prefixes skips the tables holding none
-    /// of them, so the scan's cost does not grow with the data of other objects.
-    fn scan_in_prefix(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), StateError> {
-        self.scan(start, end, visit)
-    }
 }
 
 /// One change to commit: a put (`Some`) or a delete (`None`).
@@ -136,35 +123,12 @@ impl KvRead for Overlay<'_> {
         end: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StateError> {
-        self.merged_scan(start, end, false, visit)
-    }
-
-    fn scan_in_prefix(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), StateError> {
-        self.merged_scan(start, end, true, visit)
-    }
-}
-
-impl Overlay<'_> {
-    /// The base's entries in `[start, end)` (read within one filter prefix when
-    /// `in_prefix`) merged with this batch's writes.
-    fn merged_scan(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        in_prefix: bool,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), StateError> {
         let mut pending = self
             .writes
             .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
             .peekable();
         let mut go = true;
-        let mut merge = |k: &[u8], v: &[u8]| {
+        self.base.scan(start, end, &mut |k, v| {
             while let Some((wk, wv)) = pending.next_if(|(wk, _)| wk.as_slice() < k) {
                 if let Some(wv) = wv {
                     if !visit(wk, wv) {
@@ -184,12 +148,7 @@ impl Overlay<'_> {
                 }
             }
             true
-        };
-        if in_prefix {
-            self.base.scan_in_prefix(start, end, &mut merge)?;
-        } else {
-            self.base.scan(start, end, &mut merge)?;
-        }
+        })?;
         if go {
             for (wk, wv) in pending {
                 if let Some(wv) = wv {

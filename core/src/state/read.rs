@@ -83,7 +83,7 @@ fn scan_records<T: serde::de::DeserializeOwned>(
 ) -> Result<Vec<T>, StateError> {
     let mut out = Vec::new();
     let mut err = None;
-    kv.scan_in_prefix(
+    kv.scan(
         prefix,
         &schema::prefix_end(prefix),
         &mut |k, v| match decode(k, v) {
@@ -112,7 +112,7 @@ pub fn object_windows(
     let from = schema::window_prefix(schema::OBJECT, key, start_us.saturating_sub(max_window_us));
     let to = schema::window_prefix(schema::OBJECT, key, end_us.saturating_add(1));
     let mut starts = Vec::new();
-    kv.scan_in_prefix(&from, &to, &mut |k, _| {
+    kv.scan(&from, &to, &mut |k, _| {
         starts.push(schema::time_from(&k[k.len() - 8..]));
         true
     })?;

@@ -254,30 +254,6 @@ pub fn outbox_count_key(kind: OutboxKind) -> Vec<u8> {
     v
 }
 
-/// Length of the filter prefix of a shard key: the part a prefix-bounded scan
-/// ([`super::KvRead::scan_in_prefix`]) keeps fixed, so a store can keep a filter of
-/// these prefixes per table and skip tables that hold none of a scan's records.
-/// Event spans and links: object and window (one trace's records). Object spans:
-/// the object (its windows). Window index entries of the name-ordered layout: window
-/// and name. `None` for every other key, which is then read in key order only.
-///
-/// The object key text holds no 0 byte, so the first 0 after the kind byte ends it;
-/// a prefix is its own prefix, and prefixes sort as their keys do.
-pub fn filter_prefix_len(key: &[u8]) -> Option<usize> {
-    let first_zero_from = |from: usize| {
-        key.get(from..)
-            .and_then(|rest| rest.iter().position(|&b| b == 0))
-            .map(|at| from + at)
-    };
-    let len = match *key.first()? {
-        EVENT | LINK => first_zero_from(1)? + 1 + 8,
-        OBJECT => first_zero_from(1)? + 1,
-        WINDOW => first_zero_from(9)? + 1,
-        _ => return None,
-    };
-    (len <= key.len()).then_some(len)
-}
-
 /// The first key after every key starting with `prefix`.
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -325,41 +301,6 @@ mod tests {
         assert_eq!(time_from(&time_bytes(-5)), -5);
         assert_eq!(prefix_end(b"ab"), b"ac");
         assert_eq!(prefix_end(&[1, 0xff]), vec![2]);
-    }
-
-    #[test]
-    fn filter_prefixes_cover_one_trace_one_object_or_one_name() {
-        let key = ObjectKey::new("c1", "", "pods", "ns", "web-0");
-        let event = event_key(&key, 1_800, 42);
-        let trace = window_prefix(EVENT, &key, 1_800);
-        assert_eq!(filter_prefix_len(&event), Some(trace.len()));
-        assert_eq!(filter_prefix_len(&trace), Some(trace.len()));
-        let link = link_key(
-            &key,
-            1_800,
-            &ObjectKey::new("c1", "apps", "replicasets", "ns", "web"),
-        );
-        assert_eq!(
-            filter_prefix_len(&link),
-            Some(window_prefix(LINK, &key, 1_800).len())
-        );
-        let object = window_prefix(OBJECT, &key, 1_800);
-        assert_eq!(
-            filter_prefix_len(&object),
-            Some(object_prefix(OBJECT, &key).len())
-        );
-        // A window start whose bytes hold zeros still ends the prefix after the name.
-        let indexed = window_index_key(0, &key);
-        let named = window_name_prefix(0, "web-0");
-        assert!(time_bytes(0).contains(&0));
-        assert_eq!(filter_prefix_len(&indexed), Some(named.len()));
-        let mut old_layout = window_start_prefix(1_800);
-        old_layout.extend_from_slice(key.to_string().as_bytes());
-        assert_eq!(filter_prefix_len(&old_layout), None);
-        assert_eq!(filter_prefix_len(&version_key(&key)), None);
-        assert_eq!(filter_prefix_len(&[EVENT]), None);
-        // An event key cut inside its window start is no trace's record.
-        assert_eq!(filter_prefix_len(&trace[..trace.len() - 1]), None);
     }
 
     #[test]

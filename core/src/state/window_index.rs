@@ -85,7 +85,7 @@ pub(super) fn entries(
                 break;
             }
             let prefix = schema::window_name_prefix(start, name);
-            kv.scan_in_prefix(&prefix, &schema::prefix_end(&prefix), &mut collect)?;
+            kv.scan(&prefix, &schema::prefix_end(&prefix), &mut collect)?;
             next = start.saturating_add(1);
         }
     }
