@@ -48,11 +48,12 @@ peer() {
     | sed -n 's/.*events_per_s=\([0-9.]*\).*/\1/p'
 }
 
-# Prints the bench's figure; its line on owner links (delivered during the run, and
-# still waiting at its end) goes to stderr beside the round's figure.
+# Prints the bench's figure; its lines on owner links (delivered during the run, and
+# still waiting at its end) and on CPU per event (the in-process node with its clients,
+# or the three node processes) go to stderr beside the round's figure.
 bench_figure() {
   tee "$work/bench.out" | sed -n 's/^ingest, durable ack.*: \([0-9]*\) events\/s.*/\1/p'
-  grep '^owner links' "$work/bench.out" >&2 || true
+  grep -E '^(owner links|node CPU)' "$work/bench.out" >&2 || true
 }
 
 one_node() {
@@ -95,7 +96,9 @@ sys.exit(0 if d["shards_moving"] == 0 and len(led) == 3 and min(led.values()) >=
     fi
     sleep 1
   done
-  target/release/kelemetry-bench --targets "$targets" --metrics "$metrics" \
+  local pid_list
+  pid_list=$(IFS=,; echo "${node_pids[*]}")
+  target/release/kelemetry-bench --targets "$targets" --metrics "$metrics" --pids "$pid_list" \
     --duration "$duration" --clients "$clients" --batch "$batch" | bench_figure
   for p in "${node_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${node_pids[@]}"; do wait "$p" 2>/dev/null || true; done

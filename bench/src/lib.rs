@@ -156,6 +156,27 @@ pub fn rss_mib(pid: Option<u32>) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// CPU time (user and system) process `pid` has used so far (`None`: this process),
+/// seconds. `/proc` counts it in USER_HZ ticks, which Linux fixes at 100 per second.
+pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    cpu_seconds_of_stat(&std::fs::read_to_string(path).ok()?)
+}
+
+/// [`cpu_seconds`] from the text of a `/proc/PID/stat` file: its 14th and 15th
+/// fields, counted after the command name (which may hold spaces and parentheses).
+fn cpu_seconds_of_stat(stat: &str) -> Option<f64> {
+    const USER_HZ: f64 = 100.0;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
+}
+
 /// Bytes under `dir`.
 pub fn dir_bytes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -208,4 +229,21 @@ pub fn preload(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_after_a_command_name_with_spaces() {
+        let stat = "4242 (kelemetry (x) y) S 1 4242 4242 0 -1 4194560 2113 0 0 0 \
+                    1234 567 0 0 20 0 9 0 12345 1000000 2000 18446744073709551615";
+        assert_eq!(cpu_seconds_of_stat(stat), Some(18.01));
+        assert_eq!(cpu_seconds_of_stat("4242 (cut) S 1 2"), None);
+        assert!(
+            cpu_seconds(None).is_some(),
+            "this process's own stat file parses"
+        );
+    }
 }

@@ -7,7 +7,7 @@
 //! `cargo run --release -p kelemetry-bench --bin kelemetry-bench`.
 
 use clap::Parser;
-use kelemetry_bench::{metrics_text, preload, rss_mib, Clients, Load, Stop};
+use kelemetry_bench::{cpu_seconds, metrics_text, preload, rss_mib, Clients, Load, Stop};
 use kelemetry_raft::engine::Op;
 use kelemetry_raft::Engine;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,7 +44,8 @@ struct Opts {
     /// and its slope (the in-process node, or the processes given with `--pids`).
     #[arg(long, value_parser = humantime::parse_duration)]
     rss_every: Option<Duration>,
-    /// Process ids of the running nodes whose memory `--rss-every` samples.
+    /// Process ids of the running nodes: `--rss-every` samples their memory, and the
+    /// CPU they use during the run is reported per acknowledged event.
     #[arg(long, value_delimiter = ',')]
     pids: Vec<u32>,
     /// Growth mode: first store this many events (new objects), then measure ingest
@@ -96,6 +97,12 @@ fn slope_per_minute(samples: &[(f64, f64)]) -> f64 {
     } else {
         num / den * 60.0
     }
+}
+
+/// CPU seconds used so far by all of `watched` (`None` in the list: this process);
+/// `None` if one of them cannot be read.
+fn cpu_of(watched: &[Option<u32>]) -> Option<f64> {
+    watched.iter().map(|pid| cpu_seconds(*pid)).sum()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -188,6 +195,7 @@ fn main() -> anyhow::Result<()> {
         opts.pids.iter().copied().map(Some).collect()
     };
     let mut series: Vec<Vec<(f64, f64)>> = vec![Vec::new(); watched.len()];
+    let cpu_at_start = cpu_of(&watched);
     let mut next_sample = Instant::now();
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(2));
@@ -221,6 +229,9 @@ fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let events = acked.load(Ordering::Relaxed);
+    let cpu_used = cpu_of(&watched)
+        .zip(cpu_at_start)
+        .map(|(end, start)| end - start);
     let rate = events as f64 / elapsed;
     let mut lat = latencies
         .lock()
@@ -251,6 +262,19 @@ fn main() -> anyhow::Result<()> {
     );
     if let Some((delivered, waiting)) = outboxes {
         println!("owner links: {delivered} delivered across shards during the run, {waiting} waiting in outboxes at its end");
+    }
+    if let (Some(cpu), true) = (cpu_used, events > 0) {
+        let whose = if opts.pids.is_empty() {
+            "this process (node and clients)".to_string()
+        } else {
+            format!("the {} node processes", opts.pids.len())
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        println!(
+            "node CPU per acknowledged event: {:.0} us ({cpu:.1} s of CPU in {whose}, {:.0}% of {cores} cores)",
+            cpu * 1e6 / events as f64,
+            cpu / elapsed / cores as f64 * 100.0
+        );
     }
     println!("raw RocksDB synced batches/s: {raw:.0}");
     println!(
