@@ -53,7 +53,7 @@ peer() {
 # or the three node processes) go to stderr beside the round's figure.
 bench_figure() {
   tee "$work/bench.out" | sed -n 's/^ingest, durable ack.*: \([0-9]*\) events\/s.*/\1/p'
-  grep -E '^(owner links|node CPU)' "$work/bench.out" >&2 || true
+  grep -E '^(owner links|CPU per acknowledged event)' "$work/bench.out" >&2 || true
 }
 
 one_node() {

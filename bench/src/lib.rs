@@ -138,13 +138,18 @@ pub fn metrics_text(base: &str) -> Result<String, ureq::Error> {
         .read_to_string()
 }
 
+/// The text of `/proc/PID/<name>` (`None` for `pid`: this process's).
+fn proc_file(pid: Option<u32>, name: &str) -> Option<String> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/{name}"),
+        None => format!("/proc/self/{name}"),
+    };
+    std::fs::read_to_string(path).ok()
+}
+
 /// Resident memory of process `pid` (`None`: this process), MiB.
 pub fn rss_mib(pid: Option<u32>) -> Option<f64> {
-    let path = match pid {
-        Some(p) => format!("/proc/{p}/status"),
-        None => "/proc/self/status".to_string(),
-    };
-    let status = std::fs::read_to_string(path).ok()?;
+    let status = proc_file(pid, "status")?;
     let kib: f64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))?
@@ -159,11 +164,7 @@ pub fn rss_mib(pid: Option<u32>) -> Option<f64> {
 /// CPU time (user and system) process `pid` has used so far (`None`: this process),
 /// seconds. `/proc` counts it in USER_HZ ticks, which Linux fixes at 100 per second.
 pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
-    let path = match pid {
-        Some(p) => format!("/proc/{p}/stat"),
-        None => "/proc/self/stat".to_string(),
-    };
-    cpu_seconds_of_stat(&std::fs::read_to_string(path).ok()?)
+    cpu_seconds_of_stat(&proc_file(pid, "stat")?)
 }
 
 /// [`cpu_seconds`] from the text of a `/proc/PID/stat` file: its 14th and 15th

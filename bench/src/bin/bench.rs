@@ -271,7 +271,7 @@ fn main() -> anyhow::Result<()> {
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         println!(
-            "node CPU per acknowledged event: {:.0} us ({cpu:.1} s of CPU in {whose}, {:.0}% of {cores} cores)",
+            "CPU per acknowledged event: {:.0} us ({cpu:.1} s of CPU in {whose}, {:.0}% of {cores} cores)",
             cpu * 1e6 / events as f64,
             cpu / elapsed / cores as f64 * 100.0
         );
