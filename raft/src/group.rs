@@ -27,6 +27,8 @@ pub struct ShardRaft {
     pub(crate) raft: Raft<TypeConfig>,
     pub(crate) view: PrefixView,
     pub(crate) elections: Arc<ElectionGate>,
+    /// When its followers last answered this replica's AppendEntries as leader.
+    pub(crate) contact: Arc<crate::quiet_heartbeat::FollowerContact>,
 }
 
 /// Why a replica may not start elections on its own: a handover it is stepping

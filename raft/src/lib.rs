@@ -14,6 +14,7 @@
 //! - [`registry`]: every group of this node, replica lifecycle, bootstrap, shutdown;
 //!   [`routing`] and [`hints`]: where to send work for a shard this node does not
 //!   lead.
+//! - [`quiet_heartbeat`]: heartbeats only for followers replication left quiet.
 //! - [`storage_fault`]: the first failure the engine cannot go on from.
 //! - [`metrics`]: what the engine does, counted for `/metrics`.
 //! - [`settings`] and [`error`]: configuration and typed errors.
@@ -37,6 +38,7 @@ pub mod membership;
 pub mod metrics;
 pub mod network;
 pub mod peer_health;
+pub mod quiet_heartbeat;
 pub mod recent_entries;
 pub mod registry;
 pub mod routing;

@@ -68,6 +68,16 @@ pub static REMOVED_REPLICA_REFUSALS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric names are unique")
 });
 
+/// Heartbeats this node's leaders sent because a follower heard nothing else (see
+/// [`crate::quiet_heartbeat`]).
+pub static HEARTBEATS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "kelemetry_raft_heartbeats_total",
+        "Heartbeat rounds sent by the groups this node leads, each because some follower had answered no AppendEntries for a heartbeat interval (groups that replicate send none)."
+    )
+    .expect("metric names are unique")
+});
+
 /// How Raft messages leave this node, for `kelemetry_raft_messages_sent_total` and
 /// `kelemetry_raft_streams_opened_total`.
 pub struct RaftTransport {

@@ -12,6 +12,7 @@ use crate::log_store::LogStore;
 use crate::lost_data::LostData;
 use crate::network::{PeerChannels, PeerNetwork};
 use crate::peer_health::PeerHealth;
+use crate::quiet_heartbeat::FollowerContact;
 use crate::settings::{raft_config, RaftSettings};
 use crate::state_machine::ShardStateMachine;
 use crate::types::NodeId;
@@ -26,7 +27,8 @@ use std::time::Duration;
 /// Every Raft group of this node: the metadata group, always open, and the shard
 /// groups this node holds a replica of, opened and removed as placement changes.
 pub struct ShardSet {
-    groups: RwLock<BTreeMap<u32, ShardRaft>>,
+    /// Shared with the heartbeat driver (see [`crate::quiet_heartbeat`]).
+    groups: Arc<RwLock<BTreeMap<u32, ShardRaft>>>,
     meta: ShardRaft,
     engine: Engine,
     syncer: WalSyncer,
@@ -93,7 +95,7 @@ impl ShardSet {
         let meta =
             Self::open_group(&engine, &syncer, &channels, settings, keys::META_GROUP).await?;
         let set = Self {
-            groups: RwLock::default(),
+            groups: Arc::default(),
             meta,
             engine,
             syncer,
@@ -134,6 +136,7 @@ impl ShardSet {
                 set.ensure_group(shard).await?;
             }
         }
+        crate::quiet_heartbeat::spawn_driver(Arc::downgrade(&set.groups), set.meta.clone());
         Ok(set)
     }
 
@@ -250,11 +253,12 @@ impl ShardSet {
             None => "kelemetry-metadata".to_string(),
         };
         let log = LogStore::open(engine.clone(), group, syncer.clone())?;
+        let contact = Arc::<FollowerContact>::default();
         let state = ShardStateMachine::new(engine.clone(), group, ctx, log.pending_committed());
         let raft = Raft::new(
             settings.node_id,
             raft_config(name)?,
-            PeerNetwork::new(group, channels.clone()),
+            PeerNetwork::new(group, channels.clone(), contact.clone()),
             log,
             state,
         )
@@ -266,6 +270,7 @@ impl ShardSet {
             raft,
             view: engine.view(keys::state_prefix(group)),
             elections: std::sync::Arc::default(),
+            contact,
         })
     }
 

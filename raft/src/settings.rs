@@ -66,6 +66,10 @@ pub const RING_PROBE_WINDOW: std::time::Duration = std::time::Duration::from_sec
 /// as isolated: a little more than the longest election timeout.
 pub const QUORUM_STALE_MS: u64 = 1_500;
 
+/// How often a leader lets each follower hear from it, in milliseconds: openraft's
+/// heartbeat interval, kept by [`crate::quiet_heartbeat`] instead of openraft's timer.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
+
 /// Most log entries in one AppendEntries request (see [`raft_config`]).
 pub const MAX_PAYLOAD_ENTRIES: u64 = 16;
 
@@ -73,7 +77,11 @@ pub(crate) fn raft_config(name: String) -> Result<Arc<Config>, ShardSetError> {
     let config = Config {
         cluster_name: name,
         // Fast failover on a LAN: a dead leader is replaced within about a second.
-        heartbeat_interval: 100,
+        heartbeat_interval: HEARTBEAT_INTERVAL_MS,
+        // Heartbeats go only to followers that replication has left without news
+        // for an interval (see `quiet_heartbeat`); the interval still sets
+        // openraft's AppendEntries deadline and its tick.
+        enable_heartbeat: false,
         election_timeout_min: 400,
         election_timeout_max: 800,
         // A "snapshot" here is only the applied log id (see the state machine's

@@ -7,6 +7,7 @@ use super::stream::{RaftStream, StreamCallError};
 use crate::error::PeerError;
 use crate::keys::GroupId;
 use crate::metrics::RAFT_TRANSPORT;
+use crate::quiet_heartbeat::FollowerContact;
 use crate::types::{NodeId, TypeConfig};
 use kelemetry_proto::kelemetry::cluster::v1::{RaftKind, RaftMessage};
 use openraft::error::{
@@ -25,12 +26,22 @@ use serde::{de::DeserializeOwned, Serialize};
 pub struct PeerNetwork {
     group: GroupId,
     channels: PeerChannels,
+    contact: std::sync::Arc<FollowerContact>,
 }
 
 impl PeerNetwork {
-    /// The network of `group` over shared `channels`.
-    pub fn new(group: GroupId, channels: PeerChannels) -> Self {
-        Self { group, channels }
+    /// The network of `group` over shared `channels`, noting followers' answers to
+    /// AppendEntries in `contact`.
+    pub fn new(
+        group: GroupId,
+        channels: PeerChannels,
+        contact: std::sync::Arc<FollowerContact>,
+    ) -> Self {
+        Self {
+            group,
+            channels,
+            contact,
+        }
     }
 }
 
@@ -40,6 +51,7 @@ pub struct PeerConnection {
     target: NodeId,
     addr: String,
     channels: PeerChannels,
+    contact: std::sync::Arc<FollowerContact>,
     /// The peer's Raft stream as last found, so a message takes no shared lock
     /// while the stream lasts.
     stream: Option<std::sync::Arc<RaftStream>>,
@@ -54,6 +66,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             target,
             addr: node.addr.clone(),
             channels: self.channels.clone(),
+            contact: self.contact.clone(),
             stream: None,
         }
     }
@@ -146,7 +159,12 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(RaftKind::AppendEntries, &rpc, &option).await
+        let sent = std::time::Instant::now();
+        let answer = self.call(RaftKind::AppendEntries, &rpc, &option).await;
+        if let Ok(response) = &answer {
+            self.contact.answered(self.target, sent, response);
+        }
+        answer
     }
 
     async fn install_snapshot(
