@@ -68,12 +68,12 @@ pub static REMOVED_REPLICA_REFUSALS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric names are unique")
 });
 
-/// Heartbeats this node's leaders sent because a follower heard nothing else (see
-/// [`crate::quiet_heartbeat`]).
+/// Heartbeat rounds this node's leaders triggered because a follower heard nothing
+/// else (see [`crate::quiet_heartbeat`]).
 pub static HEARTBEATS: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "kelemetry_raft_heartbeats_total",
-        "Heartbeat rounds sent by the groups this node leads, each because some follower had answered no AppendEntries for a heartbeat interval (groups that replicate send none)."
+        "Heartbeat rounds triggered by the groups this node leads, each because some follower had answered none of the AppendEntries sent to it in the last heartbeat interval (openraft skips a round while an AppendEntries to that follower is still in flight)."
     )
     .expect("metric names are unique")
 });

@@ -1,16 +1,16 @@
 //! Heartbeats only for followers that replication has left without news.
 //!
 //! openraft sends each group's heartbeat on its own timer, whether or not the group
-//! has just replicated. A node leads dozens of groups, each with two followers, so a
-//! ring spent a quarter of a core on heartbeats while idle, and the same under load,
-//! where every group replicates several times a second anyway. An AppendEntries that
-//! carries entries (or a new commit index) renews the follower's election timer and
-//! counts as the leader's quorum acknowledgement just as a heartbeat does.
+//! has just replicated. A node leads dozens of groups, each with two followers, so an
+//! idle ring spent a third of a core on heartbeats. An AppendEntries that carries
+//! entries (or a new commit index) renews the follower's election timer and counts
+//! as the leader's quorum acknowledgement just as a heartbeat does, so a group that
+//! replicates more often than the interval needs none.
 //!
 //! So openraft's heartbeat timer is off (see [`crate::settings`]), and one task per
 //! node asks a group it leads for a heartbeat only when some follower has not
-//! answered any AppendEntries sent to it in the last [`HEARTBEAT_INTERVAL`]. A follower that
-//! refuses the leader (see [`crate::peer_health`]) answers with an error, which is no
+//! answered any AppendEntries sent to it in the last [`HEARTBEAT_INTERVAL`]. A
+//! follower that refuses the leader (see [`crate::peer_health`]) answers with an error, which is no
 //! answer here, so it keeps being sent heartbeats as before.
 
 use crate::group::ShardRaft;

@@ -7,12 +7,7 @@ mod support;
 use std::time::Duration;
 
 fn heartbeats() -> u64 {
-    prometheus::gather()
-        .iter()
-        .filter(|f| f.name() == "kelemetry_raft_heartbeats_total")
-        .flat_map(|f| f.get_metric())
-        .map(|m| m.get_counter().get_value() as u64)
-        .sum()
+    support::counter("kelemetry_raft_heartbeats_total", None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

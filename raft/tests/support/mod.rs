@@ -209,15 +209,21 @@ pub async fn wait_for_identical_replicas(nodes: &[TestNode; 2]) {
     panic!("the replicas did not converge");
 }
 
-/// The value of the counter `name` with label `path` (0 when never counted).
-pub fn sent(path: &str) -> u64 {
+/// The sum of counter `name` over its series that have a label valued `label`
+/// (every series when `None`); 0 when never counted.
+pub fn counter(name: &str, label: Option<&str>) -> u64 {
     prometheus::gather()
         .iter()
-        .filter(|f| f.name() == "kelemetry_raft_messages_sent_total")
+        .filter(|f| f.name() == name)
         .flat_map(|f| f.get_metric())
-        .filter(|m| m.get_label().iter().any(|l| l.value() == path))
+        .filter(|m| label.is_none_or(|v| m.get_label().iter().any(|l| l.value() == v)))
         .map(|m| m.get_counter().get_value() as u64)
         .sum()
+}
+
+/// Raft messages sent on `path` (`kelemetry_raft_messages_sent_total`).
+pub fn sent(path: &str) -> u64 {
+    counter("kelemetry_raft_messages_sent_total", Some(path))
 }
 
 /// Stops both nodes' servers and groups.
