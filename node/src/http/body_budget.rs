@@ -8,7 +8,9 @@
 //! The share is taken before the body is read ([`read_body`]): by its declared
 //! length, or frame by frame as a body without one arrives. A body that does not
 //! fit is read and dropped frame by frame, never held, so an overloaded node's
-//! memory does not grow with the requests it refuses.
+//! memory does not grow with the requests it refuses. A body over the per-request
+//! limit is read and dropped the same way, up to twice the limit in all: the client then
+//! reads its 413 instead of a reset connection, and a far larger body is cut off.
 
 use axum::body::{Body, Bytes};
 use futures::StreamExt;
@@ -74,10 +76,12 @@ pub async fn read_body(
     declared: Option<usize>,
     max: usize,
 ) -> Result<(Bytes, BodyShare), BodyRefusal> {
+    let mut stream = body.into_data_stream();
+    let drain_limit = max.saturating_mul(2);
     if declared.is_some_and(|n| n > max) {
+        discard(stream, drain_limit).await;
         return Err(BodyRefusal::TooLarge);
     }
-    let mut stream = body.into_data_stream();
     let Some(mut share) = budget.admit(declared.unwrap_or(0)) else {
         discard(stream, max).await;
         return Err(BodyRefusal::OverBudget);
@@ -87,6 +91,8 @@ pub async fn read_body(
         let frame = frame.map_err(|e| BodyRefusal::Broken(e.to_string()))?;
         let len = buf.len() + frame.len();
         if len > max {
+            drop(buf);
+            discard(stream, drain_limit.saturating_sub(len)).await;
             return Err(BodyRefusal::TooLarge);
         }
         if !share.grow(len) {
@@ -242,6 +248,37 @@ mod tests {
             read_body(&budget, body(), None, 500).await,
             Err(BodyRefusal::TooLarge)
         ));
+    }
+
+    /// A body of `frames` frames of 100 bytes, counting the frames read from it.
+    fn counted_body(frames: usize, read: &Arc<std::sync::atomic::AtomicUsize>) -> Body {
+        let read = read.clone();
+        Body::from_stream(futures::stream::iter(0..frames).map(move |_| {
+            read.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 100]))
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_drained_up_to_twice_the_limit() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let budget = BodyBudget::new(10_000);
+        for declared in [Some(1_000), None] {
+            let read = Arc::new(AtomicUsize::new(0));
+            let refused = read_body(&budget, counted_body(10, &read), declared, 500).await;
+            assert!(matches!(refused, Err(BodyRefusal::TooLarge)));
+            assert_eq!(
+                read.load(Ordering::SeqCst),
+                10,
+                "{declared:?}: drained whole"
+            );
+            let read = Arc::new(AtomicUsize::new(0));
+            let refused = read_body(&budget, counted_body(50, &read), declared, 500).await;
+            assert!(matches!(refused, Err(BodyRefusal::TooLarge)));
+            let frames = read.load(Ordering::SeqCst);
+            assert!(frames < 50, "{declared:?}: cut off after {frames} frames");
+        }
+        assert_eq!(budget.in_flight(), 0, "refused bodies hold nothing");
     }
 
     #[test]
