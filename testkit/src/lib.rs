@@ -7,6 +7,7 @@
 //! - [`client`]: HTTP calls against a node's webhook, query and metrics servers.
 //! - [`ring`]: what the nodes report about the ring (who leads which shard).
 //! - [`ports`]: peer ports picked before the nodes that use them start.
+//! - [`parent_death`]: children that end with the thread that started them.
 //! - [`sim`]: a `kelemetry-sim` process and `kubectl` against it.
 //! - [`scenario`]: the demo's scripted Deployment rollout.
 //! - [`workload`]: synthetic audit traffic with known content.
@@ -17,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod parent_death;
 pub mod ports;
 pub mod process;
 pub mod ring;

@@ -34,6 +34,7 @@ pub struct NodeProcess {
     args: Vec<String>,
     log_filter: String,
     envs: Vec<(String, String)>,
+    tied_to_thread: bool,
     child: Option<Child>,
     /// The bound addresses of the current run (empty before the first wait).
     pub addrs: Addresses,
@@ -52,6 +53,7 @@ impl NodeProcess {
             args: args.iter().map(|a| a.as_ref().to_string()).collect(),
             log_filter: "info".to_string(),
             envs: Vec::new(),
+            tied_to_thread: false,
             child: None,
             addrs: Addresses::default(),
         }
@@ -66,6 +68,13 @@ impl NodeProcess {
     /// Sets the node's `RUST_LOG` (default `info`).
     pub fn log_filter(mut self, filter: &str) -> Self {
         self.log_filter = filter.to_string();
+        self
+    }
+
+    /// Makes every run of the node receive SIGTERM when the thread that started it
+    /// exits, even when this process is killed (see [`crate::parent_death`]).
+    pub fn terminate_with_spawning_thread(mut self) -> Self {
+        self.tied_to_thread = true;
         self
     }
 
@@ -99,6 +108,9 @@ impl NodeProcess {
             .args(&self.args)
             .env("RUST_LOG", &self.log_filter)
             .envs(self.envs.iter().map(|(k, v)| (k, v)));
+        if self.tied_to_thread {
+            crate::parent_death::terminate_with_this_thread(&mut c);
+        }
         c
     }
 

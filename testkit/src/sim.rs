@@ -74,15 +74,42 @@ impl SimProcess {
         extra: &[&str],
         keep: tempfile::TempDir,
     ) -> Result<Self, TestkitError> {
+        Self::launch(binary, kubeconfig, extra, keep, false)
+    }
+
+    /// Like [`SimProcess::start_at`], and the simulator receives SIGTERM when the
+    /// calling thread exits, even when this process is killed (see
+    /// [`crate::parent_death`]).
+    pub fn start_tied_at(
+        binary: &Path,
+        kubeconfig: &Path,
+        extra: &[&str],
+        keep: tempfile::TempDir,
+    ) -> Result<Self, TestkitError> {
+        Self::launch(binary, kubeconfig, extra, keep, true)
+    }
+
+    fn launch(
+        binary: &Path,
+        kubeconfig: &Path,
+        extra: &[&str],
+        keep: tempfile::TempDir,
+        tied_to_thread: bool,
+    ) -> Result<Self, TestkitError> {
         let dir = keep;
         let kubeconfig = kubeconfig.to_path_buf();
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["--addr", "127.0.0.1:0"])
             .arg("--kubeconfig-out")
             .arg(&kubeconfig)
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::null());
+        if tied_to_thread {
+            crate::parent_death::terminate_with_this_thread(&mut command);
+        }
+        let mut child = command
             .spawn()
             .map_err(TestkitError::io(format!("starting {}", binary.display())))?;
         let timeout = Duration::from_secs(20);

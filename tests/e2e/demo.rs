@@ -1,11 +1,13 @@
 //! `kelemetry-demo`, as `scripts/run.sh` starts it: three nodes and the simulator,
 //! the scripted rollout, and a trace of the Deployment before it says it is ready;
-//! a SIGTERM (a supervisor's, or `timeout`'s) stops the ring with it.
+//! a SIGTERM (a supervisor's, or `timeout`'s) stops the ring with it, also one that
+//! comes while the ring is still starting.
 
 use kelemetry_testkit::sim::sibling_binary;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Processes whose parent is `pid`.
@@ -28,21 +30,48 @@ fn children_of(pid: u32) -> Vec<u32> {
     found
 }
 
-#[test]
-fn the_demo_brings_up_a_ring_fed_by_the_simulator_traces_the_rollout_and_stops_on_sigterm() {
+/// Whether process `pid` still runs (an exited one nobody has reaped yet is a zombie).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// Sends SIGTERM to `pid`.
+fn sigterm(pid: u32) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
+/// Starts the demo on free ports with its data in `dir`, and the lines it prints.
+fn start_demo(dir: &Path) -> (Child, std::io::Lines<BufReader<ChildStdout>>) {
     let demo =
         sibling_binary(Path::new(env!("CARGO_BIN_EXE_kelemetry")), "kelemetry-demo").unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(demo)
         .args(["--http-addr", "127.0.0.1:0", "--query-addr", "127.0.0.1:0"])
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+#[test]
+fn the_demo_brings_up_a_ring_fed_by_the_simulator_traces_the_rollout_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut lines) = start_demo(dir.path());
     let mut text = String::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     for line in lines.by_ref() {
         let line = line.unwrap();
         text.push_str(&line);
@@ -63,11 +92,7 @@ fn the_demo_brings_up_a_ring_fed_by_the_simulator_traces_the_rollout_and_stops_o
     let ring = children_of(child.id());
     assert_eq!(ring.len(), 4, "three nodes and the simulator: {ring:?}");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    sigterm(child.id());
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -90,4 +115,47 @@ fn the_demo_brings_up_a_ring_fed_by_the_simulator_traces_the_rollout_and_stops_o
         .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
         .collect();
     assert!(left.is_empty(), "still running after the demo: {left:?}");
+}
+
+#[test]
+fn a_sigterm_while_the_ring_starts_stops_its_nodes_and_simulator_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut lines) = start_demo(dir.path());
+    // The nodes are up once the demo starts the simulator; it then runs the
+    // scenario, which takes seconds: the moment to stop it.
+    let starting_sim = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("starting the Kubernetes simulator"));
+    assert!(
+        starting_sim.is_some(),
+        "the demo ended before starting the simulator"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ring = loop {
+        let ring = children_of(child.id());
+        if ring.len() == 4 {
+            break ring;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no simulator beside the nodes: {ring:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    sigterm(child.id());
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left: Vec<&u32> = ring.iter().filter(|pid| alive(**pid)).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 60 s after the demo was stopped: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -1,6 +1,7 @@
 //! `kelemetry-demo`: a three-node Kelemetry ring on this machine, fed by a
 //! simulated Kubernetes (audit webhook and Event watcher) that runs a scripted
-//! Deployment rollout; prints where to look and runs until Ctrl-C.
+//! Deployment rollout; prints where to look and runs until Ctrl-C. Its nodes and
+//! simulator end with it, even when it is killed before the ring is up.
 //! `kelemetry-demo post` instead posts synthetic Deployment lifecycles to a running
 //! node's webhook.
 
@@ -129,8 +130,9 @@ fn start_ring(
                 args.extend(["--ui-dir".into(), ui.display().to_string()]);
             }
         }
-        let mut n =
-            NodeProcess::new(node_bin, &data.join(format!("node-{i}")), &args).log_filter("warn");
+        let mut n = NodeProcess::new(node_bin, &data.join(format!("node-{i}")), &args)
+            .log_filter("warn")
+            .terminate_with_spawning_thread();
         n.spawn().map_err(|e| format!("node {i}: {e}"))?;
         nodes.push(n);
     }
@@ -181,7 +183,7 @@ fn ring(a: &RingArgs) -> Result<(), String> {
     let webhook = format!("http://{http}/audit/{CLUSTER}");
     println!("starting the Kubernetes simulator (audit webhook {webhook}) ...");
     let keep = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let sim = SimProcess::start_at(
+    let sim = SimProcess::start_tied_at(
         &sim_bin,
         &kubeconfig,
         &["--audit-webhook", &webhook, "--nodes", "3"],
