@@ -89,7 +89,7 @@ impl ShardSet {
             });
         }
         let lost_data = LostData::load(&engine)?;
-        let syncer = WalSyncer::start(engine.clone())
+        let syncer = WalSyncer::start_with_linger(engine.clone(), settings.wal_sync_linger)
             .map_err(|e| ShardSetError::Raft(format!("cannot start the WAL syncer: {e}")))?;
         let channels = PeerChannels::new(settings.tls.clone(), settings.peer_source_ip);
         let meta =

@@ -131,6 +131,11 @@ pub struct NodeArgs {
     /// per busy shard) costs memory without adding throughput on a small machine.
     #[arg(long, env = "KELEMETRY_STORAGE_THREADS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=512))]
     pub storage_threads: u32,
+    /// While the node is busy, how long a sync of the write-ahead log waits for more
+    /// Raft log appends to cover, microseconds (0: sync at once). An idle node syncs
+    /// at once whatever this is; acknowledgements still follow the sync.
+    #[arg(long, env = "KELEMETRY_WAL_SYNC_LINGER_US", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub wal_sync_linger_us: u32,
     /// Free space, MiB, below which the node refuses writes (503) and its replicas
     /// refuse new entries from their leaders, so the disk never fills under RocksDB
     /// (if it does anyway, the node stops with exit status 74, and restarts open the
@@ -444,6 +449,7 @@ impl ServeArgs {
             replicas: self.ring.replicas,
             peer_source_ip: self.listen.peer_source_ip,
             ring_probe: Vec::new(),
+            wal_sync_linger: std::time::Duration::from_micros(self.node.wal_sync_linger_us.into()),
         })
     }
 
