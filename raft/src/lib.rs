@@ -57,5 +57,5 @@ pub use network::{
     PEER_STREAM_WINDOW,
 };
 pub use registry::ShardSet;
-pub use settings::{RaftSettings, QUORUM_STALE_MS};
+pub use settings::{RaftSettings, DEFAULT_WAL_SYNC_LINGER, QUORUM_STALE_MS};
 pub use types::{GroupRequest, NodeId};

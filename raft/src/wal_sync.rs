@@ -58,13 +58,11 @@ fn collect(rx: &Receiver<Msg>, first: Msg, wait: Duration) -> (Vec<FlushDone>, b
             Msg::Flush(done) => batch.push(done),
             Msg::Stop => stop = true,
         }
-        next = match rx.try_recv() {
-            Ok(msg) => Some(msg),
-            Err(_) if stop => None,
-            Err(_) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => rx.recv_timeout(left).ok(),
-                _ => None,
-            },
+        next = if stop {
+            rx.try_recv().ok()
+        } else {
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .ok()
         };
     }
     (batch, stop)

@@ -110,10 +110,7 @@ fn the_demo_brings_up_a_ring_fed_by_the_simulator_traces_the_rollout_and_stops_o
         rest.iter().any(|l| l.starts_with("stopping")),
         "no stopping line: {rest:?}"
     );
-    let left: Vec<&u32> = ring
-        .iter()
-        .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
-        .collect();
+    let left: Vec<&u32> = ring.iter().filter(|pid| alive(**pid)).collect();
     assert!(left.is_empty(), "still running after the demo: {left:?}");
 }
 

@@ -134,7 +134,7 @@ pub struct NodeArgs {
     /// While the node is busy, how long a sync of the write-ahead log waits for more
     /// Raft log appends to cover, microseconds (0: sync at once). An idle node syncs
     /// at once whatever this is; acknowledgements still follow the sync.
-    #[arg(long, env = "KELEMETRY_WAL_SYNC_LINGER_US", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    #[arg(long, env = "KELEMETRY_WAL_SYNC_LINGER_US", default_value_t = kelemetry_raft::DEFAULT_WAL_SYNC_LINGER.as_micros() as u32, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub wal_sync_linger_us: u32,
     /// Free space, MiB, below which the node refuses writes (503) and its replicas
     /// refuse new entries from their leaders, so the disk never fills under RocksDB
