@@ -4,6 +4,8 @@
 //! binding (Debian's 7.8 through `rocksdb 0.20`, chosen for build time) can change here
 //! alone.
 
+use crate::applied_on_disk::AppliedOnDisk;
+use crate::keys::GroupId;
 use crate::storage_fault::{StorageFailure, StorageFault};
 use kelemetry_core::state::{KvRead, StateError};
 use rocksdb::{
@@ -127,6 +129,7 @@ pub struct Engine {
     snapshot_dir: Arc<PathBuf>,
     snapshot_floor: Arc<std::sync::atomic::AtomicU64>,
     fault: Arc<StorageFault>,
+    applied_on_disk: Arc<AppliedOnDisk>,
 }
 
 impl Engine {
@@ -232,6 +235,7 @@ impl Engine {
             snapshot_dir: Arc::new(snapshot_dir),
             snapshot_floor: Arc::default(),
             fault: Arc::default(),
+            applied_on_disk: Arc::default(),
         })
     }
 
@@ -311,6 +315,67 @@ impl Engine {
 
     /// Applies `ops` atomically; with `sync` the call returns only after the WAL is on disk.
     pub fn write(&self, ops: impl IntoIterator<Item = Op>, sync: bool) -> Result<(), EngineError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.write_with(ops, &wo)
+    }
+
+    /// Applies `ops`, `group`'s state as applied through log index `applied`,
+    /// atomically and without the write-ahead log: a crash loses them unless a flush
+    /// wrote them first, and the Raft log rebuilds them (see
+    /// [`crate::applied_on_disk`]).
+    pub fn write_applied(
+        &self,
+        group: GroupId,
+        applied: u64,
+        ops: impl IntoIterator<Item = Op>,
+    ) -> Result<(), EngineError> {
+        let mut wo = WriteOptions::default();
+        wo.disable_wal(true);
+        self.write_with(ops, &wo)?;
+        self.applied_on_disk.written(group, applied);
+        Ok(())
+    }
+
+    /// Makes sure `group`'s state applied through log index `index` is on disk,
+    /// flushing the state's memtable if the last flush did not cover it: called
+    /// before the log entries that would rebuild it are purged.
+    pub fn persist_applied_through(&self, group: GroupId, index: u64) -> Result<(), EngineError> {
+        if self.applied_on_disk.needs_flush(group, index) {
+            self.flush_applied()?;
+        }
+        Ok(())
+    }
+
+    /// Forgets what was written of `group`'s state without the log, once a logged
+    /// write deleted or replaced it (see [`AppliedOnDisk::forget`]).
+    pub fn forget_applied(&self, group: GroupId) {
+        self.applied_on_disk.forget(group);
+    }
+
+    /// Flushes the state's memtable if a flush is due (see
+    /// [`AppliedOnDisk::background_flush_due`]), so that later purges find their
+    /// state on disk already; run off the Raft path, after a purge.
+    pub fn flush_applied_if_due(&self) -> Result<(), EngineError> {
+        if self.applied_on_disk.background_flush_due() {
+            self.flush_applied()?;
+        }
+        Ok(())
+    }
+
+    fn flush_applied(&self) -> Result<(), EngineError> {
+        self.refuse_after_failure()?;
+        self.applied_on_disk.flush_with(|| {
+            crate::metrics::ENGINE_OPS.state_flushes.inc();
+            self.failed_on_disk(self.db.flush())
+        })
+    }
+
+    fn write_with(
+        &self,
+        ops: impl IntoIterator<Item = Op>,
+        options: &WriteOptions,
+    ) -> Result<(), EngineError> {
         self.refuse_after_failure()?;
         let mut batch = WriteBatch::default();
         for op in ops {
@@ -323,9 +388,7 @@ impl Engine {
             }
         }
         crate::metrics::ENGINE_OPS.record_write(&batch);
-        let mut wo = WriteOptions::default();
-        wo.set_sync(sync);
-        self.failed_on_disk(self.db.write_opt(batch, &wo))
+        self.failed_on_disk(self.db.write_opt(batch, options))
     }
 
     /// Visits keys in `[start, end)` in order until `visit` returns false.

@@ -7,6 +7,8 @@
 //!   [`keys`] for the key layout inside it; [`wal_sync`] groups WAL syncs.
 //! - [`log_store`] and [`state_machine`]: openraft's storage traits over the engine;
 //!   [`committed`]: the commit index they persist together;
+//!   [`applied_on_disk`]: how far the applied state, written without the WAL, is on
+//!   disk (the log is purged no further);
 //!   [`recent_entries`]: the newest log entries in memory, for replication reads.
 //! - [`network`]: the Raft network, client side and server side, over the peer RPC.
 //! - [`group`]: the handle of one group (propose, leadership, reads);
@@ -24,6 +26,7 @@
 #![allow(clippy::result_large_err)]
 #![warn(missing_docs)]
 
+pub mod applied_on_disk;
 pub mod committed;
 pub mod disk_guard;
 pub mod engine;

@@ -255,14 +255,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.recent.purged(log_id.index);
-        self.write_sync(vec![
-            Op::Put(keys::purged(self.group), enc(&log_id)),
-            Op::DeleteLogRange(
-                keys::log(self.group, 0),
-                keys::log(self.group, log_id.index + 1),
-            ),
-        ])
+        let (engine, group) = (self.engine.clone(), self.group);
+        // The state these entries built is written without the WAL: it goes to disk
+        // before they go (a flush, unless the last one covered it), and a flush in the
+        // background afterwards covers the next purge before it comes.
+        tokio::task::spawn_blocking(move || {
+            engine.persist_applied_through(group, log_id.index)?;
+            engine.write(
+                [
+                    Op::Put(keys::purged(group), enc(&log_id)),
+                    Op::DeleteLogRange(keys::log(group, 0), keys::log(group, log_id.index + 1)),
+                ],
+                true,
+            )?;
+            if let Err(e) = engine.flush_applied_if_due() {
+                tracing::warn!(group, error = %e, "flushing the applied state failed");
+            }
+            Ok(())
+        })
         .await
+        .map_err(|e| EngineError::from_join(&e))
+        .and_then(|written| written)
         .map_err(write_err)
     }
 }

@@ -20,6 +20,9 @@ pub struct EngineOps {
     pub scans: IntCounter,
     /// Syncs of the write-ahead log (each covers every append made before it).
     pub wal_syncs: IntCounter,
+    /// Flushes of the applied state's memtable, which is written without the
+    /// write-ahead log (see [`crate::applied_on_disk`]).
+    pub state_flushes: IntCounter,
 }
 
 impl EngineOps {
@@ -35,7 +38,7 @@ impl EngineOps {
 pub static ENGINE_OPS: LazyLock<EngineOps> = LazyLock::new(|| {
     let v = register_int_counter_vec!(
         "kelemetry_rocksdb_operations_total",
-        "Storage engine operations: write batches, keys and bytes written, point reads, scans, WAL syncs.",
+        "Storage engine operations: write batches, keys and bytes written, point reads, scans, WAL syncs, flushes of the applied state (written without the WAL).",
         &["op"]
     )
     .expect("metric names are unique");
@@ -46,6 +49,7 @@ pub static ENGINE_OPS: LazyLock<EngineOps> = LazyLock::new(|| {
         reads: v.with_label_values(&["point_reads"]),
         scans: v.with_label_values(&["scans"]),
         wal_syncs: v.with_label_values(&["wal_syncs"]),
+        state_flushes: v.with_label_values(&["state_flushes"]),
     }
 });
 

@@ -324,6 +324,7 @@ impl ShardSet {
             ],
             true,
         )?;
+        self.engine.forget_applied(group);
         tracing::info!(shard, "removed shard replica and its data");
         Ok(())
     }

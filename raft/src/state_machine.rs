@@ -260,6 +260,7 @@ fn install_file(
         ],
         true,
     )?;
+    engine.forget_applied(group);
     let view = engine.view(prefix);
     let mut written = 0u64;
     let mut next_progress = 256u64 << 20;
@@ -374,8 +375,14 @@ fn apply_entries(
         ops.push(Op::Put(keys::committed(group), committed_bytes));
     }
     // Not synced: the log is durable, and on restart openraft re-applies every committed
-    // entry after `last_applied`, which is written in the same atomic batch.
-    engine.write(ops, false)?;
+    // entry after `last_applied`, which is written in the same atomic batch. A shard's
+    // state skips the write-ahead log altogether (its log is purged only once a flush
+    // has it on disk); the metadata group's keeps it, as start-up reads the ring
+    // record to choose the replicas to open before any entry is re-applied.
+    match applied.last_applied {
+        Some(last) if group != keys::META_GROUP => engine.write_applied(group, last.index, ops)?,
+        _ => engine.write(ops, false)?,
+    }
     hot.committed(hot_writes);
     Ok((responses, applied))
 }
@@ -453,7 +460,8 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         // openraft builds snapshots only to learn up to where the log may be purged: the
         // applied state already lives in RocksDB, written before this call (apply and
-        // this call both take `&mut self`) and made durable by the purge's synced write.
+        // this call both take `&mut self`) and made durable before the purge (see
+        // `applied_on_disk`).
         // So a built snapshot is its identity alone; the records are read when a
         // follower needs them (`get_current_snapshot`). Copying every record of the
         // shard into memory every 5,000 entries made RSS jump by hundreds of MiB as
