@@ -44,9 +44,7 @@ impl AppliedOnDisk {
     /// memtable without the log. Called after the write returns, so a flush started
     /// later covers it.
     pub fn written(&self, group: GroupId, applied: u64) {
-        let mut indexes = self.lock();
-        let entry = indexes.written.entry(group).or_default();
-        *entry = (*entry).max(applied);
+        raise(&mut self.lock().written, group, applied);
     }
 
     /// Forgets `group`: its state was just replaced or deleted by a logged write (a
@@ -64,10 +62,7 @@ impl AppliedOnDisk {
     /// A group with nothing written that way has everything it applied on disk.
     pub fn needs_flush(&self, group: GroupId, index: u64) -> bool {
         let indexes = self.lock();
-        match indexes.written.get(&group) {
-            None => false,
-            Some(_) => indexes.flushed.get(&group).is_none_or(|&f| f < index),
-        }
+        indexes.written.contains_key(&group) && indexes.uncovered(group, index)
     }
 
     /// Whether a background flush is worth starting now: something was written
@@ -81,7 +76,7 @@ impl AppliedOnDisk {
         let unflushed = indexes
             .written
             .iter()
-            .any(|(g, w)| indexes.flushed.get(g).is_none_or(|f| f < w));
+            .any(|(&g, &w)| indexes.uncovered(g, w));
         unflushed && !recent
     }
 
@@ -96,10 +91,9 @@ impl AppliedOnDisk {
             indexes.written.clone()
         };
         flush()?;
-        let mut indexes = self.lock();
+        let flushed = &mut self.lock().flushed;
         for (group, index) in covered {
-            let entry = indexes.flushed.entry(group).or_default();
-            *entry = (*entry).max(index);
+            raise(flushed, group, index);
         }
         Ok(())
     }
@@ -107,6 +101,19 @@ impl AppliedOnDisk {
     fn lock(&self) -> std::sync::MutexGuard<'_, Indexes> {
         self.indexes.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+impl Indexes {
+    /// Whether the last flush left `group`'s state through `index` off the disk.
+    fn uncovered(&self, group: GroupId, index: u64) -> bool {
+        self.flushed.get(&group).is_none_or(|&f| f < index)
+    }
+}
+
+/// Raises `group`'s index in `map` to `index` (indexes only grow).
+fn raise(map: &mut HashMap<GroupId, u64>, group: GroupId, index: u64) {
+    let entry = map.entry(group).or_default();
+    *entry = (*entry).max(index);
 }
 
 #[cfg(test)]

@@ -86,8 +86,17 @@ impl LogStore {
     /// Writes synchronously on a blocking thread, so that an fsync never stalls the
     /// async runtime.
     async fn write_sync(&self, ops: Vec<Op>) -> Result<(), EngineError> {
+        self.on_blocking_thread(move |engine| engine.write(ops, true))
+            .await
+    }
+
+    /// Runs `work` (engine calls that may wait for the disk) on a blocking thread.
+    async fn on_blocking_thread(
+        &self,
+        work: impl FnOnce(&Engine) -> Result<(), EngineError> + Send + 'static,
+    ) -> Result<(), EngineError> {
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || engine.write(ops, true))
+        tokio::task::spawn_blocking(move || work(&engine))
             .await
             .map_err(|e| EngineError::from_join(&e))?
     }
@@ -255,11 +264,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.recent.purged(log_id.index);
-        let (engine, group) = (self.engine.clone(), self.group);
+        let group = self.group;
         // The state these entries built is written without the WAL: it goes to disk
-        // before they go (a flush, unless the last one covered it), and a flush in the
-        // background afterwards covers the next purge before it comes.
-        tokio::task::spawn_blocking(move || {
+        // before they go (a flush, unless the last one covered it).
+        self.on_blocking_thread(move |engine| {
             engine.persist_applied_through(group, log_id.index)?;
             engine.write(
                 [
@@ -267,15 +275,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     Op::DeleteLogRange(keys::log(group, 0), keys::log(group, log_id.index + 1)),
                 ],
                 true,
-            )?;
+            )
+        })
+        .await
+        .map_err(write_err)?;
+        // Then a flush off the Raft path (openraft waits for the purge) covers the
+        // next purge before it comes, so that one does not wait for a flush.
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || {
             if let Err(e) = engine.flush_applied_if_due() {
                 tracing::warn!(group, error = %e, "flushing the applied state failed");
             }
-            Ok(())
-        })
-        .await
-        .map_err(|e| EngineError::from_join(&e))
-        .and_then(|written| written)
-        .map_err(write_err)
+        });
+        Ok(())
     }
 }
