@@ -143,6 +143,12 @@ pub async fn render(shards: Arc<ShardSet>) -> impl IntoResponse {
     let placed = shards.placed_locals();
     SHARDS_WITHOUT_LEADER.set(placed.iter().filter(|s| !s.has_leader()).count() as i64);
     LOCAL_REPLICAS.set(locals.len() as i64);
+    let recent_capacity = shards.settings().recent_entry_bytes * locals.len();
+    kelemetry_raft::metrics::RECENT_ENTRY_BYTES
+        .with_label_values(&["capacity"])
+        .set(recent_capacity as i64);
+    // Registered here so the series shows (at 0) before any entry is kept.
+    kelemetry_raft::metrics::RECENT_ENTRY_BYTES_HELD.add(0);
     SHARDS_MOVING.set(shards.ring().moving().len() as i64);
     AWAITING_READMISSION.set(i64::from(shards.awaits_readmission()));
     // Registered here so the counter shows (at 0) on a node that never moved one.

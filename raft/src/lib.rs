@@ -59,6 +59,7 @@ pub use network::{
     serve_raft_stream, PeerChannels, PeerTls, RaftAnswers, PEER_CONNECTION_WINDOW,
     PEER_STREAM_WINDOW,
 };
+pub use recent_entries::DEFAULT_RECENT_ENTRY_BYTES;
 pub use registry::ShardSet;
 pub use settings::{RaftSettings, DEFAULT_WAL_SYNC_LINGER, QUORUM_STALE_MS};
 pub use types::{GroupRequest, NodeId};

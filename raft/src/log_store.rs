@@ -54,6 +54,13 @@ impl LogStore {
         }
     }
 
+    /// Keeps at most `bytes` (encoded) of the newest entries in memory instead of
+    /// the default [`crate::DEFAULT_RECENT_ENTRY_BYTES`].
+    pub fn keeping_recent(mut self, bytes: usize) -> Self {
+        self.recent = RecentEntries::new(bytes);
+        self
+    }
+
     /// Where this store records the newest committed log id for the group's state
     /// machine to persist (see [`PendingCommitted`]).
     pub fn pending_committed(&self) -> PendingCommitted {

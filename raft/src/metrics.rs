@@ -1,7 +1,10 @@
 //! What the storage engine and Raft do, counted: how many atomic writes, keys and bytes each
 //! event costs is the first thing to look at when ingest slows down.
 
-use prometheus::{register_int_counter, register_int_counter_vec, IntCounter};
+use prometheus::{
+    register_int_counter, register_int_counter_vec, register_int_gauge_vec, IntCounter, IntGauge,
+    IntGaugeVec,
+};
 use rocksdb::WriteBatch;
 use std::sync::LazyLock;
 
@@ -134,3 +137,19 @@ pub static RECENT_ENTRY_READS: LazyLock<RecentEntryReads> = LazyLock::new(|| {
         misses: v.with_label_values(&["rocksdb"]),
     }
 });
+
+/// `kelemetry_raft_recent_entries_bytes`: the encoded bytes of log entries every local
+/// replica keeps in memory for replication reads (`used`), and the bound on them
+/// (`capacity`: `--raft-recent-entries-kib` times the replicas this node hosts).
+pub static RECENT_ENTRY_BYTES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "kelemetry_raft_recent_entries_bytes",
+        "Encoded bytes of recent Raft log entries kept in memory for replication reads, node-wide (used), and their bound (capacity: --raft-recent-entries-kib per local replica). Held decoded, they take about four times as much memory.",
+        &["kind"]
+    )
+    .expect("metric names are unique")
+});
+
+/// The `used` series of [`RECENT_ENTRY_BYTES`], moved by every change to a run.
+pub static RECENT_ENTRY_BYTES_HELD: LazyLock<IntGauge> =
+    LazyLock::new(|| RECENT_ENTRY_BYTES.with_label_values(&["used"]));

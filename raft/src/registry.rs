@@ -252,7 +252,8 @@ impl ShardSet {
             Some(s) => format!("kelemetry-shard-{s}"),
             None => "kelemetry-metadata".to_string(),
         };
-        let log = LogStore::open(engine.clone(), group, syncer.clone())?;
+        let log = LogStore::open(engine.clone(), group, syncer.clone())?
+            .keeping_recent(settings.recent_entry_bytes);
         let contact = Arc::<FollowerContact>::default();
         let state = ShardStateMachine::new(engine.clone(), group, ctx, log.pending_committed());
         let raft = Raft::new(

@@ -41,6 +41,9 @@ pub struct RaftSettings {
     /// How long a busy node's WAL sync waits for more log appends to cover (see
     /// [`crate::wal_sync`]); zero syncs at once.
     pub wal_sync_linger: std::time::Duration,
+    /// Encoded bytes of its newest log entries each local replica keeps in memory for
+    /// replication reads (see [`crate::recent_entries`]).
+    pub recent_entry_bytes: usize,
 }
 
 /// The default [`RaftSettings::wal_sync_linger`]: 1 ms halved the syncs of a loaded
@@ -61,6 +64,7 @@ impl RaftSettings {
             peer_source_ip: None,
             ring_probe: Vec::new(),
             wal_sync_linger: DEFAULT_WAL_SYNC_LINGER,
+            recent_entry_bytes: crate::recent_entries::DEFAULT_RECENT_ENTRY_BYTES,
         }
     }
 }

@@ -290,3 +290,50 @@ fn a_request_refused_for_want_of_a_permit_gets_its_429_on_a_connection_that_stay
     let batch = pod_churn_batch(7, 3, start_of_recent_window()).to_string();
     assert_eq!(post_on(&mut conn, batch.as_bytes()).unwrap(), 200);
 }
+
+/// The value of the series `name` (labels included) in a `/metrics` text.
+fn series(metrics: &str, name: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[test]
+fn recent_raft_entries_kept_in_memory_stay_within_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        dir.path(),
+        &["--shards", "2", "--raft-recent-entries-kib", "2"],
+    );
+    let t0 = start_of_recent_window();
+    for i in 0..40 {
+        let (code, body) = node.post_audit("c", &pod_churn_batch(300 + i, 1, t0));
+        assert_eq!(code, 200, "{body}");
+    }
+    let metrics = node.metrics_text();
+    let capacity = series(
+        &metrics,
+        "kelemetry_raft_recent_entries_bytes{kind=\"capacity\"}",
+    )
+    .unwrap_or_else(|| panic!("{metrics}"));
+    let used = series(
+        &metrics,
+        "kelemetry_raft_recent_entries_bytes{kind=\"used\"}",
+    )
+    .unwrap_or_else(|| panic!("{metrics}"));
+    let replicas = series(&metrics, "kelemetry_local_replicas").unwrap();
+    assert_eq!(capacity, 2048 * replicas, "{metrics}");
+    // 40 entries of several hundred encoded bytes each went through 2 groups (about
+    // 33 KB kept with a bound too large to matter): the runs hold some of them and
+    // never more than their bound.
+    assert!(used > 0 && used <= capacity, "used {used} of {capacity}");
+    let appended = series(
+        &metrics,
+        "kelemetry_rocksdb_operations_total{op=\"bytes_written\"}",
+    )
+    .unwrap();
+    assert!(
+        appended > 2 * capacity,
+        "the runs were filled past their bound"
+    );
+}

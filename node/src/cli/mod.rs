@@ -132,4 +132,49 @@ mod tests {
         assert_eq!(a.ingest.retention, Duration::from_secs(2 * 86400));
         assert_eq!(a.ingest.exclude_types.len(), 3);
     }
+
+    /// The storage flags reach the Raft settings whether the node starts alone, joins
+    /// or starts a ring with `--peers` (the first path once dropped the linger).
+    #[test]
+    fn raft_flags_reach_the_settings_on_every_start() {
+        let starts: [&[&str]; 3] = [
+            &[],
+            &["--join", "10.0.0.1:7001"],
+            &[
+                "--node-id",
+                "1",
+                "--peers",
+                "1=127.0.0.1:7001,2=127.0.0.1:7002",
+            ],
+        ];
+        for start in starts {
+            let mut argv = vec![
+                "kelemetry",
+                "serve",
+                "--wal-sync-linger-us",
+                "250",
+                "--raft-recent-entries-kib",
+                "8",
+            ];
+            argv.extend_from_slice(start);
+            let cli = Cli::try_parse_from(&argv).unwrap();
+            let Command::Serve(a) = cli.command else {
+                panic!("serve")
+            };
+            let settings = a.raft_settings().unwrap();
+            assert_eq!(
+                settings.wal_sync_linger,
+                Duration::from_micros(250),
+                "{start:?}"
+            );
+            assert_eq!(settings.recent_entry_bytes, 8 << 10, "{start:?}");
+        }
+        let err =
+            Cli::try_parse_from(["kelemetry", "serve", "--raft-recent-entries-kib", "100000"])
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("--raft-recent-entries-kib"),
+            "{err}"
+        );
+    }
 }
