@@ -36,6 +36,16 @@ pub static QUEUE_DEPTH: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     .expect("metric names are unique")
 });
 
+/// The bound on each shard actor's queue (`--shard-queue-commands`), beside
+/// [`QUEUE_DEPTH`]: a depth near it means 429s are coming.
+pub static QUEUE_CAPACITY: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
+    prometheus::register_int_gauge!(
+        "kelemetry_shard_queue_capacity",
+        "Commands one shard actor may queue before submissions are refused (--shard-queue-commands)."
+    )
+    .expect("metric names are unique")
+});
+
 /// Submissions refused because a shard queue was full.
 pub static REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

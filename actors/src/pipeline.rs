@@ -92,6 +92,7 @@ impl Pipeline {
                 .map_or(0, |e| e.settings().backlog.max(1)),
             commit_timeout: settings.commit_timeout,
         };
+        crate::metrics::QUEUE_CAPACITY.set(limits.max_queued_commands as i64);
         let outbox_ref: Arc<OnceLock<ActorRef<OutboxMsg>>> = Arc::new(OnceLock::new());
         let mut shard_actors = Vec::new();
         for shard in 0..shards.count() {

@@ -299,11 +299,18 @@ fn series(metrics: &str, name: &str) -> Option<u64> {
 }
 
 #[test]
-fn recent_raft_entries_kept_in_memory_stay_within_the_flag() {
+fn in_memory_bounds_follow_their_flags_and_show_on_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(
         dir.path(),
-        &["--shards", "2", "--raft-recent-entries-kib", "2"],
+        &[
+            "--shards",
+            "2",
+            "--raft-recent-entries-kib",
+            "2",
+            "--shard-queue-commands",
+            "500",
+        ],
     );
     let t0 = start_of_recent_window();
     for i in 0..40 {
@@ -321,6 +328,10 @@ fn recent_raft_entries_kept_in_memory_stay_within_the_flag() {
         "kelemetry_raft_recent_entries_bytes{kind=\"used\"}",
     )
     .unwrap_or_else(|| panic!("{metrics}"));
+    assert_eq!(
+        series(&metrics, "kelemetry_shard_queue_capacity"),
+        Some(500)
+    );
     let replicas = series(&metrics, "kelemetry_local_replicas").unwrap();
     assert_eq!(capacity, 2048 * replicas, "{metrics}");
     // 40 entries of several hundred encoded bytes each went through 2 groups (about

@@ -146,6 +146,9 @@ async fn ingest_inner(
             return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response();
         }
     };
+    // The records own copies of what they keep; the body's share of the budget stays
+    // taken until the commit, standing for them.
+    drop(body);
     let mut commands = Vec::with_capacity(items.len());
     for item in items {
         match item {
