@@ -417,21 +417,23 @@ impl ServeArgs {
             .advertise_addr
             .clone()
             .unwrap_or_else(|| self.listen.peer_addr.to_string());
-        let tls = self.peer_tls()?;
+        // What the flags say for every node, however it starts: one place, so no
+        // way of starting drops a flag.
+        let mut settings =
+            kelemetry_raft::RaftSettings::single(node_id, advertise, self.node.shards);
+        settings.tls = self.peer_tls()?;
+        settings.peer_source_ip = self.listen.peer_source_ip;
+        settings.replicas = self.ring.replicas;
+        settings.wal_sync_linger =
+            std::time::Duration::from_micros(self.node.wal_sync_linger_us.into());
+        settings.recent_entry_bytes = self.node.raft_recent_entries_kib as usize * 1024;
         if self.ring.peers.is_empty() {
-            let mut single =
-                kelemetry_raft::RaftSettings::single(node_id, advertise, self.node.shards);
-            single.tls = tls;
-            single.peer_source_ip = self.listen.peer_source_ip;
-            single.replicas = self.ring.replicas;
-            single.wal_sync_linger = self.wal_sync_linger();
-            single.recent_entry_bytes = self.recent_entry_bytes();
             let ordinal_zero = self.node.node_id.is_none() && node_id == 0;
-            single.bootstrap = self.ring.join.is_empty() || self.ring.bootstrap || ordinal_zero;
+            settings.bootstrap = self.ring.join.is_empty() || self.ring.bootstrap || ordinal_zero;
             if ordinal_zero && !self.ring.bootstrap {
-                single.ring_probe = self.ring.join.clone();
+                settings.ring_probe = self.ring.join.clone();
             }
-            return Ok(single);
+            return Ok(settings);
         }
         if !self.ring.join.is_empty() {
             return Err(FlagError::Invalid(
@@ -441,35 +443,16 @@ impl ServeArgs {
         }
         let peers: std::collections::BTreeMap<u64, String> =
             self.ring.peers.iter().cloned().collect();
-        if !peers.contains_key(&node_id) {
+        let Some(advertise) = peers.get(&node_id).cloned() else {
             return Err(FlagError::Invalid(format!(
                 "--peers does not list this node (--node-id {node_id})"
             )));
-        }
+        };
         // Every peer of a new ring initialises its part of it (see the registry).
-        Ok(kelemetry_raft::RaftSettings {
-            node_id,
-            advertise_addr: peers[&node_id].clone(),
-            shards: self.node.shards,
-            peers,
-            bootstrap: true,
-            tls,
-            replicas: self.ring.replicas,
-            peer_source_ip: self.listen.peer_source_ip,
-            ring_probe: Vec::new(),
-            wal_sync_linger: self.wal_sync_linger(),
-            recent_entry_bytes: self.recent_entry_bytes(),
-        })
-    }
-
-    /// `--wal-sync-linger-us`.
-    fn wal_sync_linger(&self) -> std::time::Duration {
-        std::time::Duration::from_micros(self.node.wal_sync_linger_us.into())
-    }
-
-    /// `--raft-recent-entries-kib`, in bytes.
-    fn recent_entry_bytes(&self) -> usize {
-        self.node.raft_recent_entries_kib as usize * 1024
+        settings.advertise_addr = advertise;
+        settings.peers = peers;
+        settings.bootstrap = true;
+        Ok(settings)
     }
 
     /// The node id: the flag, else the hostname's StatefulSet ordinal, else 0.
