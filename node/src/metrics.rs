@@ -20,6 +20,28 @@ pub static ROCKSDB_MEMORY: LazyLock<prometheus::IntGaugeVec> = LazyLock::new(|| 
     .expect("metric names are unique")
 });
 
+/// RocksDB's table files by column family (`state`, `log`) and kind (`live`: bytes
+/// of the live files; `pending_compaction`: bytes compactions must still rewrite, the
+/// debt that slows ingest on a grown store).
+pub static ROCKSDB_TABLES: LazyLock<prometheus::IntGaugeVec> = LazyLock::new(|| {
+    prometheus::register_int_gauge_vec!(
+        "kelemetry_rocksdb_table_bytes",
+        "RocksDB table files by column family (state, log) and kind (live; pending_compaction: bytes compactions must still rewrite).",
+        &["family", "kind"]
+    )
+    .expect("metric names are unique")
+});
+
+/// RocksDB background jobs running now, by job (`compaction`, `flush`).
+pub static ROCKSDB_BACKGROUND: LazyLock<prometheus::IntGaugeVec> = LazyLock::new(|| {
+    prometheus::register_int_gauge_vec!(
+        "kelemetry_rocksdb_background_jobs",
+        "RocksDB background jobs running now, by job (compaction, flush).",
+        &["job"]
+    )
+    .expect("metric names are unique")
+});
+
 /// Whether this node's watcher of a resource has finished its initial list and is
 /// following changes (1), by cluster and `group/resource` (`events` for Events).
 pub static WATCH_SYNCED: LazyLock<prometheus::IntGaugeVec> = LazyLock::new(|| {
@@ -164,6 +186,25 @@ pub async fn render(shards: Arc<ShardSet>) -> impl IntoResponse {
         ROCKSDB_MEMORY
             .with_label_values(&[part, kind])
             .set(bytes as i64);
+    }
+    let tables = shards.engine_tables();
+    for (family, t) in [("state", tables.state), ("log", tables.log)] {
+        for (kind, bytes) in [
+            ("live", t.live_bytes),
+            ("pending_compaction", t.pending_compaction_bytes),
+        ] {
+            ROCKSDB_TABLES
+                .with_label_values(&[family, kind])
+                .set(bytes as i64);
+        }
+    }
+    for (job, running) in [
+        ("compaction", tables.running_compactions),
+        ("flush", tables.running_flushes),
+    ] {
+        ROCKSDB_BACKGROUND
+            .with_label_values(&[job])
+            .set(running as i64);
     }
     let mut buf = Vec::new();
     let encoder = TextEncoder::new();

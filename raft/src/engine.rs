@@ -120,6 +120,30 @@ pub struct EngineMemoryUse {
     pub table_reader_bytes: usize,
 }
 
+/// The table files of one column family and the compaction work still owed on them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FamilyTables {
+    /// Bytes of the live table files.
+    pub live_bytes: u64,
+    /// RocksDB's estimate of the bytes compactions must still rewrite to bring every
+    /// level within its target: the debt a grown store pays off while it ingests, and
+    /// what makes one minute of ingest on it slower than the next.
+    pub pending_compaction_bytes: u64,
+}
+
+/// Table files and background work of the whole database, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineTables {
+    /// The applied state's column family.
+    pub state: FamilyTables,
+    /// The Raft log's column family.
+    pub log: FamilyTables,
+    /// Compactions running now.
+    pub running_compactions: u64,
+    /// Memtable flushes running now.
+    pub running_flushes: u64,
+}
+
 /// A handle to the node's database; cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -304,6 +328,29 @@ impl Engine {
             block_cache_bytes: self.cache.get_usage(),
             memtable_bytes: property("rocksdb.size-all-mem-tables"),
             table_reader_bytes: property("rocksdb.estimate-table-readers-mem"),
+        }
+    }
+
+    /// The table files of each column family, the compaction debt on them and the
+    /// background jobs running now.
+    pub fn tables(&self) -> EngineTables {
+        let state = |name: &str| self.db.property_int_value(name).ok().flatten();
+        let log = |name: &str| {
+            (self.db)
+                .property_int_value_cf(self.log_family(), name)
+                .ok()
+                .flatten()
+        };
+        let family = |property: &dyn Fn(&str) -> Option<u64>| FamilyTables {
+            live_bytes: property("rocksdb.live-sst-files-size").unwrap_or(0),
+            pending_compaction_bytes: property("rocksdb.estimate-pending-compaction-bytes")
+                .unwrap_or(0),
+        };
+        EngineTables {
+            state: family(&state),
+            log: family(&log),
+            running_compactions: state("rocksdb.num-running-compactions").unwrap_or(0),
+            running_flushes: state("rocksdb.num-running-flushes").unwrap_or(0),
         }
     }
 

@@ -52,7 +52,7 @@ pub mod storage_fault;
 pub mod types;
 pub mod wal_sync;
 
-pub use engine::{Engine, EngineError, EngineMemory, EngineMemoryUse};
+pub use engine::{Engine, EngineError, EngineMemory, EngineMemoryUse, EngineTables, FamilyTables};
 pub use error::{GroupError, InboundError, PeerError, ShardSetError};
 pub use group::{ShardRaft, META_SHARD};
 pub use network::{

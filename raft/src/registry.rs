@@ -441,6 +441,11 @@ impl ShardSet {
         cache.1.clone()
     }
 
+    /// The storage engine's table files and compaction debt, for `/metrics`.
+    pub fn engine_tables(&self) -> crate::EngineTables {
+        self.engine.tables()
+    }
+
     /// Number of shards.
     pub fn count(&self) -> u32 {
         self.settings.shards

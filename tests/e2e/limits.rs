@@ -347,4 +347,15 @@ fn in_memory_bounds_follow_their_flags_and_show_on_metrics() {
         appended > 2 * capacity,
         "the runs were filled past their bound"
     );
+    for family in ["state", "log"] {
+        for kind in ["live", "pending_compaction"] {
+            let name =
+                format!("kelemetry_rocksdb_table_bytes{{family=\"{family}\",kind=\"{kind}\"}}");
+            assert!(series(&metrics, &name).is_some(), "{name} in {metrics}");
+        }
+    }
+    for job in ["compaction", "flush"] {
+        let name = format!("kelemetry_rocksdb_background_jobs{{job=\"{job}\"}}");
+        assert!(series(&metrics, &name).is_some(), "{name} in {metrics}");
+    }
 }

@@ -58,25 +58,46 @@ struct Opts {
     metrics: Vec<String>,
 }
 
+/// Sum over the nodes' `/metrics` of the series whose line `matches`; `None` when no
+/// node's metrics were given or one could not be read.
+fn metric_sum(metrics_urls: &[String], matches: impl Fn(&str) -> bool) -> Option<u64> {
+    if metrics_urls.is_empty() {
+        return None;
+    }
+    let mut sum = 0u64;
+    for base in metrics_urls {
+        let text = metrics_text(base).ok()?;
+        sum += text
+            .lines()
+            .filter(|line| matches(line))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum::<u64>();
+    }
+    Some(sum)
+}
+
 /// Owner links delivered and still waiting, summed over the nodes' `/metrics`: every
 /// load event links its pod to a ReplicaSet, mostly on another shard, so a backlog
 /// that grows over the run is work the run did not pay for.
 fn outbox_report(metrics_urls: &[String]) -> Option<(u64, u64)> {
-    let (mut delivered, mut waiting) = (0u64, 0u64);
-    for base in metrics_urls {
-        let text = metrics_text(base).ok()?;
-        for line in text.lines() {
-            let value = || line.rsplit(' ').next()?.parse::<f64>().ok();
-            if line.starts_with("kelemetry_outbox_delivered_total{result=\"delivered\"}") {
-                delivered += value().unwrap_or(0.0) as u64;
-            } else if line.starts_with("kelemetry_outbox_backlog{")
-                && line.contains("kind=\"link\"")
-            {
-                waiting += value().unwrap_or(0.0) as u64;
-            }
-        }
-    }
+    let delivered = metric_sum(metrics_urls, |line| {
+        line.starts_with("kelemetry_outbox_delivered_total{result=\"delivered\"}")
+    })?;
+    let waiting = metric_sum(metrics_urls, |line| {
+        line.starts_with("kelemetry_outbox_backlog{") && line.contains("kind=\"link\"")
+    })?;
     Some((delivered, waiting))
+}
+
+/// Bytes RocksDB's compactions still owe, summed over the nodes and column families:
+/// a run on a grown store pays off what the preload left, and how much it inherits
+/// moves its figure from run to run.
+fn compaction_debt(metrics_urls: &[String]) -> Option<u64> {
+    metric_sum(metrics_urls, |line| {
+        line.starts_with("kelemetry_rocksdb_table_bytes{")
+            && line.contains("kind=\"pending_compaction\"")
+    })
 }
 
 /// Least-squares slope of `(seconds, MiB)` samples, MiB per minute.
@@ -179,6 +200,7 @@ fn main() -> anyhow::Result<()> {
             &dir.path().join("node"),
         )?;
     }
+    let debt_at_start = compaction_debt(&metrics_urls);
     let deadline = Instant::now() + opts.duration;
     let started = Instant::now();
     let Clients {
@@ -239,6 +261,7 @@ fn main() -> anyhow::Result<()> {
         .clone();
     lat.sort();
     let outboxes = outbox_report(&metrics_urls);
+    let debt_at_end = compaction_debt(&metrics_urls);
     if let Some(node) = node {
         runtime.block_on(node.shutdown())?;
     }
@@ -262,6 +285,13 @@ fn main() -> anyhow::Result<()> {
     );
     if let Some((delivered, waiting)) = outboxes {
         println!("owner links: {delivered} delivered across shards during the run, {waiting} waiting in outboxes at its end");
+    }
+    if let (Some(start), Some(end)) = (debt_at_start, debt_at_end) {
+        println!(
+            "compaction debt (RocksDB's pending compaction bytes): {:.0} MiB at the start of the run, {:.0} MiB at its end",
+            start as f64 / 1_048_576.0,
+            end as f64 / 1_048_576.0
+        );
     }
     if let (Some(cpu), true) = (cpu_used, events > 0) {
         let whose = if opts.pids.is_empty() {
