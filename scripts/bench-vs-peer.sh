@@ -49,11 +49,12 @@ peer() {
 }
 
 # Prints the bench's figure; its lines on owner links (delivered during the run, and
-# still waiting at its end) and on CPU per event (the in-process node with its clients,
-# or the three node processes) go to stderr beside the round's figure.
+# still waiting at its end), on RocksDB's compaction debt at the run's start and end,
+# and on CPU per event (the in-process node with its clients, or the three node
+# processes) go to stderr beside the round's figure.
 bench_figure() {
   tee "$work/bench.out" | sed -n 's/^ingest, durable ack.*: \([0-9]*\) events\/s.*/\1/p'
-  grep -E '^(owner links|CPU per acknowledged event)' "$work/bench.out" >&2 || true
+  grep -E '^(owner links|compaction debt|CPU per acknowledged event)' "$work/bench.out" >&2 || true
 }
 
 one_node() {
