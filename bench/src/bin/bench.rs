@@ -58,43 +58,47 @@ struct Opts {
     metrics: Vec<String>,
 }
 
-/// Sum over the nodes' `/metrics` of the series whose line `matches`; `None` when no
-/// node's metrics were given or one could not be read.
-fn metric_sum(metrics_urls: &[String], matches: impl Fn(&str) -> bool) -> Option<u64> {
+/// The nodes' `/metrics` texts, read once for every figure taken at one moment; `None`
+/// when no node's metrics were given or one could not be read.
+fn metrics_now(metrics_urls: &[String]) -> Option<Vec<String>> {
     if metrics_urls.is_empty() {
         return None;
     }
-    let mut sum = 0u64;
-    for base in metrics_urls {
-        let text = metrics_text(base).ok()?;
-        sum += text
-            .lines()
-            .filter(|line| matches(line))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .map(|v| v as u64)
-            .sum::<u64>();
-    }
-    Some(sum)
+    metrics_urls
+        .iter()
+        .map(|base| metrics_text(base).ok())
+        .collect()
 }
 
-/// Owner links delivered and still waiting, summed over the nodes' `/metrics`: every
+/// Sum over the nodes' metrics `texts` of the series whose line `matches`.
+fn metric_sum(texts: &[String], matches: impl Fn(&str) -> bool) -> u64 {
+    texts
+        .iter()
+        .flat_map(|text| text.lines())
+        .filter(|line| matches(line))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// Owner links delivered and still waiting, summed over the nodes' metrics: every
 /// load event links its pod to a ReplicaSet, mostly on another shard, so a backlog
 /// that grows over the run is work the run did not pay for.
-fn outbox_report(metrics_urls: &[String]) -> Option<(u64, u64)> {
-    let delivered = metric_sum(metrics_urls, |line| {
+fn outbox_report(texts: &[String]) -> (u64, u64) {
+    let delivered = metric_sum(texts, |line| {
         line.starts_with("kelemetry_outbox_delivered_total{result=\"delivered\"}")
-    })?;
-    let waiting = metric_sum(metrics_urls, |line| {
+    });
+    let waiting = metric_sum(texts, |line| {
         line.starts_with("kelemetry_outbox_backlog{") && line.contains("kind=\"link\"")
-    })?;
-    Some((delivered, waiting))
+    });
+    (delivered, waiting)
 }
 
 /// Bytes RocksDB's compactions still owe, summed over the nodes and column families:
 /// a run on a grown store pays off what the preload left, and how much it inherits
 /// moves its figure from run to run.
-fn compaction_debt(metrics_urls: &[String]) -> Option<u64> {
-    metric_sum(metrics_urls, |line| {
+fn compaction_debt(texts: &[String]) -> u64 {
+    metric_sum(texts, |line| {
         line.starts_with("kelemetry_rocksdb_table_bytes{")
             && line.contains("kind=\"pending_compaction\"")
     })
@@ -200,7 +204,7 @@ fn main() -> anyhow::Result<()> {
             &dir.path().join("node"),
         )?;
     }
-    let debt_at_start = compaction_debt(&metrics_urls);
+    let debt_at_start = metrics_now(&metrics_urls).map(|texts| compaction_debt(&texts));
     let deadline = Instant::now() + opts.duration;
     let started = Instant::now();
     let Clients {
@@ -260,8 +264,9 @@ fn main() -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("poisoned"))?
         .clone();
     lat.sort();
-    let outboxes = outbox_report(&metrics_urls);
-    let debt_at_end = compaction_debt(&metrics_urls);
+    let at_end = metrics_now(&metrics_urls);
+    let outboxes = at_end.as_deref().map(outbox_report);
+    let debt_at_end = at_end.as_deref().map(compaction_debt);
     if let Some(node) = node {
         runtime.block_on(node.shutdown())?;
     }

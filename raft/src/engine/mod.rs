@@ -9,11 +9,16 @@ use crate::keys::GroupId;
 use crate::storage_fault::{StorageFailure, StorageFault};
 use kelemetry_core::state::{KvRead, StateError};
 use rocksdb::{
-    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor,
-    DBRecoveryMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
+    Cache, ColumnFamily, ColumnFamilyDescriptor, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+mod options;
+mod usage;
+
+pub use options::EngineMemory;
+pub use usage::{EngineMemoryUse, EngineTables, FamilyTables};
 
 /// A failure of the storage engine.
 #[derive(Debug, thiserror::Error)]
@@ -83,67 +88,6 @@ pub enum Op {
 /// compaction (the cost that grew with the data), and they are never compressed.
 const LOG_FAMILY: &str = "raft-log";
 
-/// The memory RocksDB may use: one block cache of a fixed capacity, and memtables of a
-/// fixed total. With `cache_index_and_filter_blocks` (the default) the tables' index
-/// and filter blocks are partitioned and charged to the block cache too, so memory
-/// stays flat as data grows; off, every open table keeps them in memory beside it.
-#[derive(Clone, Copy, Debug)]
-pub struct EngineMemory {
-    /// Capacity of the block cache, bytes.
-    pub block_cache_bytes: usize,
-    /// Size of one memtable, bytes; at most two are kept (one being flushed).
-    pub write_buffer_bytes: usize,
-    /// Whether index and filter blocks are held in (and bounded by) the block cache.
-    pub cache_index_and_filter_blocks: bool,
-}
-
-impl Default for EngineMemory {
-    fn default() -> Self {
-        Self {
-            block_cache_bytes: 32 << 20,
-            write_buffer_bytes: 32 << 20,
-            cache_index_and_filter_blocks: true,
-        }
-    }
-}
-
-/// What RocksDB holds in memory now, for `/metrics`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct EngineMemoryUse {
-    /// Bytes in the block cache.
-    pub block_cache_bytes: usize,
-    /// Bytes in memtables: active, being flushed, and flushed ones still pinned by
-    /// open iterators.
-    pub memtable_bytes: usize,
-    /// Bytes of open tables' index and filter blocks held outside the block cache
-    /// (zero when they are charged to the cache).
-    pub table_reader_bytes: usize,
-}
-
-/// The table files of one column family and the compaction work still owed on them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FamilyTables {
-    /// Bytes of the live table files.
-    pub live_bytes: u64,
-    /// RocksDB's estimate of the bytes compactions must still rewrite to bring every
-    /// level within its target: the debt a grown store pays off while it ingests, and
-    /// what makes one minute of ingest on it slower than the next.
-    pub pending_compaction_bytes: u64,
-}
-
-/// Table files and background work of the whole database, for `/metrics`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EngineTables {
-    /// The applied state's column family.
-    pub state: FamilyTables,
-    /// The Raft log's column family.
-    pub log: FamilyTables,
-    /// Compactions running now.
-    pub running_compactions: u64,
-    /// Memtable flushes running now.
-    pub running_flushes: u64,
-}
-
 /// A handle to the node's database; cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -185,62 +129,7 @@ impl Engine {
     /// Opens (creating if needed) the database in `path` within `memory`.
     pub fn open_with(path: &Path, memory: EngineMemory) -> Result<Self, EngineError> {
         let cache = Cache::new_lru_cache(memory.block_cache_bytes)?;
-        let mut table = BlockBasedOptions::default();
-        table.set_block_cache(&cache);
-        table.set_bloom_filter(10.0, false);
-        if memory.cache_index_and_filter_blocks {
-            // Partitioned: only each table's small top-level index stays pinned; the
-            // 4 KiB index and filter partitions come and go through the cache, so a
-            // lookup never loads a whole table's filter into a full cache.
-            table.set_cache_index_and_filter_blocks(true);
-            table.set_pin_top_level_index_and_filter(true);
-            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-            table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
-            table.set_partition_filters(true);
-            table.set_metadata_block_size(4096);
-            table.set_format_version(5);
-        }
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.increase_parallelism(2);
-        opts.set_max_background_jobs(2);
-        opts.set_block_based_table_factory(&table);
-        // Most bytes written are Raft log entries and fresh state that the first
-        // compactions rewrite or drop; compressing them with snappy at every level
-        // was 8% of the CPU of a node holding 4 million events. The top two levels
-        // stay uncompressed, and LZ4 (cheaper than snappy) compresses the rest.
-        opts.set_compression_per_level(&[
-            rocksdb::DBCompressionType::None,
-            rocksdb::DBCompressionType::None,
-            rocksdb::DBCompressionType::Lz4,
-            rocksdb::DBCompressionType::Lz4,
-            rocksdb::DBCompressionType::Lz4,
-            rocksdb::DBCompressionType::Lz4,
-            rocksdb::DBCompressionType::Lz4,
-        ]);
-        opts.set_write_buffer_size(memory.write_buffer_bytes);
-        opts.set_max_write_buffer_number(2);
-        opts.set_db_write_buffer_size(memory.write_buffer_bytes * 2);
-        // A bloom filter over the memtable's keys: most point reads of the write path
-        // look for keys that do not exist yet (dedupe markers, first spans of a
-        // window) and would otherwise walk the whole skiplist.
-        opts.set_memtable_prefix_bloom_ratio(0.05);
-        opts.set_memtable_whole_key_filtering(true);
-        // A torn last record is what a crash leaves of a write that was never synced,
-        // and nothing acknowledged depends on it. A damaged record before the tail is
-        // a damaged disk: opening fails with a corruption error instead of silently
-        // dropping every synced write after it (RocksDB's default, point-in-time).
-        opts.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
-        opts.set_paranoid_checks(true);
-        // RocksDB's own text log (LOG) lives on the data disk. On a disk full to
-        // the last byte, Debian's build aborts the process on the second write to
-        // a log file that already failed once, before a refused write reaches the
-        // node; kept to fatal messages (and the options header at open), the LOG is
-        // not written while the node runs. The node logs RocksDB's errors itself.
-        opts.set_log_level(rocksdb::LogLevel::Fatal);
-        opts.set_keep_log_file_num(4);
-        let log_opts = log_family_options(&opts, &cache);
+        let (opts, log_opts) = options::database_options(memory, &cache);
         let db = DB::open_cf_descriptors(
             &opts,
             path,
@@ -312,46 +201,6 @@ impl Engine {
         self.db
             .cf_handle(LOG_FAMILY)
             .expect("the log column family is created at open")
-    }
-
-    /// What RocksDB holds in memory now.
-    pub fn memory_use(&self) -> EngineMemoryUse {
-        let property = |name: &str| {
-            let state = self.db.property_int_value(name).ok().flatten();
-            let log = (self.db)
-                .property_int_value_cf(self.log_family(), name)
-                .ok()
-                .flatten();
-            (state.unwrap_or(0) + log.unwrap_or(0)) as usize
-        };
-        EngineMemoryUse {
-            block_cache_bytes: self.cache.get_usage(),
-            memtable_bytes: property("rocksdb.size-all-mem-tables"),
-            table_reader_bytes: property("rocksdb.estimate-table-readers-mem"),
-        }
-    }
-
-    /// The table files of each column family, the compaction debt on them and the
-    /// background jobs running now.
-    pub fn tables(&self) -> EngineTables {
-        let state = |name: &str| self.db.property_int_value(name).ok().flatten();
-        let log = |name: &str| {
-            (self.db)
-                .property_int_value_cf(self.log_family(), name)
-                .ok()
-                .flatten()
-        };
-        let family = |property: &dyn Fn(&str) -> Option<u64>| FamilyTables {
-            live_bytes: property("rocksdb.live-sst-files-size").unwrap_or(0),
-            pending_compaction_bytes: property("rocksdb.estimate-pending-compaction-bytes")
-                .unwrap_or(0),
-        };
-        EngineTables {
-            state: family(&state),
-            log: family(&log),
-            running_compactions: state("rocksdb.num-running-compactions").unwrap_or(0),
-            running_flushes: state("rocksdb.num-running-flushes").unwrap_or(0),
-        }
     }
 
     /// Reads one key.
@@ -560,24 +409,6 @@ impl Engine {
             prefix,
         }
     }
-}
-
-/// Options of the log column family: the database's, but never compressed and without
-/// bloom filters (the log is only read by ranges), its tables cached in the same block
-/// cache.
-fn log_family_options(base: &Options, cache: &Cache) -> Options {
-    let mut table = BlockBasedOptions::default();
-    table.set_block_cache(cache);
-    table.set_cache_index_and_filter_blocks(true);
-    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-    table.set_format_version(5);
-    let mut opts = base.clone();
-    opts.set_block_based_table_factory(&table);
-    opts.set_compression_type(rocksdb::DBCompressionType::None);
-    opts.set_compression_per_level(&[]);
-    opts.set_memtable_prefix_bloom_ratio(0.0);
-    opts.set_memtable_whole_key_filtering(false);
-    opts
 }
 
 /// Reads of one key space (a shard's state machine) inside the database.
